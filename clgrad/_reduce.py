@@ -1,0 +1,178 @@
+"""Reduction Tensor methods: sum, mean, prod, max/min, argmax/argmin, all/any."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from . import autograd, ops
+from .dtypes import bool_, int64, to_dtype
+from .view import normalize_dim
+
+values_indices = namedtuple("return_types", ["values", "indices"])
+
+
+def _dims(x, dim) -> tuple:
+    if dim is None:
+        return tuple(range(x.ndim))
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(normalize_dim(d, x.ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        return dims if dims or x.ndim == 0 else tuple(range(x.ndim))
+    return (normalize_dim(dim, x.ndim),)
+
+
+def _keep_shape(x, dims) -> tuple:
+    return tuple(1 if d in dims else s for d, s in enumerate(x.shape))
+
+
+def _expand_back(g, x, dims, keepdim):
+    """A reduced gradient broadcast back over the input's shape."""
+    if not keepdim and x.ndim:
+        g = g.reshape(_keep_shape(x, dims))
+    return g.expand(x.shape)
+
+
+class ReduceMixin:
+    """Reductions of Tensor; the kernels are ops.reduce."""
+
+    def _reduce(self, kind, dim, keepdim, out_dtype, acc_dtype, backward=None, save=()):
+        dims = _dims(self, dim)
+        out = ops.reduce(kind, self, dims, keepdim, out_dtype, acc_dtype)
+        if backward is not None and autograd.needs_grad(self):
+            ctx = autograd.Context([True])
+            ctx.save_for_backward(self, out) if save else None
+            ctx.dims, ctx.keepdim = dims, keepdim
+            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [out])
+        return out
+
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        out_dt = x.dtype if x.dtype.is_floating else int64
+        shape = x.shape
+
+        def backward(ctx, g):
+            return (_expand_back(g, _Shape(shape), ctx.dims, ctx.keepdim),)
+        return x._reduce("sum", dim, keepdim, out_dt, out_dt if x.dtype.name != "float16"
+                         else x.dtype, backward)
+
+    def nansum(self, dim=None, keepdim=False, *, dtype=None):
+        return self.where(self == self, 0).sum(dim, keepdim, dtype=dtype)
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
+                               f"a floating point or complex dtype. Got: {ops.torch_name(x.dtype)}")
+        shape = x.shape
+        n = 1
+        for d in _dims(x, dim):
+            n *= shape[d] if x.ndim else 1
+
+        def backward(ctx, g):
+            return (_expand_back(g / n, _Shape(shape), ctx.dims, ctx.keepdim),)
+        return x._reduce("mean", dim, keepdim, x.dtype, x.dtype, backward)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        out_dt = x.dtype if x.dtype.is_floating else int64
+
+        def backward(ctx, g):
+            inp, out = ctx.saved_tensors
+            dims, kd = ctx.dims, ctx.keepdim
+            # d prod / d x_i is the product of the others: out / x_i where no zero is in the row;
+            # with exactly one zero only that element gets the product of the non-zeros
+            g = _expand_back(g, inp, dims, kd)
+            nonzero = inp != 0
+            safe = inp.where(nonzero, 1)
+            zeros = _expand_back(nonzero.logical_not().sum(dims, keepdim=True), inp, dims, True)
+            others = _expand_back(safe.prod(dims, keepdim=True), inp, dims, True)
+            one_zero = (g * others).where((zeros == 1) * nonzero.logical_not(), 0)
+            return ((g * _expand_back(out, inp, dims, kd) / safe).where(zeros == 0, one_zero),)
+        return x._reduce("prod", dim, keepdim, out_dt, out_dt, backward, save=True)
+
+    def _minmax_all(self, kind, dim, keepdim):
+        if self.numel() == 0 and (dim is None or self.shape[_dims(self, dim)[0]] == 0):
+            raise RuntimeError(f"{kind}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                               "argument.")
+
+        def backward(ctx, g):
+            inp, out = ctx.saved_tensors
+            # ties share the gradient evenly, as PyTorch's amax/amin do
+            ok = _expand_back(out, inp, ctx.dims, ctx.keepdim)
+            mask = (inp == ok).to(g.dtype)
+            count = mask.sum(ctx.dims if inp.ndim else None, keepdim=True)
+            return (_expand_back(g, inp, ctx.dims, ctx.keepdim) * mask / count,)
+        return self._reduce(kind, dim, keepdim, self.dtype, self.dtype, backward, save=True)
+
+    def amax(self, dim=(), keepdim=False):
+        return self._minmax_all("amax", None if dim == () else dim, keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return self._minmax_all("amin", None if dim == () else dim, keepdim)
+
+    def _minmax(self, kind, dim, keepdim):
+        if dim is None:
+            return self._minmax_all("a" + kind, None, False)
+        if hasattr(dim, "_view"):
+            return getattr(ops, "ew")(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
+        d = normalize_dim(dim, self.ndim)
+        idx = self._arg("arg" + kind, d, keepdim)
+        values = self._minmax_all("a" + kind, d, keepdim).detach()
+        if autograd.needs_grad(self):
+            shape = self.shape
+
+            def backward(ctx, g):
+                i, = ctx.saved_tensors
+                return (_index_grad(g, i, shape, d, keepdim),)
+            ctx = autograd.Context([True])
+            ctx.save_for_backward(idx)
+            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [values])
+        return values_indices(values, idx)
+
+    def max(self, dim=None, keepdim=False):
+        return self._minmax("max", dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return self._minmax("min", dim, keepdim)
+
+    def _arg(self, kind, dim, keepdim):
+        if self.numel() == 0:
+            raise RuntimeError(f"{kind}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0.")
+        if dim is None:
+            flat = self.reshape(-1)
+            out = ops.reduce(kind, flat, (0,), False, int64, self.dtype)
+            return out.reshape((1,) * self.ndim) if keepdim else out
+        return ops.reduce(kind, self, (normalize_dim(dim, self.ndim),), keepdim, int64,
+                          self.dtype)
+
+    def argmax(self, dim=None, keepdim=False):
+        return self._arg("argmax", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg("argmin", dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        return ops.reduce("all", self, _dims(self, dim), keepdim, bool_, self.dtype)
+
+    def any(self, dim=None, keepdim=False):
+        return ops.reduce("any", self, _dims(self, dim), keepdim, bool_, self.dtype)
+
+
+class _Shape:
+    """Stands in for a tensor in _expand_back when only its shape is kept."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.ndim = len(shape)
+
+
+def _index_grad(g, idx, shape, d, keepdim):
+    """Gradient of picking `idx` along dim d: g at the picked positions, zero elsewhere."""
+    from .creation import arange
+    if not keepdim:
+        g = g.unsqueeze(d)
+        idx = idx.unsqueeze(d)
+    pos = arange(shape[d], device=g.device).reshape((shape[d],) + (1,) * (len(shape) - d - 1))
+    return g * (pos == idx)

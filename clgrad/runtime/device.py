@@ -1,0 +1,350 @@
+"""OpenCL platforms and devices: discovery, spec parsing, the selection rules, and device quirks."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyopencl as cl
+
+from .errors import DeviceNotFoundError, NoOpenCLError
+
+_lock = threading.RLock()
+_devices: list["Device"] | None = None
+_default: "Device | None" = None
+_default_rule: str = ""
+
+NO_PLATFORM_HELP = (
+    "No OpenCL platform was found. Install the OpenCL driver (ICD) of your GPU vendor, "
+    "or a CPU device with `pip install 'clgrad[pocl]'` (PoCL)."
+)
+
+
+@dataclass(eq=False)
+class Device:
+    """One OpenCL device; its context and in-order queue are created on first use."""
+
+    index: int
+    platform_index: int
+    device_index: int
+    cl_device: object = field(repr=False)
+    _context: object = field(default=None, repr=False)
+    _queue: object = field(default=None, repr=False)
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        return f"cl:{self.index}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+    def __repr__(self) -> str:
+        return f"device(type='cl', index={self.index}, name={self.name!r})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = get_device(other)
+            except DeviceNotFoundError:
+                return False
+        return isinstance(other, Device) and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash(("cl", self.index))
+
+    @property
+    def type(self) -> str:
+        return "cl"
+
+    # ---- properties -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.cl_device.name.strip()
+
+    @property
+    def vendor(self) -> str:
+        return self.cl_device.vendor.strip()
+
+    @property
+    def platform_name(self) -> str:
+        return self.cl_device.platform.name.strip()
+
+    @property
+    def platform_version(self) -> str:
+        return self.cl_device.platform.version.strip()
+
+    @property
+    def kind(self) -> str:
+        t = self.cl_device.type
+        if t & cl.device_type.GPU:
+            return "gpu"
+        if t & cl.device_type.ACCELERATOR:
+            return "accelerator"
+        if t & cl.device_type.CPU:
+            return "cpu"
+        return "other"
+
+    @property
+    def compute_units(self) -> int:
+        return self.cl_device.max_compute_units
+
+    @property
+    def clock_mhz(self) -> int:
+        return self.cl_device.max_clock_frequency
+
+    @property
+    def global_mem_size(self) -> int:
+        return self.cl_device.global_mem_size
+
+    @property
+    def local_mem_size(self) -> int:
+        return self.cl_device.local_mem_size
+
+    @property
+    def local_mem_is_global(self) -> bool:
+        return self.cl_device.local_mem_type == cl.device_local_mem_type.GLOBAL
+
+    @property
+    def max_alloc_size(self) -> int:
+        return self.cl_device.max_mem_alloc_size
+
+    @property
+    def max_work_group_size(self) -> int:
+        return self.cl_device.max_work_group_size
+
+    @property
+    def extensions(self) -> frozenset:
+        return frozenset(self.cl_device.extensions.split())
+
+    @property
+    def has_fp64(self) -> bool:
+        return "cl_khr_fp64" in self.extensions or self.cl_device.double_fp_config != 0
+
+    @property
+    def has_fp16(self) -> bool:
+        return "cl_khr_fp16" in self.extensions
+
+    @property
+    def opencl_c_version(self) -> str:
+        return self.cl_device.opencl_c_version.strip()
+
+    @property
+    def version(self) -> str:
+        return self.cl_device.version.strip()
+
+    @property
+    def driver_version(self) -> str:
+        return self.cl_device.driver_version.strip()
+
+    @property
+    def identity(self) -> tuple:
+        """What distinguishes one compiled binary target from another (the cache key uses it)."""
+        return (self.platform_name, self.platform_version, self.name, self.version,
+                self.driver_version)
+
+    def properties(self) -> dict:
+        return {
+            "index": self.index, "spec": self.spec,
+            "platform": self.platform_name, "name": self.name, "vendor": self.vendor,
+            "type": self.kind, "compute_units": self.compute_units, "clock_mhz": self.clock_mhz,
+            "global_mem": self.global_mem_size, "local_mem": self.local_mem_size,
+            "max_alloc": self.max_alloc_size, "max_work_group_size": self.max_work_group_size,
+            "fp16": self.has_fp16, "fp64": self.has_fp64,
+            "opencl_c_version": self.opencl_c_version, "driver_version": self.driver_version,
+        }
+
+    # ---- quirks: everything kernels may need to know about the device lives here ------------
+    @property
+    def is_cpu(self) -> bool:
+        return self.kind == "cpu"
+
+    def elementwise_group_size(self, kernel_max: int, multiple: int) -> int:
+        """A work-group size for streaming kernels that the device and the kernel both accept."""
+        want = 256 if not self.is_cpu else 512
+        size = max(1, min(want, kernel_max, self.max_work_group_size))
+        if multiple > 1 and size >= multiple:
+            size -= size % multiple
+        return size
+
+    # ---- context and queue ----------------------------------------------------------------
+    @property
+    def context(self):
+        if self._context is None:
+            with _lock:
+                if self._context is None:
+                    self._context = cl.Context([self.cl_device])
+        return self._context
+
+    @property
+    def queue(self):
+        if self._queue is None:
+            with _lock:
+                if self._queue is None:
+                    self._queue = cl.CommandQueue(self.context)
+        return self._queue
+
+    def synchronize(self) -> None:
+        if self._queue is not None:
+            self._queue.finish()
+
+
+def _platforms():
+    try:
+        return cl.get_platforms()
+    except cl.LogicError:  # PLATFORM_NOT_FOUND_KHR from the ICD loader
+        return []
+
+
+def devices() -> list[Device]:
+    """Every OpenCL device of every platform, numbered as `clgrad devices` prints them."""
+    global _devices
+    with _lock:
+        if _devices is None:
+            found = []
+            for p, plat in enumerate(_platforms()):
+                try:
+                    devs = plat.get_devices()
+                except cl.Error:
+                    devs = []
+                for d, dev in enumerate(devs):
+                    found.append(Device(len(found), p, d, dev))
+            _devices = found
+        return list(_devices)
+
+
+def _require_devices() -> list[Device]:
+    devs = devices()
+    if not devs:
+        raise NoOpenCLError(NO_PLATFORM_HELP)
+    return devs
+
+
+def _describe(devs) -> str:
+    return "; ".join(f"{d.spec} ({d.platform_name}: {d.name}, {d.kind})" for d in devs)
+
+
+def get_device(spec) -> Device:
+    """Resolve a device spec: a Device, an int, 'cl:N', 'cl:P:D', 'gpu'/'cpu', or a name substring."""
+    if isinstance(spec, Device):
+        return spec
+    devs = _require_devices()
+    if spec is None:
+        return default_device()
+    if isinstance(spec, int):
+        text = f"cl:{spec}"
+    else:
+        text = str(spec).strip()
+    low = text.lower()
+    parts = low.split(":")
+    if parts[0] == "cl" and 2 <= len(parts) <= 3 and all(x.isdigit() for x in parts[1:]):
+        nums = [int(x) for x in parts[1:]]
+        for d in devs:
+            if (len(nums) == 1 and d.index == nums[0]) or \
+               (len(nums) == 2 and (d.platform_index, d.device_index) == tuple(nums)):
+                return d
+    elif low in ("gpu", "cpu", "accelerator"):
+        matches = [d for d in devs if d.kind == low]
+        if matches:
+            return _best(matches)
+    elif low:
+        matches = [d for d in devs if low in d.name.lower() or low in d.vendor.lower()
+                   or low in d.platform_name.lower()]
+        if matches:
+            return _best(matches)
+    raise DeviceNotFoundError(
+        f"No OpenCL device matches {text!r}. Available devices: {_describe(devs)}. "
+        "Specs: cl:N, cl:P:D, gpu, cpu, or part of a device/vendor/platform name.")
+
+
+def _score(d: Device):
+    # GPUs first, then the most compute throughput; between two builds of PoCL on one CPU the
+    # one targeting the wider vector ISA (Debian's AVX-512 vs pip's AVX2) wins.
+    kind = {"gpu": 3, "accelerator": 2, "cpu": 1}.get(d.kind, 0)
+    vec = d.cl_device.preferred_vector_width_float
+    return (kind, d.compute_units * max(d.clock_mhz, 1), vec, -d.index)
+
+
+def _best(devs: list[Device]) -> Device:
+    return max(devs, key=_score)
+
+
+# ---- persisted default (`clgrad select`) ------------------------------------------------------
+def config_path() -> Path:
+    base = os.environ.get("CLGRAD_CONFIG_DIR")
+    if base:
+        return Path(base) / "config.json"
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "clgrad" / "config.json"
+
+
+def _read_config() -> dict:
+    try:
+        return json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_default_spec(spec: str | None) -> Path:
+    """Persist (or, with None, clear) the default device spec; the spec must resolve now."""
+    cfg = _read_config()
+    if spec is None:
+        cfg.pop("device", None)
+    else:
+        get_device(spec)
+        cfg["device"] = spec
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cfg, indent=2))
+    os.replace(tmp, path)
+    reset_default()
+    return path
+
+
+def choose_device(explicit=None) -> tuple[Device, str]:
+    """Apply the selection order; return the device and the rule that chose it."""
+    if explicit is not None:
+        return get_device(explicit), "explicit argument"
+    env = os.environ.get("CLGRAD_DEVICE")
+    if env:
+        return get_device(env), f"CLGRAD_DEVICE={env}"
+    saved = _read_config().get("device")
+    if saved:
+        return get_device(saved), f"saved default {saved!r} in {config_path()}"
+    devs = _require_devices()
+    gpus = [d for d in devs if d.kind == "gpu"]
+    if gpus:
+        return _best(gpus), "best GPU"
+    return _best(devs), "no GPU: best other device"
+
+
+def default_device() -> Device:
+    global _default, _default_rule
+    with _lock:
+        if _default is None:
+            _default, _default_rule = choose_device()
+        return _default
+
+
+def default_rule() -> str:
+    default_device()
+    return _default_rule
+
+
+def set_default_device(spec) -> Device:
+    """Make `spec` the device new tensors are created on (for this process)."""
+    global _default, _default_rule
+    dev = get_device(spec)
+    with _lock:
+        _default, _default_rule = dev, "set_default_device()"
+    return dev
+
+
+def reset_default() -> None:
+    """Forget the chosen default so the selection rules run again (tests, `clgrad select`)."""
+    global _default, _default_rule
+    with _lock:
+        _default, _default_rule = None, ""

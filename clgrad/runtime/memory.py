@@ -1,0 +1,173 @@
+"""Device buffers, the size-bucketed buffer pool, host<->device transfers and the runtime counters."""
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+
+import numpy as np
+import pyopencl as cl
+
+from .device import Device
+from .errors import OutOfMemoryError
+
+_counters: Counter = Counter()
+
+
+def count(name: str, n: int = 1) -> None:
+    _counters[name] += n
+
+
+def stats() -> dict:
+    """Counters since the last reset: kernel launches, transfers (and bytes), program builds."""
+    keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "builds", "disk_cache_hits",
+            "allocs", "pool_hits")
+    return {k: _counters.get(k, 0) for k in keys}
+
+
+def reset_stats() -> None:
+    _counters.clear()
+
+
+def _bucket(nbytes: int) -> int:
+    # Round up so that near-equal requests share pooled buffers: 256 B steps below 64 KiB, then
+    # eight steps per power of two (at most 12.5% slack).
+    nbytes = max(int(nbytes), 1)
+    if nbytes <= 65536:
+        return (nbytes + 255) & ~255
+    step = 1 << max(nbytes.bit_length() - 4, 8)
+    return (nbytes + step - 1) // step * step
+
+
+class Pool:
+    """Parks freed device buffers by bucketed size and hands them out again."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        self.free: dict[int, list] = defaultdict(list)
+        self.pooled_bytes = 0
+        self.allocated_bytes = 0
+        self.peak_bytes = 0
+        self.lock = threading.Lock()
+
+    def _raw_alloc(self, size: int):
+        limit = self.device.global_mem_size
+        if self.allocated_bytes + self.pooled_bytes + size > limit:
+            self.empty()
+        if self.allocated_bytes + size > limit:
+            raise cl.MemoryError("clgrad pool", cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, "")
+        count("allocs")
+        return cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, size)
+
+    def alloc(self, nbytes: int):
+        size = _bucket(nbytes)
+        if nbytes > self.device.max_alloc_size:
+            raise OutOfMemoryError(
+                f"A single tensor of {nbytes} bytes exceeds the largest allocation "
+                f"{self.device.name} ({self.device.spec}) allows: CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
+                f"{self.device.max_alloc_size} bytes.")
+        with self.lock:
+            bucket = self.free.get(size)
+            if bucket:
+                raw = bucket.pop()
+                self.pooled_bytes -= size
+                count("pool_hits")
+            else:
+                try:
+                    raw = self._raw_alloc(size)
+                except (cl.MemoryError, cl.RuntimeError):
+                    self.empty()
+                    try:
+                        raw = self._raw_alloc(size)
+                    except (cl.MemoryError, cl.RuntimeError) as e:
+                        raise OutOfMemoryError(
+                            f"Could not allocate {nbytes} bytes on {self.device.spec} "
+                            f"({self.device.name}): {self.allocated_bytes} bytes are in use by "
+                            f"tensors of {self.device.global_mem_size} bytes of device memory "
+                            f"(largest single allocation {self.device.max_alloc_size}). "
+                            f"[{e}]") from None
+            self.allocated_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.allocated_bytes)
+            return raw, size
+
+    def release(self, raw, size: int) -> None:
+        with self.lock:
+            self.allocated_bytes -= size
+            self.free[size].append(raw)
+            self.pooled_bytes += size
+
+    def empty(self) -> None:
+        for bucket in self.free.values():
+            for raw in bucket:
+                raw.release()
+        self.free.clear()
+        self.pooled_bytes = 0
+
+
+_pools: dict[Device, Pool] = {}
+
+
+def pool(device: Device) -> Pool:
+    p = _pools.get(device)
+    if p is None:
+        p = _pools[device] = Pool(device)
+    return p
+
+
+class Buffer:
+    """A block of device memory owned by tensors; returns to the pool when the last one goes.
+
+    `version` is the storage's version counter shared by all views (autograd checks it).
+    """
+
+    __slots__ = ("device", "nbytes", "raw", "_size", "version", "__weakref__")
+
+    def __init__(self, device: Device, nbytes: int):
+        self.device = device
+        self.nbytes = int(nbytes)
+        self.raw, self._size = pool(device).alloc(self.nbytes)
+        self.version = 0
+
+    def __del__(self):
+        raw = getattr(self, "raw", None)
+        if raw is not None:
+            try:
+                pool(self.device).release(raw, self._size)
+            except Exception:  # interpreter shutdown
+                pass
+            self.raw = None
+
+    # ---- transfers: the only ways data crosses between host and device ------------------
+    def write(self, host: np.ndarray, byte_offset: int = 0) -> None:
+        host = np.ascontiguousarray(host)
+        if host.nbytes == 0:
+            return
+        count("h2d")
+        count("h2d_bytes", host.nbytes)
+        cl.enqueue_copy(self.device.queue, self.raw, host, dst_offset=byte_offset, is_blocking=True)
+
+    def read(self, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
+        if out.nbytes == 0:
+            return out
+        count("d2h")
+        count("d2h_bytes", out.nbytes)
+        cl.enqueue_copy(self.device.queue, out, self.raw, src_offset=byte_offset, is_blocking=True)
+        return out
+
+
+def memory_stats(device: Device) -> dict:
+    p = pool(device)
+    return {"allocated_bytes": p.allocated_bytes,
+            "reserved_bytes": p.allocated_bytes + p.pooled_bytes,
+            "peak_allocated_bytes": p.peak_bytes}
+
+
+def reset_peak_memory_stats(device: Device) -> None:
+    p = pool(device)
+    p.peak_bytes = p.allocated_bytes
+
+
+def empty_cache(device: Device | None = None) -> None:
+    for dev, p in list(_pools.items()):
+        if device is None or dev == device:
+            with p.lock:
+                p.empty()

@@ -1,0 +1,229 @@
+"""Render kernels_cl/ templates, build them (with in-memory and on-disk caches) and launch kernels."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import string
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyopencl as cl
+
+from ..version import __version__
+from .device import Device
+from .errors import KernelBuildError
+from .memory import count
+
+BUILD_OPTIONS = ("-cl-std=CL1.2",)
+_lock = threading.RLock()
+_programs: dict = {}          # (device, source, options) -> cl.Program
+_kernels: dict = {}           # (device, source, options, name) -> Kernel
+
+
+def kernels_dir() -> Path:
+    """The folder of .cl templates: CLGRAD_KERNELS_DIR, the checkout's kernels_cl/, or the
+    copy installed as package data (clgrad/kernels_cl)."""
+    env = os.environ.get("CLGRAD_KERNELS_DIR")
+    if env:
+        return Path(env)
+    pkg = Path(__file__).resolve().parent.parent
+    for cand in (pkg.parent / "kernels_cl", pkg / "kernels_cl"):
+        if cand.is_dir() and any(cand.glob("*.cl")):
+            return cand
+    raise FileNotFoundError(
+        f"clgrad's kernel templates (kernels_cl/*.cl) were not found next to {pkg}; "
+        "reinstall clgrad or set CLGRAD_KERNELS_DIR.")
+
+
+_templates: dict = {}
+
+
+def template(family: str) -> string.Template:
+    path = kernels_dir() / f"{family}.cl"
+    key = str(path)
+    t = _templates.get(key)
+    if t is None:
+        t = _templates[key] = string.Template(path.read_text())
+    return t
+
+
+def render(family: str, **subst) -> str:
+    """Substitute ${name} placeholders; a missing value raises KeyError naming it."""
+    try:
+        return template(family).substitute(**{k: str(v) for k, v in subst.items()})
+    except KeyError as e:
+        raise KeyError(f"template {family}.cl needs a value for {e.args[0]!r}") from None
+
+
+# ---- disk cache -----------------------------------------------------------------------------
+def cache_dir() -> Path:
+    env = os.environ.get("CLGRAD_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "clgrad"
+
+
+def cache_enabled() -> bool:
+    return os.environ.get("CLGRAD_NO_CACHE", "") not in ("1", "true", "yes")
+
+
+def cache_key(source: str, options, device: Device) -> str:
+    h = hashlib.sha256()
+    for part in (source, " ".join(options), __version__, cl.VERSION_TEXT, *device.identity):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def cache_info() -> dict:
+    root = cache_dir()
+    entries, size = 0, 0
+    if root.is_dir():
+        for meta in root.glob("*/*/meta.json"):
+            entries += 1
+            size += sum(f.stat().st_size for f in meta.parent.iterdir())
+    return {"path": str(root), "entries": entries, "bytes": size, "enabled": cache_enabled()}
+
+
+def clear_cache() -> int:
+    root = cache_dir()
+    n = cache_info()["entries"]
+    if root.is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+    return n
+
+
+def _entry(key: str) -> Path:
+    return cache_dir() / key[:2] / key
+
+
+def _load_cached(key, device, options):
+    entry = _entry(key)
+    try:
+        binary = (entry / "binary.bin").read_bytes()
+    except OSError:
+        return None
+    try:
+        prg = cl.Program(device.context, [device.cl_device], [binary]).build(options=list(options))
+    except cl.Error:
+        return None           # stale or corrupt entry: rebuild from source and overwrite it
+    count("disk_cache_hits")
+    return prg
+
+
+def _store_cached(key, source, options, device, prg, log):
+    try:
+        binaries = prg.get_info(cl.program_info.BINARIES)
+        if not binaries or not binaries[0]:
+            return
+        final = _entry(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+        (tmp / "source.cl").write_text(source)
+        (tmp / "binary.bin").write_bytes(bytes(binaries[0]))
+        (tmp / "build.log").write_text(log)
+        (tmp / "meta.json").write_text(json.dumps({
+            "options": list(options), "clgrad": __version__, "pyopencl": cl.VERSION_TEXT,
+            "device": list(device.identity)}))
+        try:
+            os.rename(tmp, final)          # atomic; a concurrent writer may have won the race
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError:
+        pass                                # a read-only cache dir must not break computation
+
+
+def _failed_source_path(name: str, source: str) -> Path:
+    d = Path(tempfile.gettempdir()) / "clgrad-failed-builds"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}-{hashlib.sha256(source.encode()).hexdigest()[:12]}.cl"
+    path.write_text(source)
+    return path
+
+
+def _build_log(prg, device) -> str:
+    try:
+        return prg.get_build_info(device.cl_device, cl.program_build_info.LOG) or ""
+    except cl.Error:
+        return ""
+
+
+def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
+    """Return a built cl.Program for `source`, from memory, disk, or a fresh build."""
+    options = tuple(options)
+    mkey = (device, source, options)
+    prg = _programs.get(mkey)
+    if prg is not None:
+        return prg
+    with _lock:
+        prg = _programs.get(mkey)
+        if prg is not None:
+            return prg
+        use_disk = cache_enabled()
+        key = cache_key(source, options, device) if use_disk else None
+        prg = _load_cached(key, device, options) if use_disk else None
+        if prg is None:
+            count("builds")
+            try:
+                prg = cl.Program(device.context, source).build(options=list(options))
+            except cl.RuntimeError as e:
+                log = getattr(e, "build_log", None)
+                text = "\n".join(x[1] for x in log) if log else str(e)
+                raise KernelBuildError(name, _failed_source_path(name, source), text,
+                                       options) from None
+            if use_disk:
+                _store_cached(key, source, options, device, prg, _build_log(prg, device))
+        _programs[mkey] = prg
+        return prg
+
+
+class Kernel:
+    """A built kernel with its argument types fixed, launched on its device's queue."""
+
+    def __init__(self, device: Device, prg, name: str, arg_dtypes):
+        self.device = device
+        self.name = name
+        self.cl_kernel = getattr(prg, name)      # fetched exactly once per program and name
+        self.cl_kernel.set_scalar_arg_dtypes(arg_dtypes)
+        info = cl.kernel_work_group_info
+        self.max_group = self.cl_kernel.get_work_group_info(info.WORK_GROUP_SIZE,
+                                                            device.cl_device)
+        self.group_multiple = self.cl_kernel.get_work_group_info(
+            info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
+
+    def __call__(self, global_size, local_size, *args):
+        count("launches")
+        self.cl_kernel(self.device.queue, global_size, local_size, *args)
+
+    def launch_1d(self, n: int, *args):
+        """One work-item per element; the kernel guards against the rounded-up tail."""
+        if n <= 0:
+            return
+        local = self.device.elementwise_group_size(self.max_group, self.group_multiple)
+        local = min(local, max(1, 1 << (int(n) - 1).bit_length()))
+        self(((n + local - 1) // local * local,), (local,), *args)
+
+
+def kernel(device: Device, source: str, name: str, arg_dtypes, options=BUILD_OPTIONS) -> Kernel:
+    key = (device, source, tuple(options), name)
+    k = _kernels.get(key)
+    if k is None:
+        prg = build(device, source, name, options)
+        k = _kernels[key] = Kernel(device, prg, name, arg_dtypes)
+    return k
+
+
+LOCAL = None     # marker for a __local pointer argument in arg_dtypes
+
+
+def local_mem(nbytes: int):
+    return cl.LocalMemory(max(int(nbytes), 4))
+
+
+def np_scalar(dtype):
+    return np.dtype(dtype).type
