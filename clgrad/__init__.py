@@ -60,3 +60,45 @@ reshape, permute, transpose, swapaxes, t, squeeze, unsqueeze, flatten, unflatten
 narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.select,
                                                        Tensor.unbind, Tensor.clone,
                                                        Tensor.expand, Tensor.detach)
+
+
+# ==== math (helper: math) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== reductions (helper: reduce/linalg) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== linear algebra (helper: reduce/linalg) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== shape and indexing (helper: shape/index) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== nn, serialization (helper: nn) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== conv (helper: conv) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== optim, utils (helper: optim) ====
+# (records and functions of this group go below this line)
+#
+#

@@ -386,7 +386,12 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
             return
         if not create_graph:
             g = g.detach()
-        if t.grad is None:
+        slot = t._grad_slot
+        if t.grad is None and slot is not None and not create_graph:
+            # the optimizer keeps this parameter's gradient at a fixed place in a flat arena
+            from .ops import copy_into
+            t.grad = copy_into(slot, g)
+        elif t.grad is None:
             t.grad = fresh(g if g.is_contiguous() else g.contiguous())
         elif create_graph:
             t.grad = t.grad + g
@@ -528,3 +533,114 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = g.detach()
         result.append(g)
     return tuple(result)
+
+
+# ---- numerical gradient checks ---------------------------------------------------------------
+def _flat_inputs(inputs):
+    T = _tensor_cls()
+    inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
+    return inputs, [t for t in inputs if isinstance(t, T) and t.requires_grad]
+
+
+def _outputs(func, inputs):
+    T = _tensor_cls()
+    out = func(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o for o in outs if isinstance(o, T)]
+
+
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
+              nondet_tol=0.0, fast_mode=None, check_undefined_grad=True, **_):
+    """Compare autograd's gradients of `func` at `inputs` with central differences.
+
+    Inputs that require grad should be float64 (as in PyTorch). Small outputs compare the full
+    Jacobian; large ones compare random projections u^T J, which needs one backward each."""
+    import numpy as np
+    T = _tensor_cls()
+    inputs, wrt = _flat_inputs(inputs)
+    if not wrt:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient")
+    with enable_grad():
+        outs = [o for o in _outputs(func, inputs) if o.dtype.is_floating]
+    n_out = sum(o.numel() for o in outs)
+    rng = np.random.default_rng(0)
+    if fast_mode is None:
+        fast_mode = n_out > 16
+    if fast_mode:
+        projections = [[rng.standard_normal(o.shape) for o in outs] for _ in range(2)]
+    else:
+        projections = []
+        for k, o in enumerate(outs):
+            for j in range(o.numel()):
+                vec = [np.zeros(p.shape) for p in outs]
+                vec[k].reshape(-1)[j] = 1.0
+                projections.append(vec)
+
+    def project(vec):
+        with no_grad():
+            outs_ = [o for o in _outputs(func, inputs) if o.dtype.is_floating]
+            return sum(float((o.detach().numpy(force=True).astype(np.float64) * v).sum())
+                       for o, v in zip(outs_, vec))
+
+    for vec in projections:
+        with enable_grad():
+            outs_ = [o for o in _outputs(func, inputs) if o.dtype.is_floating]
+            used = [(o, v) for o, v in zip(outs_, vec) if o.requires_grad]
+            if used:
+                ga = grad([o for o, _ in used],
+                          wrt, [T._from_numpy(v, o.dtype, o.device) for o, v in used],
+                          allow_unused=True)
+            else:
+                ga = [None] * len(wrt)
+        for t, g in zip(wrt, ga):
+            analytic = np.zeros(t.shape) if g is None else g.numpy(force=True).astype(np.float64)
+            host = t.detach().numpy(force=True).astype(np.float64)
+            numeric = np.zeros(t.shape)
+            flat = host.reshape(-1)
+            for i in range(flat.size):
+                orig = flat[i]
+                flat[i] = orig + eps
+                t.detach().copy_(T._from_numpy(host, t.dtype, t.device))
+                plus = project(vec)
+                flat[i] = orig - eps
+                t.detach().copy_(T._from_numpy(host, t.dtype, t.device))
+                minus = project(vec)
+                flat[i] = orig
+                numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+            t.detach().copy_(T._from_numpy(host, t.dtype, t.device))
+            if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
+                if not raise_exception:
+                    return False
+                worst = np.abs(analytic - numeric).max() if analytic.size else 0
+                raise GradcheckError(
+                    f"Jacobian mismatch for an input of shape {tuple(t.shape)} "
+                    f"(max abs difference {worst:.3g}):\nnumerical: {numeric}\n"
+                    f"analytical: {analytic}")
+    return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True, **kw):
+    """gradcheck of the gradient itself (built with create_graph=True): second derivatives."""
+    import numpy as np
+    T = _tensor_cls()
+    inputs, wrt = _flat_inputs(inputs)
+    with enable_grad():
+        outs = [o for o in _outputs(func, inputs) if o.dtype.is_floating]
+    rng = np.random.default_rng(1)
+    if grad_outputs is None:
+        grad_outputs = [T._from_numpy(rng.standard_normal(o.shape), o.dtype, o.device)
+                        for o in outs]
+
+    def first(*args):
+        outs_ = [o for o in _outputs(func, args) if o.dtype.is_floating]
+        wrt_ = [a for a in args if isinstance(a, T) and a.requires_grad]
+        gs = grad(outs_, wrt_, list(grad_outputs), create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first, inputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, **kw)
+
+
+class GradcheckError(RuntimeError):
+    """Analytical and numerical gradients disagree."""

@@ -477,3 +477,45 @@ def launch_ew_raw(name, expr, out, compute, preamble, scalars):
                                [v for _, v in scalars], cshape)
     out._buf.version += 1
     return out
+
+
+# ==== elementwise records (helper: math) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== reductions, scans, softmax (helper: reduce/linalg) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== linear algebra (helper: reduce/linalg) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== shape, gather/scatter, sort, indexing (helper: shape/index) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== nn kernels: losses, norms, embedding, dropout (helper: nn) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== convolution and pooling (helper: conv) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== optimizer updates (helper: optim) ====
+# (records and functions of this group go below this line)
+#
+#

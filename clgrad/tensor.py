@@ -55,6 +55,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         t._retains_grad = False
         t._hooks = {}
         t._base = None
+        t._grad_slot = None       # a preallocated home for .grad (optimizer arenas)
         return t
 
     @classmethod

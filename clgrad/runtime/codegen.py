@@ -226,3 +226,33 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
                       2 * ts * (ts + 1) * acc_bytes > device.local_mem_size):
         ts //= 2
     return ts
+
+
+# ==== reductions, scans, softmax (helper: reduce/linalg) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== shape, gather/scatter, sort, indexing (helper: shape/index) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== nn kernels (helper: nn) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== convolution and pooling (helper: conv) ====
+# (records and functions of this group go below this line)
+#
+#
+
+
+# ==== optimizer updates (helper: optim) ====
+# (records and functions of this group go below this line)
+#
+#
