@@ -111,7 +111,9 @@ def _load_cached(key, device, options):
     try:
         prg = cl.Program(device.context, [device.cl_device], [binary]).build(options=list(options))
     except cl.Error:
-        return None           # stale or corrupt entry: rebuild from source and overwrite it
+        # stale or corrupt entry: drop it so the rebuilt program can take its place
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
     count("disk_cache_hits")
     return prg
 
