@@ -42,7 +42,8 @@ class _Formatter:
             self.sci_mode = wide
         else:
             self.sci_mode = wide or vmin < 1.0e-4
-        for v in vals.tolist():
+        # as in torch, only finite non-zero values set the width; nan, inf and 0 may overhang
+        for v in finite.tolist():
             self.max_width = max(self.max_width, len(self._plain(v)))
 
     def _plain(self, v) -> str:
