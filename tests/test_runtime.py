@@ -373,3 +373,19 @@ def test_transfers_counted(device):
     x.numpy()
     s = runtime.stats()
     assert s["h2d"] == 1 and s["d2h"] == 1 and s["h2d_bytes"] == 12 and s["d2h_bytes"] == 12
+
+
+def test_concurrent_store_keeps_one_entry(device, monkeypatch, tmp_path):
+    # a second writer of the same key (another process that built the same program) loses the
+    # rename race quietly: the first entry stays whole and no temporary folder is left
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    src, name = _unique_source()
+    _run(device, src, name)
+    key = program.cache_key(src, program.BUILD_OPTIONS, device)
+    entry = tmp_path / key[:2] / key
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    prg = program.build(device, src, name)
+    program._store_cached(key, src, program.BUILD_OPTIONS, device, prg, "second writer")
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+    assert [p.name for p in entry.parent.iterdir()] == [key]
