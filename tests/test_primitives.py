@@ -28,7 +28,7 @@ def _tol(dtype):
         dtype, dict(atol=1e-6, rtol=1e-5))
 
 
-# ---- unary -----------------------------------------------------------------------------------------
+# ---- unary ---------------------------------------------------------------------------------------
 UNARY = [
     ("neg", lambda x: -x, np.negative, -2, 2),
     ("exp", lambda x: x.exp(), np.exp, -2, 2),
@@ -72,7 +72,8 @@ def test_unary_integers(device, dtype):
         a[1] = -a[1]
     x = make(a, dtype, device, "sliced")
     if dtype != "bool":
-        for fn, np_fn in [(lambda t: t.abs(), np.abs), (lambda t: t.relu(), lambda v: np.maximum(v, 0)),
+        for fn, np_fn in [(lambda t: t.abs(), np.abs),
+                          (lambda t: t.relu(), lambda v: np.maximum(v, 0)),
                           (lambda t: t.sign(), np.sign), (lambda t: t * t, np.square)]:
             out = fn(x)
             assert out.dtype is x.dtype
@@ -100,7 +101,7 @@ def test_isfinite_and_logical_not(device):
     assert np.isnan(m[1]) and m[2] == np.inf and m[3] == 0
 
 
-# ---- binary ----------------------------------------------------------------------------------------
+# ---- binary --------------------------------------------------------------------------------------
 BINARY = [
     ("add", lambda a, b: a + b, np.add),
     ("sub", lambda a, b: a - b, np.subtract),
@@ -171,7 +172,7 @@ def test_bool_arithmetic(device):
     assert (a * 1.5).dtype is clgrad.float32
 
 
-# ---- type promotion ----------------------------------------------------------------------------------
+# ---- type promotion ------------------------------------------------------------------------------
 def _t(dtype, device, zero_d=False):
     d = getattr(clgrad, dtype) if dtype != "bool" else clgrad.bool
     return clgrad.ones((), dtype=d, device=device) if zero_d else clgrad.ones(2, dtype=d,
@@ -242,7 +243,7 @@ def test_out_of_category_inplace_is_refused(device):
     assert f.dtype is clgrad.float32 and f.tolist() == [2.0, 2.0]
 
 
-# ---- comparisons and where ------------------------------------------------------------------------
+# ---- comparisons and where -----------------------------------------------------------------------
 CMPS = [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
         ("gt", np.greater), ("ge", np.greater_equal)]
 
@@ -296,7 +297,7 @@ def test_where(device):
     assert i.dtype is clgrad.float32 and i.tolist() == [1.0, 4.5]
 
 
-# ---- casts --------------------------------------------------------------------------------------------
+# ---- casts ---------------------------------------------------------------------------------------
 CAST_DTYPES = ["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"]
 
 
@@ -357,7 +358,7 @@ def test_float16_storage(device):
                                               np.float16([1, 0])).astype(np.float16))
 
 
-# ---- reductions --------------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 RED_SHAPES = [((), None), ((7,), 0), ((3, 5), 1), ((3, 5), -2), ((4, 5, 6), (0, 2)),
               ((2, 1, 33), (1, 2)), ((1023,), None), ((3, 0), 1)]
 
@@ -479,7 +480,7 @@ def test_reduction_errors(device):
         clgrad.zeros(0, device=device).amax()
 
 
-# ---- matmul -----------------------------------------------------------------------------------------
+# ---- matmul --------------------------------------------------------------------------------------
 MATMUL_SHAPES = [[(4,), (4,)], [(5,), (5, 3)], [(3, 5), (5,)], [(3, 5), (5, 2)], [(1, 1), (1, 1)],
                  [(7, 13), (13, 9)], [(2, 3, 5), (5, 4)], [(4,), (2, 4, 3)], [(2, 3, 4), (4,)],
                  [(2, 1, 3, 4), (5, 4, 2)], [(0, 3), (3, 4)], [(3, 0), (0, 4)],
@@ -539,7 +540,7 @@ def test_matmul_errors(device):
         clgrad.ones(2, 3, 4, device=device) @ clgrad.ones(3, 4, 5, device=device)
 
 
-# ---- device discipline --------------------------------------------------------------------------------
+# ---- device discipline ---------------------------------------------------------------------------
 def test_ops_stay_on_device(device):
     x = clgrad.randn(64, 32, device=device)
     w = clgrad.randn(32, 8, device=device)

@@ -165,7 +165,7 @@ def test_import_touches_no_device():
     assert "clean" in out.stdout
 
 
-# ---- program cache --------------------------------------------------------------------------------
+# ---- program cache -------------------------------------------------------------------------------
 def _unique_source():
     tag = uuid.uuid4().hex[:12]
     return (f"/* {tag} */\n__kernel void probe_{tag}(__global float* x)\n"
@@ -290,7 +290,7 @@ def test_kernels_dir(monkeypatch, tmp_path):
     assert runtime.kernels_dir() == tmp_path
 
 
-# ---- memory ---------------------------------------------------------------------------------------
+# ---- memory --------------------------------------------------------------------------------------
 def test_pool_reuses_buffers(device):
     runtime.empty_cache(device)
     runtime.reset_stats()
