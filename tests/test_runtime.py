@@ -1,7 +1,6 @@
 """Runtime: device selection rules and errors, the program cache, build errors, the buffer pool,
 memory limits, dtype support and the device probe."""
 import json
-import os
 import subprocess
 import sys
 import uuid
