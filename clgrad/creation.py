@@ -142,6 +142,8 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     if steps == 0:
         return t.requires_grad_(requires_grad)
     step = (float(end) - float(start)) / (steps - 1) if steps > 1 else 0.0
+    if steps == 1:
+        end = start      # the count-down half would otherwise return `end`
     compute = "double" if d.ctype == "double" or not d.is_floating else "float"
     if compute == "double" and not t.device.has_fp64:
         compute = "float"

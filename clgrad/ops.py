@@ -96,7 +96,7 @@ LT = Op("lt", "x0 < x1", dtype="bool")
 LE = Op("le", "x0 <= x1", dtype="bool")
 GT = Op("gt", "x0 > x1", dtype="bool")
 GE = Op("ge", "x0 >= x1", dtype="bool")
-WHERE = Op("where", "x0 ? x1 : x2",
+WHERE = Op("where", "(x0 != (clg_t)0) ? x1 : x2",
            lambda ctx, g: (None,
                            g * ctx.arg(0) if _need(ctx, 1) else None,
                            g * ctx.arg(0).logical_not() if _need(ctx, 2) else None),
@@ -215,6 +215,8 @@ def torch_name(d: DType) -> str:
 
 
 def _scalar(v, dt: DType):
+    if dt is bool_:
+        return int(bool(v))
     if dt.is_floating:
         return float(v)
     return int(v)
@@ -246,7 +248,9 @@ def cast(x, dtype: DType, out=None):
     T = _tensor()
     if out is None:
         out = T._empty(x.shape, dtype, x.device)
-    launch_ew(f"cast_{x.dtype.short}_{dtype.short}", "x0", out, [x], dtype.compute)
+    # to bool the test is `!= 0` in the source type (0.5 -> True), not after truncation
+    compute = x.dtype.compute if dtype is bool_ else dtype.compute
+    launch_ew(f"cast_{x.dtype.short}_{dtype.short}", "x0", out, [x], compute)
     if autograd.needs_grad(x) and dtype.is_floating:
         src = x.dtype
         _record("to_copy", lambda ctx, g: (g.to(src),), "", (x,), out)
@@ -255,10 +259,12 @@ def cast(x, dtype: DType, out=None):
 
 def copy_into(dst, src):
     """dst[...] = src with broadcasting and conversion (no autograd; callers record it)."""
-    launch_ew(f"copy_{dst.dtype.short}_{src.dtype.short}" if isinstance(src, _tensor())
-              else f"fill_{dst.dtype.short}", "x0", dst, [src if isinstance(src, _tensor())
+    is_t = isinstance(src, _tensor())
+    compute = src.dtype.compute if is_t and dst.dtype is bool_ else dst.dtype.compute
+    launch_ew(f"copy_{dst.dtype.short}_{src.dtype.short}" if is_t
+              else f"fill_{dst.dtype.short}", "x0", dst, [src if is_t
                                                           else _scalar(src, dst.dtype)],
-              dst.dtype.compute)
+              compute)
     return dst
 
 
@@ -293,11 +299,11 @@ def reduce_spec(kind: str, dt: DType):
     if kind in ("argmax", "argmin"):
         better = ">" if kind == "argmax" else "<"
         nan = "isnan(b.v) && !isnan(a.v)" if dt.is_floating else "0"
-        anan = "isnan(a.v)" if dt.is_floating else "0"
         defs = (f"typedef struct {{ {acc} v; long i; }} clg_pair;\n"
                 f"clg_pair clg_pick(clg_pair a, clg_pair b) {{\n"
                 f"    if (a.i < 0) return b;\n    if (b.i < 0) return a;\n"
-                f"    if ({anan}) return (b.i < a.i && isnan(b.v)) ? b : a;\n"
+                + (f"    if (isnan(a.v)) return (b.i < a.i && isnan(b.v)) ? b : a;\n"
+                   if dt.is_floating else "") +
                 f"    if ({nan}) return b;\n"
                 f"    if (b.v {better} a.v || (b.v == a.v && b.i < a.i)) return b;\n"
                 f"    return a;\n}}\n"

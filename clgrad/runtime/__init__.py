@@ -6,6 +6,8 @@ from .errors import (CLGradError, DeviceNotFoundError, KernelBuildError, NoOpenC
 from .memory import Buffer, empty_cache, memory_stats, reset_peak_memory_stats, reset_stats, stats
 from .program import cache_dir, cache_info, clear_cache, kernels_dir
 from .codegen import check_dtype
+from .probe import ProbeResult, probe, probe_all
+from .info import runtime_info
 
 __all__ = [
     "Device", "choose_device", "config_path", "default_device", "default_rule", "devices",
@@ -13,5 +15,5 @@ __all__ = [
     "DeviceNotFoundError", "KernelBuildError", "NoOpenCLError", "OutOfMemoryError",
     "UnsupportedDTypeError", "Buffer", "empty_cache", "memory_stats", "reset_peak_memory_stats",
     "reset_stats", "stats", "cache_dir", "cache_info", "clear_cache", "kernels_dir",
-    "check_dtype",
+    "check_dtype", "ProbeResult", "probe", "probe_all", "runtime_info",
 ]
