@@ -218,7 +218,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def _forward_trace() -> str:
     # the user's frames and the op that recorded the node, without the tape's own frames
     frames = traceback.extract_stack()
-    while frames and frames[-1].filename.startswith(os.path.join(_HERE, "autograd.py")):
+    while frames and frames[-1].filename.startswith(_HERE + os.sep):
         frames.pop()
     return "".join(traceback.format_list(frames))
 
@@ -654,9 +654,11 @@ def _check_anomaly(node, grads):
     if not _anomaly["check_nan"]:
         return
     for i, g in enumerate(grads):
-        if g is not None and g.dtype.is_floating and not bool(g.isfinite().all().item()):
-            raise RuntimeError(
-                f"Function '{node.name()}' returned nan values in its {i}th output.\n"
+        if g is None or not g.dtype.is_floating or bool(g.isfinite().all().item()):
+            continue
+        kind = "nan" if bool((g != g).any().item()) else "inf"
+        raise RuntimeError(
+                f"Function '{node.name()}' returned {kind} values in its {i}th output.\n"
                 "Traceback of forward call that caused the error:\n" + (node.trace or ""))
 
 
