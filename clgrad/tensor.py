@@ -148,6 +148,11 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return self._ctx if self._requires_grad else None
 
     @property
+    def _version(self) -> int:
+        """The storage's version counter (shared by views), bumped by every in-place write."""
+        return self._buf.version
+
+    @property
     def requires_grad(self) -> bool:
         return self._requires_grad
 
@@ -298,6 +303,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
             if self._base is not None:
                 return self._inplace_view(compute, args)
             r = compute(self._alias(), *args)
+            self._keep_old_value(r)
             with autograd.no_grad():
                 ops.copy_into(self, r)
             self._adopt(r)
@@ -311,6 +317,22 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         if self._untracked:
             self._buf.version = version
         return self
+
+    def _keep_old_value(self, r):
+        """Where r's backward saved self's old value, save a copy instead: the in-place write is
+        about to overwrite it (PyTorch saves `original_self` the same way)."""
+        node = r._ctx if r._requires_grad else None
+        if node is None:
+            return
+        for s in node.ctx._saved:
+            t = None if s is None else s.tensor
+            if t is not None and t._buf is self._buf:
+                with autograd.no_grad():
+                    old = t.clone()
+                keep = Tensor._make(old._buf, old._view, old.dtype)
+                keep._requires_grad, keep._ctx, keep._out_idx = (t._requires_grad, t._ctx,
+                                                                  t._out_idx)
+                s.tensor, s.version = keep, keep._buf.version
 
     def _adopt(self, r):
         """Make self the output of r's graph node (r holds the value self now holds)."""
@@ -331,6 +353,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
             return View(sv.shape, sv.strides, v.offset + shift)
 
         new = compute(self._alias(), *args)
+        self._keep_old_value(new)
         if new.dtype is not self.dtype:
             new = new.to(self.dtype)
         b = base._alias()
