@@ -463,8 +463,18 @@ def record(name, backward_fn, ctx, args, outputs):
     if saved:
         ids = {id(t): i for i, t in enumerate(outputs)}
         for s in saved:
-            if s is not None and s.tensor is not None and id(s.tensor) in ids:
-                s.weaken(ids[id(s.tensor)], name)
+            t = None if s is None else s.tensor
+            if t is None:
+                continue
+            if id(t) in ids:
+                s.weaken(ids[id(t)], name)
+            elif t._base is not None or t._hooks:
+                # a view's base (or a hook's closure) may lead back to this node: keep a bare
+                # handle on the storage instead of the user's tensor
+                bare = T._make(t._buf, t._view, t.dtype)
+                bare._requires_grad, bare._ctx, bare._out_idx = (t._requires_grad, t._ctx,
+                                                                 t._out_idx)
+                s.tensor = bare
     return node
 
 

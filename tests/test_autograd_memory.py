@@ -134,3 +134,41 @@ def test_training_step_moves_no_data_to_host(device):
     s = runtime.stats()
     assert s["d2h"] == 1 and s["h2d"] == 0, s
     assert last < first
+
+
+def _patterns(device):
+    x = clgrad.randn(6, device=device, requires_grad=True)
+    w = clgrad.randn(6, 6, device=device, requires_grad=True)
+    y = (w @ x).tanh()
+    y.retain_grad()
+    y.register_hook(lambda g: g * 2)
+    (y.sigmoid() * y).sum().backward()
+    v = x * 2
+    v[0] = 3.0                                   # setitem on a non-leaf
+    v[1:3].mul_(w[0, 1:3])                       # in-place on a view
+    v.mul_(w[1])                                 # keeps a copy of the old value
+    v.sum().backward()
+    g, = clgrad.autograd.grad((x.exp() * x).sum(), x, create_graph=True)
+    g.sum().backward()
+    s, = clgrad.autograd.grad((x * x).sum(), x)
+    buf = clgrad.zeros(6, device=device)
+    buf.copy_(x * 3)
+    buf.sum().backward()
+
+
+def test_no_reference_cycles(device):
+    _patterns(device)                            # build kernels (pyopencl makes cycles then)
+    gc.collect()
+    gc.disable()
+    old = gc.get_debug()
+    try:
+        _patterns(device)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        ours = [type(o).__name__ for o in gc.garbage
+                if type(o).__module__.startswith("clgrad")]
+        assert ours == []
+    finally:
+        gc.set_debug(old)
+        gc.garbage.clear()
+        gc.enable()
