@@ -224,9 +224,15 @@ def _forward_trace() -> str:
 
 
 # ---- saved tensors and the context --------------------------------------------------------------
+_T = None
+
+
 def _tensor_cls():
-    from .tensor import Tensor
-    return Tensor
+    global _T
+    if _T is None:
+        from .tensor import Tensor
+        _T = Tensor
+    return _T
 
 
 class _Saved:
@@ -697,30 +703,33 @@ class _Walk:
         if not self.create_graph:
             g = g.detach()
         slot = t._grad_slot
-        if t.grad is None and slot is not None and not self.create_graph:
+        old = t._grad
+        if old is None and slot is not None and not self.create_graph:
             # the optimizer keeps this parameter's gradient at a fixed place in a flat arena
             from .ops import copy_into
-            t.grad = copy_into(slot, g)
-        elif t.grad is None:
-            t.grad = self.fresh(g)
-        elif self.create_graph or t.grad.requires_grad:
-            t.grad = t.grad + g
+            t._grad = copy_into(slot, g)
+        elif old is None:
+            t._grad = self.fresh(g)
+        elif self.create_graph or old._requires_grad:
+            t._grad = old + g
         else:
             with no_grad():
-                t.grad.add_(g)
+                old.add_(g)
 
     def give_leaf(self, t, g):
         cap = self.capture
         if cap is not None and id(t) not in cap:
             return
-        for hook in tuple(t._hooks.values()):
-            r = hook(g)
-            if r is not None:
-                g = r
+        if t._hooks:
+            g = _run_hooks(t, g)
         if cap is not None:
             cap[id(t)] = g
             return
         self.accumulate(t, g)
+        post = getattr(t, "_post_acc_hooks", None)
+        if post:
+            for hook in tuple(post.values()):
+                hook(t)
 
     def run(self, roots, root_grads):
         pending = {}
@@ -752,10 +761,8 @@ class _Walk:
             t = ref()
             if t is None or gouts[i] is None or t._ctx is not node:
                 continue
-            for hook in tuple(t._hooks.values()):
-                r = hook(gouts[i])
-                if r is not None:
-                    gouts[i] = r
+            if t._hooks:
+                gouts[i] = _run_hooks(t, gouts[i])
             if t._retains_grad and cap is None:
                 self.accumulate(t, gouts[i])
             if cap is not None and id(t) in cap:
@@ -824,6 +831,18 @@ class _Walk:
     def _captures(self, node, idx):
         t = node.outputs[idx]()
         return t is not None and id(t) in self.capture
+
+
+def _run_hooks(t, g):
+    for hook in tuple(t._hooks.values()):
+        r = hook(g)
+        if r is None:
+            continue
+        if r.shape != g.shape:
+            raise RuntimeError(f"hook '{getattr(hook, '__name__', 'hook')}' has changed the size "
+                               "of value")
+        g = r
+    return g
 
 
 def _make_grads(outputs, grad_outputs):
