@@ -172,3 +172,22 @@ def test_no_reference_cycles(device):
         gc.set_debug(old)
         gc.garbage.clear()
         gc.enable()
+
+
+def test_gc_freeing_buffers_during_allocation_does_not_deadlock(device):
+    # user-made cycles (a tensor referring to itself) are freed by gc, which can run inside the
+    # pool's allocation and release buffers there; run in a child so a hang fails, not blocks
+    import subprocess
+    import sys
+    code = (
+        "import gc, clgrad\n"
+        "gc.set_threshold(5)\n"
+        "for i in range(1, 2000):\n"
+        "    t = clgrad.empty(64 * i)\n"           # new sizes: the pool allocates under its lock
+        "    t.me = [t, [t]]\n"
+        "print('done')\n")
+    env = dict(__import__("os").environ, CLGRAD_DEVICE=device.spec)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=env, cwd=__import__("os").path.dirname(__import__("os").path.dirname(
+                           __file__)))
+    assert r.stdout.strip().endswith("done"), r.stderr[-2000:]
