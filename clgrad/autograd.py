@@ -1124,3 +1124,6 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
 
     return gradcheck(first, inputs, eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception, **kw)
+
+
+from . import _autograd_functional as functional  # noqa: E402  (needs grad() defined above)
