@@ -388,9 +388,13 @@ class Node:
     (leaf Tensor, 0). The node keeps no non-leaf input alive, only what its ctx saved."""
 
     __slots__ = ("backward_fn", "ctx", "edges", "in_meta", "_name", "outputs", "out_meta",
-                 "trace", "hooks", "prehooks", "__weakref__")
+                 "trace", "hooks", "prehooks", "seq", "__weakref__")
+
+    count = 0                        # nodes made so far: tells which nodes a call created
 
     def __init__(self, name, backward_fn, ctx, inputs, outputs):
+        Node.count += 1
+        self.seq = Node.count
         self._name = name
         self.backward_fn = backward_fn
         self.ctx = ctx
@@ -482,6 +486,19 @@ def record(name, backward_fn, ctx, args, outputs):
                                                                  t._out_idx)
                 s.tensor = bare
     return node
+
+
+def nodes_since(node, start):
+    """`node` and the nodes behind it made after Node.count was `start` (one op's subgraph)."""
+    out, stack, seen = [], [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen or n.seq <= start:
+            continue
+        seen.add(n)
+        out.append(n)
+        stack.extend(e[0] for e in n.edges if e is not None and type(e[0]) is Node)
+    return out
 
 
 def needs_grad(*args) -> bool:

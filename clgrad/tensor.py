@@ -315,8 +315,9 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
                                                   and self._is_grad_view()):
             if self._base is not None:
                 return self._inplace_view(compute, args)
+            start = autograd.Node.count
             r = compute(self._alias(), *args)
-            self._keep_old_value(r)
+            self._keep_old_value(r, start)
             with autograd.no_grad():
                 ops.copy_into(self, r)
             self._adopt(r)
@@ -331,20 +332,26 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
             self._buf.version = version
         return self
 
-    def _keep_old_value(self, r):
-        """Where r's backward saved self's old value, save a copy instead: the in-place write is
-        about to overwrite it (PyTorch saves `original_self` the same way)."""
-        node = r._ctx if r._requires_grad else None
-        if node is None:
+    def _keep_old_value(self, r, start):
+        """Where the nodes that computed r (made after Node.count was `start`) saved self's old
+        value, save a copy instead: the in-place write is about to overwrite it (PyTorch saves
+        `original_self` the same way)."""
+        if not r._requires_grad or r._ctx is None:
             return
-        for s in node.ctx._saved:
-            t = None if s is None else s.tensor
-            if t is not None and t._buf is self._buf:
-                with autograd.no_grad():
-                    old = t.clone()
-                keep = Tensor._make(old._buf, old._view, old.dtype)
-                keep._requires_grad, keep._ctx, keep._out_idx = (t._requires_grad, t._ctx,
-                                                                  t._out_idx)
+        copies = {}
+        for node in autograd.nodes_since(r._ctx, start):
+            for s in node.ctx._saved:
+                t = None if s is None else s.tensor
+                if t is None or t._buf is not self._buf:
+                    continue
+                key = (t._view, id(t._ctx), t._out_idx)
+                keep = copies.get(key)
+                if keep is None:
+                    with autograd.no_grad():
+                        old = t.clone()
+                    keep = copies[key] = Tensor._make(old._buf, old._view, old.dtype)
+                    keep._requires_grad, keep._ctx, keep._out_idx = (t._requires_grad, t._ctx,
+                                                                      t._out_idx)
                 s.tensor, s.version = keep, keep._buf.version
 
     def _adopt(self, r):
@@ -365,8 +372,9 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
             # the same elements of any contiguous tensor shaped like the base
             return View(sv.shape, sv.strides, v.offset + shift)
 
+        start = autograd.Node.count
         new = compute(self._alias(), *args)
-        self._keep_old_value(new)
+        self._keep_old_value(new, start)
         if new.dtype is not self.dtype:
             new = new.to(self.dtype)
         b = base._alias()

@@ -256,3 +256,15 @@ def test_hooks_and_retain_grad_see_inplace_result(fp64):
     y.retain_grad()
     (y * y).sum().backward()
     close(y.grad, 2 * (np.array([1.0, 2.0]) * 2 + 1))
+
+
+def test_composite_inplace_keeps_old_self_for_inner_nodes(fp64):
+    # an in-place op built from several ops (as clamp_-like composites are): the inner node that
+    # saved the old self must not see the overwrite
+    a = RNG.uniform(-1, 1, 4)
+    x = T(a, fp64, True)
+    y = x * 1
+    y._inplace(lambda s: (s * s).exp() + 1)
+    close(y, np.exp(a * a) + 1)
+    y.sum().backward()
+    close(x.grad, np.exp(a * a) * 2 * a)
