@@ -738,7 +738,7 @@ class _Walk:
         if cap is not None and id(t) not in cap:
             return
         if t._hooks:
-            g = _run_hooks(t, g)
+            g = _run_hooks(t, g, None)
         if cap is not None:
             cap[id(t)] = g
             return
@@ -776,10 +776,15 @@ class _Walk:
         cap = self.capture
         for i, ref in enumerate(node.outputs):
             t = ref()
-            if t is None or gouts[i] is None or t._ctx is not node:
+            if t is None or gouts[i] is None:
+                continue
+            if t._ctx is not node:
+                # t was modified in place since: only hooks registered before that see this
+                if t._hooks:
+                    gouts[i] = _run_hooks(t, gouts[i], node)
                 continue
             if t._hooks:
-                gouts[i] = _run_hooks(t, gouts[i])
+                gouts[i] = _run_hooks(t, gouts[i], node)
             if t._retains_grad and cap is None:
                 self.accumulate(t, gouts[i])
             if cap is not None and id(t) in cap:
@@ -850,8 +855,11 @@ class _Walk:
         return t is not None and id(t) in self.capture
 
 
-def _run_hooks(t, g):
-    for hook in tuple(t._hooks.values()):
+def _run_hooks(t, g, node):
+    """The tensor hooks of t registered while `node` produced it (None: t is a leaf)."""
+    for hook, owner in tuple(t._hooks.values()):
+        if owner is not node:
+            continue
         r = hook(g)
         if r is None:
             continue

@@ -263,7 +263,9 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         key = object()
-        self._hooks[key] = hook
+        # bound to the current grad_fn: after an in-place op it keeps seeing the old value's
+        # gradient, as in PyTorch
+        self._hooks[key] = (hook, self._ctx)
         return _HookHandle(self._hooks, key)
 
     def register_post_accumulate_grad_hook(self, hook):

@@ -268,3 +268,16 @@ def test_composite_inplace_keeps_old_self_for_inner_nodes(fp64):
     close(y, np.exp(a * a) + 1)
     y.sum().backward()
     close(x.grad, np.exp(a * a) * 2 * a)
+
+
+def test_hooks_registered_before_inplace_see_the_old_value(fp64):
+    x = T([1.0, 2.0], fp64, True)
+    y = x * 2
+    before, after = [], []
+    y.register_hook(lambda g: before.append(g.numpy().copy()))
+    y.mul_(3)
+    y.register_hook(lambda g: after.append(g.numpy().copy()))
+    y.sum().backward()
+    np.testing.assert_array_equal(after[0], [1.0, 1.0])     # d sum / d (new y)
+    np.testing.assert_array_equal(before[0], [3.0, 3.0])    # d sum / d (old y)
+    close(x.grad, [6.0, 6.0])
