@@ -792,8 +792,6 @@ class _Walk:
         if need is not None and node not in need:
             return
         ctx = node.ctx
-        if ctx._freed:
-            raise RuntimeError(_FREED)
         if node.prehooks:
             for hook in tuple(node.prehooks.values()):
                 r = hook(tuple(gouts))
