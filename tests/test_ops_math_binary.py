@@ -182,7 +182,7 @@ INT_CASES = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64", "int8", "uint8"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8"])
 @pytest.mark.parametrize("name", sorted(INT_CASES))
 def test_integer_arithmetic(device, name, dtype):
     fn, ref = INT_CASES[name]
@@ -193,7 +193,9 @@ def test_integer_arithmetic(device, name, dtype):
     if name in ("floordiv", "remainder", "fmod", "trunc_div") and dtype != "uint8":
         b[::2] *= -1
     expect = ref(a, b).astype(dtype)
-    check_op(None, fn, lambda *_: expect, device=device, inputs=[a, b], expect_dtype=dtype)
+    # one strided layout: the layout machinery is the same for every dtype (tested on floats)
+    check_op(None, fn, lambda *_: expect, device=device, inputs=[a, b], expect_dtype=dtype,
+             grad=False, layouts=("permuted",))
 
 
 def test_integer_division_by_zero_does_not_crash(device):
