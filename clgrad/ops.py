@@ -62,13 +62,13 @@ LOG = Op("log", "log(x0)", lambda ctx, g: (g / ctx.arg(0),), dtype="float", save
 SQRT = Op("sqrt", "sqrt(x0)", lambda ctx, g: (g / (ctx.out() * 2),), dtype="float", save="o")
 SIN = Op("sin", "sin(x0)", lambda ctx, g: (g * ctx.arg(0).cos(),), dtype="float", save="x")
 COS = Op("cos", "cos(x0)", lambda ctx, g: (-g * ctx.arg(0).sin(),), dtype="float", save="x")
-TANH = Op("tanh", "clg_tanh(x0)", lambda ctx, g: (g * (1 - ctx.out() * ctx.out()),),
+TANH = Op("tanh", "clg_tanh(x0)", lambda ctx, g: (ew(TANH_BWD, g, ctx.out()),),
           dtype="float", save="o", preamble=("math_float.cl",))
 SIGMOID = Op("sigmoid", "F(1.0) / (F(1.0) + exp(-x0))",
-             lambda ctx, g: (g * ctx.out() * (1 - ctx.out()),), dtype="float", save="o")
+             lambda ctx, g: (ew(SIGMOID_BWD, g, ctx.out()),), dtype="float", save="o")
 # relu keeps NaN (x < 0 is false for NaN); its gradient at 0 is 0, as in PyTorch
 RELU = Op("relu", "x0 < (clg_t)0 ? (clg_t)0 : x0",
-          lambda ctx, g: (g * (ctx.out() > 0),), save="o")
+          lambda ctx, g: (ew(RELU_BWD, g, ctx.out()),), save="o")
 ABS = Op("abs", "x0 < (clg_t)0 ? -x0 : x0", lambda ctx, g: (g * ctx.arg(0).sign(),), save="x")
 SIGN = Op("sign", "(clg_t)((x0 > (clg_t)0) - (x0 < (clg_t)0))",
           lambda ctx, g: (g * 0,))
@@ -516,14 +516,15 @@ ADD_ALPHA = Op("add", "x0 + x1 * x2",
 SUB_ALPHA = Op("sub", "x0 - x1 * x2",
                lambda ctx, g: (g, g * -ctx.arg(2) if _need(ctx, 1) else None, None))
 # integer division guards: x / 0 would trap the process on x86 (PoCL runs C semantics), and
-# MIN / -1 overflows the same instruction; 0 is numpy's answer for a zero divisor
-_IDIV_GUARD = "x1 == 0 ? (clg_t)0 : x1 == -1 ? (clg_t)(-x0) : "
+# MIN / -1 overflows the same instruction; 0 is numpy's answer for a zero divisor. `~x1 == 0`
+# tests x1 == -1 without a constant comparison that is always false (a warning) for uint8.
+_IDIV_GUARD = "x1 == 0 ? (clg_t)0 : ~x1 == 0 ? (clg_t)(-x0) : "
 DIV_TRUNC = Op("div_trunc", "trunc(x0 / x1)", _zero_grads,
                int_expr=_IDIV_GUARD + "(clg_t)(x0 / x1)")
 DIV_FLOOR_F = Op("div_floor", "clg_floordiv(x0, x1)", _zero_grads, preamble=_MF)
 DIV_FLOOR_I = Op("div_floor", "0", _zero_grads, int_expr=_IDIV_GUARD +
                  "(clg_t)(x0 / x1 - ((x0 % x1 != 0) && ((x0 < 0) != (x1 < 0))))")
-_IMOD_GUARD = "(x1 == 0 || x1 == -1) ? (clg_t)0 : "
+_IMOD_GUARD = "(x1 == 0 || ~x1 == 0) ? (clg_t)0 : "
 def _floor_quotient(a, b):
     return a.div(b, rounding_mode="floor") if _is_t(a) else (a / b).floor()
 
@@ -692,11 +693,28 @@ ELU = Op("elu", "x0 > F(0.0) ? x0 * x2 : expm1(x0 * x3) * x1 * x2", _elu_grads, 
          save="x")
 
 
-def _gelu_grads(ctx, g):
-    x = ctx.arg(0)
-    cdf = ((x * 0.7071067811865476).erf() + 1) * 0.5
-    pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
-    return (g * (cdf + x * pdf),)
+# Fused gradients of the hot activations: g * f'(x) (or of the saved output) in one kernel. Their
+# own backward is the same op for g and Tensor ops with f'' for x, so double backward works.
+def _fused_bwd(name, expr, d2, preamble=()):
+    def backward(ctx, gg):
+        g, x = ctx.arg(0), ctx.arg(1)
+        return (ew(op, gg, x) if _need(ctx, 0) else None,
+                gg * g * d2(x) if _need(ctx, 1) and d2 is not None else None)
+    op = Op(name, expr, backward, save="x", preamble=preamble)
+    return op
+
+
+def _silu_d2(x):
+    s = x.sigmoid()
+    return s * (1 - s) * (x * (1 - 2 * s) + 2)
+
+
+RELU_BWD = _fused_bwd("threshold_backward", "x1 > (clg_t)0 ? x0 : (clg_t)0", None)
+SIGMOID_BWD = _fused_bwd("sigmoid_backward", "x0 * x1 * (F(1.0) - x1)", lambda o: 1 - 2 * o)
+TANH_BWD = _fused_bwd("tanh_backward", "x0 * (F(1.0) - x1 * x1)", lambda o: o * -2)
+GELU_BWD = _fused_bwd("gelu_backward", "x0 * clg_gelu_grad(x1)",
+                      lambda x: (x * x * -0.5).exp() * _INV_SQRT_2PI * (2 - x * x), _MF)
+SILU_BWD = _fused_bwd("silu_backward", "x0 * clg_silu_grad(x1)", _silu_d2, _MF)
 
 
 def _gelu_tanh_grads(ctx, g):
@@ -707,17 +725,13 @@ def _gelu_tanh_grads(ctx, g):
     return (g * d,)
 
 
-GELU = Op("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.7071067811865476)))", _gelu_grads,
-          dtype="float", save="x")
+GELU = Op("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.7071067811865476)))",
+          lambda ctx, g: (ew(GELU_BWD, g, ctx.arg(0)),), dtype="float", save="x")
 GELU_TANH = Op("gelu", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.7978845608028654) * "
                "(x0 + F(0.044715) * x0 * x0 * x0)))", _gelu_tanh_grads, dtype="float", save="x",
                preamble=_MF)
 
 
-def _silu_grads(ctx, g):
-    x = ctx.arg(0)
-    s = x.sigmoid()
-    return (g * s * (x * (1 - s) + 1),)
 
 
 def _mish_grads(ctx, g):
@@ -726,7 +740,8 @@ def _mish_grads(ctx, g):
     return (g * (t + x * x.sigmoid() * (1 - t * t)),)
 
 
-SILU = Op("silu", "x0 / (F(1.0) + exp(-x0))", _silu_grads, dtype="float", save="x")
+SILU = Op("silu", "x0 / (F(1.0) + exp(-x0))",
+          lambda ctx, g: (ew(SILU_BWD, g, ctx.arg(0)),), dtype="float", save="x")
 MISH = Op("mish", "x0 * clg_tanh(clg_softplus(x0, F(1.0), F(20.0)))", _mish_grads,
           dtype="float", save="x", preamble=_MF)
 HARDSIGMOID = Op("hardsigmoid",

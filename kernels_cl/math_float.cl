@@ -66,3 +66,17 @@ clg_t clg_tanh(clg_t x)
     const clg_t sat = sizeof(clg_t) == 4 ? (clg_t)9.1f : (clg_t)19.5f;
     return fabs(x) > sat ? copysign((clg_t)1, x) : tanh(x);
 }
+
+/* d/dx of x * sigmoid(x) (SiLU). */
+clg_t clg_silu_grad(clg_t x)
+{
+    const clg_t s = (clg_t)1 / ((clg_t)1 + exp(-x));
+    return s * ((clg_t)1 + x * ((clg_t)1 - s));
+}
+
+/* d/dx of x * Phi(x) (exact GELU): Phi(x) + x phi(x). */
+clg_t clg_gelu_grad(clg_t x)
+{
+    const clg_t cdf = (clg_t)0.5 * ((clg_t)1 + erf(x * (clg_t)0.7071067811865476));
+    return cdf + x * exp((clg_t)-0.5 * x * x) * (clg_t)0.3989422804014327;
+}

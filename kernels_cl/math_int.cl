@@ -7,7 +7,7 @@ clg_t clg_ipow(clg_t b, clg_t e)
     if (e < 0) {
         if (b == 1)
             return 1;
-        if (b == -1)
+        if (~b == 0)        /* b == -1, without an always-false test for unsigned types */
             return (e & 1) ? b : (clg_t)1;
         return 0;
     }

@@ -100,7 +100,7 @@ def test_unary_shapes(device, name, shape):
              grad=0 not in shape)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "mish",
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "mish", "relu",
                                   "softplus_beta", "elu", "logsigmoid", "erf", "rsqrt",
                                   "asin", "acosh", "logit", "hardswish", "softsign"])
 def test_double_backward(fp64, name):
