@@ -73,7 +73,13 @@ class MathMixin:
         """self = fn(self, *args) in place; `op` over (self, *args) is the one-kernel path
         when no gradient is recorded. An op that saves its input for backward computes on a
         copy of self, since the in-place write bumps the version of self's storage."""
-        compute = (lambda s, *a: fn(s.clone(), *a)) if saves_self else fn
+        def compute(s, *a):
+            r = fn(s.clone() if saves_self else s, *a)
+            if r.dtype.category > self.dtype.category:
+                raise RuntimeError(f"result type {ops.torch_name(r.dtype)} can't be cast to the "
+                                   f"desired output type {ops.torch_name(self.dtype)}")
+            return r
+
         fast = None if op is None else (lambda: ops.ew(op, self, *args, out=self))
         return self._inplace(compute, *args, fast=fast)
 
@@ -735,6 +741,7 @@ def _act(input, fn, inplace):
 
 
 def relu(input, inplace=False):
+    """max(x, 0); its gradient at 0 is 0, as in PyTorch."""
     return input.relu_() if inplace else input.relu()
 
 
@@ -743,10 +750,12 @@ def relu_(input):
 
 
 def relu6(input, inplace=False):
+    """min(max(x, 0), 6): hardtanh(x, 0, 6)."""
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]; the gradient is 0 on and outside the bounds."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     return _act(input, lambda s: ops.ew(ops.HARDTANH, s, min_val, max_val), inplace)
@@ -757,6 +766,7 @@ def hardtanh_(input, min_val=-1.0, max_val=1.0):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x if x > 0 else negative_slope * x."""
     return _act(input, lambda s: ops.ew(ops.LEAKY_RELU, s, float(negative_slope)), inplace)
 
 
@@ -770,6 +780,7 @@ def _elu(input, alpha, scale, input_scale, inplace):
 
 
 def elu(input, alpha=1.0, inplace=False):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
     return _elu(input, alpha, 1.0, 1.0, inplace)
 
 
@@ -782,6 +793,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input, inplace=False):
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
     return _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0, inplace)
 
 
@@ -790,6 +802,7 @@ def selu_(input):
 
 
 def celu(input, alpha=1.0, inplace=False):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
     return _elu(input, alpha, 1.0, 1.0 / alpha, inplace)
@@ -800,6 +813,7 @@ def celu_(input, alpha=1.0):
 
 
 def gelu(input, approximate="none"):
+    """x * Phi(x) (Phi: the standard normal CDF); approximate='tanh' uses the tanh formula."""
     if approximate == "none":
         return ops.ew(ops.GELU, input)
     if approximate == "tanh":
@@ -808,30 +822,37 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
+    """x * sigmoid(x)."""
     return _act(input, lambda s: ops.ew(ops.SILU, s), inplace)
 
 
 def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
     return _act(input, lambda s: ops.ew(ops.MISH, s), inplace)
 
 
 def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6."""
     return _act(input, lambda s: ops.ew(ops.HARDSIGMOID, s), inplace)
 
 
 def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6."""
     return _act(input, lambda s: ops.ew(ops.HARDSWISH, s), inplace)
 
 
 def softsign(input):
+    """x / (1 + |x|)."""
     return ops.ew(ops.SOFTSIGN, input)
 
 
 def logsigmoid(input):
+    """log(sigmoid(x)), computed as min(x, 0) - log1p(exp(-|x|)) so it never overflows."""
     return ops.ew(ops.LOGSIGMOID, input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold."""
     return ops.ew(ops.SOFTPLUS, input, float(beta), float(threshold))
 
 

@@ -213,6 +213,9 @@ def test_inplace_fast_path_writes_storage(device):
         i.div_(2)
     i //= 2
     np.testing.assert_array_equal(i.numpy(), [0, 1])
+    f = clgrad.tensor([1.0, 2.0], device=device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
+        i.add_(f * 1)               # the recorded (autograd) path checks the dtype too
 
 
 def test_inplace_on_leaf_requiring_grad_raises(device):
