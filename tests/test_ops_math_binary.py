@@ -248,6 +248,10 @@ def test_type_promotion(device):
     assert (f < 2).dtype is clgrad.bool
     assert (i32 + clgrad.tensor(5, device=device)).dtype is clgrad.int32   # 0-d does not win
     assert clgrad.clamp(i, 0.5).dtype is clgrad.float32
+    if device.has_fp64:
+        fp = clgrad.float_power(i, 2)
+        assert fp.dtype is clgrad.float64
+        np.testing.assert_array_equal(fp.numpy(), [1, 4, 9])
     with pytest.raises(RuntimeError, match="alpha must not be a floating"):
         i.add(i, alpha=0.5)
     with pytest.raises(RuntimeError, match="Integer division with addcdiv"):
