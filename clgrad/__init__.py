@@ -90,6 +90,10 @@ narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.sel
 # (records and functions of this group go below this line)
 #
 #
+from .serialization import load, save  # noqa: E402
+from . import safetensors  # noqa: E402
+
+from . import nn  # noqa: E402
 
 
 # ==== conv (helper: conv) ====
