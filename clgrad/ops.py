@@ -580,6 +580,20 @@ NN_SOFTSHRINK = _activation("softshrink", "x0 > x1 ? x0 - x1 : (x0 < -x1 ? x0 + 
                             "(x1 > x2 || x1 < -x2) ? x0 : (clg_t)0")
 
 
+# `where` comparing the condition with zero explicitly: a float-typed condition in a C ternary
+# does not compile in OpenCL C (the core WHERE record loads x0 in the compute type)
+NN_WHERE = Op("nn_where", "(x0 != (clg_t)0) ? x1 : x2",
+              lambda ctx, g: (None,
+                              g * ctx.arg(0) if _need(ctx, 1) else None,
+                              g * ctx.arg(0).logical_not() if _need(ctx, 2) else None),
+              save="x")
+
+
+def nn_where(cond, a, b):
+    """where(cond, a, b) for nn's composites (see NN_WHERE)."""
+    return ew(NN_WHERE, cond, a, b)
+
+
 def _bce_backward(ctx, g):
     x, t = ctx.arg(0), ctx.arg(1)
     gx = gt = None

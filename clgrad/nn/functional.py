@@ -27,6 +27,9 @@ def bilinear(input1, input2, weight, bias=None):
     return y.reshape(tuple(lead) + (out_f,))
 
 
+_where = ops.nn_where
+
+
 def _dense(t):
     return ops.dense(t)
 
@@ -198,7 +201,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     if input.ndim == 0:
         return input - input
     m = input.detach().amax(dim, keepdim=True)
-    m = m.where(m.isfinite(), 0)
+    m = _where(m.isfinite(), m, 0)
     shifted = input - m
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
@@ -210,7 +213,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     if input.ndim == 0:
         return input / input
     m = input.detach().amax(dim, keepdim=True)
-    m = m.where(m.isfinite(), 0)
+    m = _where(m.isfinite(), m, 0)
     e = (input - m).exp()
     return e / e.sum(dim, keepdim=True)
 
@@ -513,9 +516,9 @@ def _pnorm(x, p, dim, keepdim):
     if p == math.inf:
         return x.abs().amax(dim, keepdim=keepdim)
     a = x.abs()
-    powed = (a.log() * p).exp().where(a > 0, 0)
+    powed = _where(a > 0, (a.log() * p).exp(), 0)
     s = powed.sum(dim, keepdim=keepdim)
-    return (s.log() / p).exp().where(s > 0, 0)
+    return _where(s > 0, (s.log() / p).exp(), 0)
 
 
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
@@ -593,7 +596,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     if beta == 0:
         loss = ad
     else:
-        loss = (d * d * (0.5 / beta)).where(ad < beta, ad - 0.5 * beta)
+        loss = _where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
@@ -601,7 +604,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     _check_sizes(input, target, "huber_loss")
     d = input - target
     ad = d.abs()
-    loss = (d * d * 0.5).where(ad < delta, (ad - 0.5 * delta) * delta)
+    loss = _where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
     if weight is not None:
         loss = loss * weight
     return _apply_reduction(loss, reduction)
@@ -645,8 +648,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
         loss = target.exp() * (target - input)
     else:
         pos = target > 0
-        safe = target.where(pos, 1)
-        loss = (target * safe.log()).where(pos, 0) - target * input
+        safe = _where(pos, target, 1)
+        loss = _where(pos, target * safe.log(), 0) - target * input
     if red == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     if red == "mean":
@@ -692,10 +695,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     x = input.reshape(N, C, S)
     t = target.reshape(N, 1, S)
     hit = t == arange(C, device=input.device).reshape(1, C, 1)     # (N, C, S)
-    picked = x.where(hit, 0).sum(1)                                  # (N, S)
+    picked = _where(hit, x, 0).sum(1)                                  # (N, S)
     valid = (t.reshape(N, S) != ignore_index).to(input.dtype)
     if weight is not None:
-        wrow = weight.reshape(1, C, 1).expand(N, C, S).where(hit, 0).sum(1) * valid
+        wrow = _where(hit, weight.reshape(1, C, 1), 0).sum(1) * valid
     else:
         wrow = valid
     loss = -picked * wrow
@@ -761,8 +764,8 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_aver
     m2 = (input2 * input2).sum(dim) + eps
     cos = prod / (m1 * m2).sqrt()
     zeros = cos * 0
-    pos = (1 - cos).where(target == 1, zeros)
-    neg = (cos - margin).relu().where(target == -1, zeros)
+    pos = _where(target == 1, 1 - cos, zeros)
+    neg = _where(target == -1, (cos - margin).relu(), zeros)
     return _apply_reduction(pos + neg, _reduction(size_average, reduce, reduction))
 
 
@@ -780,7 +783,8 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     zeros = input * 0
-    loss = input.where(target == 1, zeros) + (margin - input).relu().where(target == -1, zeros)
+    loss = (_where(target == 1, input, zeros) +
+            _where(target == -1, (margin - input).relu(), zeros))
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 

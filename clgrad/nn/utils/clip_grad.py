@@ -22,7 +22,7 @@ def _power_sum(g, p):
     if p == 1:
         return g.abs().sum()
     a = g.abs()
-    return (a.log() * p).exp().where(a > 0, 0).sum()
+    return ops.nn_where(a > 0, (a.log() * p).exp(), 0).sum()
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
