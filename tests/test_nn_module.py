@@ -255,3 +255,36 @@ def test_instance_norm_unbatched_and_embedding_pretrained(device):
                                   w.numpy()[[3]])
     assert nn.Flatten()(clgrad.zeros(2, 3, 4)).shape == (2, 12)
     assert nn.Unflatten(1, (2, 2))(clgrad.zeros(3, 4)).shape == (3, 2, 2)
+
+
+def test_deepcopy():
+    m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    m2 = copy.deepcopy(m)
+    assert m2[0].weight is not m[0].weight and isinstance(m2[0].weight, nn.Parameter)
+    np.testing.assert_array_equal(m2[0].weight.detach().numpy(), m[0].weight.detach().numpy())
+    with clgrad.no_grad():
+        m2[0].weight.fill_(0)
+        m2[1].running_mean.fill_(5)
+    assert (m[0].weight.detach().numpy() != 0).any() and (m[1].running_mean.numpy() == 0).all()
+
+
+def test_fused_cross_entropy_launches(device):
+    from clgrad.runtime import memory
+    x = clgrad.randn(8, 5, device=device, requires_grad=True)
+    t = clgrad.tensor([0, 1, 2, 3, 4, 0, 1, 2], device=device)
+    nn.functional.cross_entropy(x, t).backward()            # warm: builds the kernels
+    memory.reset_stats()
+    x.grad = None
+    nn.functional.cross_entropy(x, t).backward()
+    st = memory.stats()
+    # one fused forward, two sums and a divide, their gradients, one fused backward; no reads
+    assert st["launches"] <= 12, st
+    assert st["d2h"] == 0 and st["h2d"] == 0, st
+
+
+def test_double_backward_through_fused_kernel_raises(device):
+    x = clgrad.randn(3, 4, dtype=clgrad.float64, device=device, requires_grad=True)
+    h = nn.functional.layer_norm(x, (4,))
+    y = (h * h).sum()
+    with pytest.raises(NotImplementedError, match="double backward"):
+        clgrad.autograd.grad(y, x, create_graph=True)
