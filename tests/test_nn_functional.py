@@ -6,7 +6,6 @@ import pytest
 
 import clgrad
 import clgrad.nn.functional as F
-from clgrad.autograd import gradcheck
 from helpers import check_op, make
 
 erf = np.vectorize(math.erf)
@@ -223,3 +222,38 @@ def test_normalize_cosine_pairwise(device):
                                             np.linalg.norm(b, axis=1)), device=device)
     check_op([(3, 4), (3, 4)], lambda a, b: F.pairwise_distance(a, b),
              lambda a, b: np.linalg.norm(a - b + 1e-6, axis=-1), device=device)
+
+
+def test_embedding_max_norm(device):
+    w = clgrad.tensor([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]], device=device)
+    out = F.embedding(clgrad.tensor([0, 1, 0], device=device), w, max_norm=1.0)
+    np.testing.assert_allclose(w.numpy(), [[0.6, 0.8], [0.3, 0.4], [6.0, 8.0]], rtol=1e-5)
+    np.testing.assert_allclose(out.numpy()[0], [0.6, 0.8], rtol=1e-5)
+
+
+def test_alpha_dropout_keeps_moments(device):
+    clgrad.manual_seed(2)
+    x = clgrad.randn(400, 250, device=device)
+    y = F.alpha_dropout(F.selu(x), 0.2, training=True).numpy()
+    assert abs(y.mean()) < 0.02 and abs(y.std() - 1) < 0.03
+
+
+def test_half_inputs_through_fused_kernels(device):
+    x = clgrad.randn(4, 6, device=device)
+    ref = F.layer_norm(x, (6,)).numpy()
+    got = F.layer_norm(x.half(), (6,))
+    assert got.dtype is clgrad.float16
+    np.testing.assert_allclose(got.float().numpy(), ref, atol=5e-3)   # half storage rounding
+    t = clgrad.tensor([0, 5, 2, 1], device=device)
+    np.testing.assert_allclose(F.cross_entropy(x.half(), t).float().item(),
+                               F.cross_entropy(x, t).item(), rtol=2e-3)
+
+
+def test_instance_norm_running_stats(device):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 5))
+    rm, rv = clgrad.zeros(2, device=device), clgrad.ones(2, device=device)
+    F.instance_norm(clgrad.tensor(x, dtype=clgrad.float32, device=device), rm, rv,
+                    momentum=0.5)
+    np.testing.assert_allclose(rm.numpy(), 0.5 * x.mean(2).mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rv.numpy(), 0.5 + 0.5 * x.var(2, ddof=1).mean(0), rtol=1e-5)

@@ -5,7 +5,6 @@ import pytest
 import clgrad
 import clgrad.nn as nn
 import clgrad.nn.functional as F
-from clgrad.autograd import gradcheck
 from helpers import check_op, make
 
 

@@ -15,7 +15,9 @@ def linear(input, weight, bias=None):
 
 
 def bilinear(input1, input2, weight, bias=None):
-    """y_o = sum_ij x1_i A_oij x2_j + b_o.  Shape: (*, in1), (*, in2), (out, in1, in2) -> (*, out)."""
+    """y_o = sum_ij x1_i A_oij x2_j + b_o.
+
+    Shape: (*, in1), (*, in2), (out, in1, in2), (out,) -> (*, out)."""
     lead = input1.shape[:-1]
     out_f, in1, in2 = weight.shape
     x1 = input1.reshape(-1, in1)
@@ -483,7 +485,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     else:
         padding_idx = -1
     if max_norm is not None:
-        raise NotImplementedError("embedding(max_norm=...) is not implemented in clgrad")
+        _embedding_renorm_(weight, input, float(max_norm), float(norm_type))
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not "
                                   "implemented in clgrad")
@@ -492,6 +494,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     out = ops.embedding_lookup(w, idx, padding_idx)
     out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     return out.to(orig) if orig is not None else out
+
+
+def _embedding_renorm_(weight, input, max_norm, norm_type):
+    """Rescale in place the rows of `weight` that `input` references and whose norm exceeds
+    max_norm (to max_norm / (norm + 1e-7), as PyTorch), all on the device."""
+    from ..creation import arange
+    V = weight.shape[0]
+    with autograd.no_grad():
+        idx = input.reshape(-1, 1)
+        used = (idx == arange(V, device=weight.device).reshape(1, V)).any(0)     # (V,)
+        norms = _pnorm(weight.detach(), norm_type, 1, False)
+        scale = _where(used * (norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+        weight.mul_(scale.to(weight.dtype).unsqueeze(1))
 
 
 def one_hot(tensor, num_classes: int = -1):
