@@ -716,6 +716,26 @@ def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
     return y, mean, rstd, var
 
 
+def dropout_apply(x, p: float, group: int, seed: int, offset: int):
+    """x * keep / (1 - p) with keep drawn from Philox counter (seed, offset + i // group);
+    x contiguous from offset 0. Its gradient is the same map of the gradient."""
+    T = _tensor()
+    real = _nn_real(x)
+    n = x.numel()
+    out = T._empty(x.shape, x.dtype, x.device)
+    if n:
+        k = codegen.nn_kernel(x.device, "dropout", "clg_dropout", real,
+                              [None, None, "ulong", "ulong", "float", real, "long", "long"])
+        k.launch_1d(n, out._buf.raw, x._buf.raw, seed & ((1 << 64) - 1), offset, float(p),
+                    1.0 / (1.0 - p), int(group), n)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        autograd.record("NativeDropoutBackward0",
+                        lambda c, g: (dropout_apply(dense(g), p, group, seed, offset),), ctx,
+                        (x,), [out])
+    return out
+
+
 def embedding_lookup(weight, idx, padding_idx: int):
     """Rows of weight (V, D) at int64 indices idx (n,) -> (n, D); the backward sums gradient rows
     per destination row in index order (deterministic, no atomics)."""

@@ -6,6 +6,7 @@ import pytest
 
 import clgrad
 import clgrad.nn.functional as F
+from clgrad.autograd import gradcheck
 from helpers import check_op, make
 
 erf = np.vectorize(math.erf)
@@ -257,3 +258,17 @@ def test_instance_norm_running_stats(device):
                     momentum=0.5)
     np.testing.assert_allclose(rm.numpy(), 0.5 * x.mean(2).mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rv.numpy(), 0.5 + 0.5 * x.var(2, ddof=1).mean(0), rtol=1e-5)
+
+
+def test_dropout_gradcheck_and_feature_masks(fp64):
+    device = fp64
+
+    def f(x):
+        clgrad.manual_seed(3)          # the same mask on every call gradcheck makes
+        return F.dropout(x, 0.4)
+    x = clgrad.randn(4, 5, dtype=clgrad.float64, device=device, requires_grad=True)
+    assert gradcheck(f, [x])
+    y = F.dropout2d(clgrad.ones(3, 4, 2, device=device), 0.5).numpy()     # unbatched (C, H, W)
+    assert ((y == 0).all((1, 2)) | (y == 2).all((1, 2))).all()
+    z = F.dropout1d(clgrad.ones(2, 8, 5, device=device), 0.5).numpy()
+    assert ((z == 0).all(-1) | (z == 2).all(-1)).all()

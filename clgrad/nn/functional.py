@@ -236,6 +236,18 @@ def _keep_mask(shape, p, like):
     return (rand(shape, dtype=like.dtype, device=like.device) >= p).to(like.dtype)
 
 
+def _fused_dropout(x, p, group, generator=None):
+    """One kernel; the keep mask is recomputed from Philox counters in the backward, never
+    stored."""
+    from ..random import default_generator
+    xf, orig = _float_for_kernel(x)
+    xf = _dense(xf)
+    draws = -(-xf.numel() // group) if xf.numel() else 0
+    seed, offset = (generator or default_generator)._take(draws)
+    out = ops.dropout_apply(xf, p, group, seed, offset)
+    return out.to(orig) if orig is not None else out
+
+
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
     _check_p(p)
@@ -243,9 +255,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if p == 1.0:
         return _inplace(input, lambda x: x * 0.0, inplace)
-    mask = _keep_mask(input.shape, p, input)
-    scale = 1.0 / (1.0 - p)
-    return _inplace(input, lambda x: x * (mask * scale), inplace)
+    return _inplace(input, lambda x: _fused_dropout(x, p, 1), inplace)
 
 
 def _feature_dropout(input, p, training, inplace, batched_ndim, name):
@@ -258,13 +268,12 @@ def _feature_dropout(input, p, training, inplace, batched_ndim, name):
                       f"or {batched_ndim}-D.", stacklevel=3)
     if p == 1.0:
         return _inplace(input, lambda x: x * 0.0, inplace)
-    keep = 2 if input.ndim >= 2 else input.ndim
-    shape = tuple(input.shape[:keep]) + (1,) * (input.ndim - keep)
-    if input.ndim == batched_ndim - 1:      # unbatched (C, ...): one draw per channel
-        shape = (input.shape[0],) + (1,) * (input.ndim - 1)
-    mask = _keep_mask(shape, p, input)
-    scale = 1.0 / (1.0 - p)
-    return _inplace(input, lambda x: x * (mask * scale), inplace)
+    # one draw per (sample, channel): the channel's elements are contiguous after _dense
+    if input.ndim == batched_ndim - 1:      # unbatched (C, ...)
+        group = math.prod(input.shape[1:])
+    else:
+        group = math.prod(input.shape[2:])
+    return _inplace(input, lambda x: _fused_dropout(x, p, max(group, 1)), inplace)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
