@@ -813,17 +813,19 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
 
 
 # ---- re-exports from the other groups (guarded: each lands on its own branch) -------------------
+_CONV_NAMES = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+               "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+               "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+               "max_unpool1d", "max_unpool2d", "interpolate", "upsample", "pixel_shuffle",
+               "pixel_unshuffle")
 try:
-    from .._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa
-                         avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
-                         conv_transpose2d, interpolate, max_pool1d, max_pool2d, max_unpool2d,
-                         pixel_shuffle)
+    from .. import _conv
 except ImportError:
-    pass
-try:
-    from .._conv import upsample  # noqa: F401
-except ImportError:
-    pass
+    _conv = None
+# name by name, so one function missing there does not hide the others
+for _name in _CONV_NAMES if _conv is not None else ():
+    if hasattr(_conv, _name):
+        globals()[_name] = getattr(_conv, _name)
 try:
     from .._shape import pad  # noqa: F401
 except ImportError:
