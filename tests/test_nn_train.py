@@ -67,3 +67,41 @@ def test_embedding_regressor_fits(device):
         loss.backward()
         _sgd(params, 0.1)
     assert loss.item() < 1e-2
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 8, 3)
+        self.fc1 = nn.Linear(8 * 2 * 2, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))     # (N, 4, 4, 4)
+        x = F.relu(self.conv2(x))                           # (N, 8, 2, 2)
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_lenet_overfits_tiny_batch(device):
+    if not hasattr(nn, "Conv2d"):
+        import pytest
+        pytest.skip("convolution layers live on the conv branch until it is merged")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.standard_normal((6, 1, 8, 8)), dtype=torch.float32, device=device)
+    y = torch.tensor([0, 1, 2, 0, 1, 2], device=device)
+    model = LeNet().to(device)
+    first = None
+    for _ in range(50):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        _sgd(model.parameters(), 0.1)
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.1 * first
+    model.eval()
+    assert (model(x).argmax(1) == y).all().item()
