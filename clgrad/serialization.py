@@ -155,8 +155,12 @@ def _target_device(map_location):
     from .runtime import get_device
     if map_location is None or callable(map_location) or isinstance(map_location, dict):
         return get_device(None)
-    if isinstance(map_location, str) and map_location in ("cpu", "cuda"):
-        return get_device(None)
+    if isinstance(map_location, str) and map_location.split(":")[0] in ("cpu", "cuda"):
+        # PyTorch spellings: the matching OpenCL device class when present, else the default
+        try:
+            return get_device("gpu" if map_location.startswith("cuda") else "cpu")
+        except Exception:  # noqa: BLE001 - no device of that class: use the default one
+            return get_device(None)
     return get_device(map_location)
 
 
