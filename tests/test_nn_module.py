@@ -288,3 +288,11 @@ def test_double_backward_through_fused_kernel_raises(device):
     y = (h * h).sum()
     with pytest.raises(NotImplementedError, match="double backward"):
         clgrad.autograd.grad(y, x, create_graph=True)
+
+
+def test_load_state_dict_assign():
+    m = nn.Linear(2, 2)
+    w = clgrad.ones(2, 2, dtype=clgrad.float64)
+    m.load_state_dict({"weight": w, "bias": clgrad.zeros(2, dtype=clgrad.float64)}, assign=True)
+    assert isinstance(m.weight, nn.Parameter) and m.weight.dtype is clgrad.float64
+    assert m.weight.requires_grad

@@ -484,6 +484,15 @@ class Module:
                                   f"{Size(shape)} from checkpoint, the shape in current model "
                                   f"is {param.shape}.")
                 continue
+            if local_metadata.get("assign_to_params_buffers"):
+                if not isinstance(value, Tensor):
+                    from ...creation import tensor as _tensor
+                    value = _tensor(np.asarray(value), device=param.device)
+                if name in self._parameters:
+                    self._parameters[name] = Parameter(value.detach(), param.requires_grad)
+                else:
+                    self._buffers[name] = value.detach()
+                continue
             try:
                 with autograd.no_grad():
                     if isinstance(value, Tensor):
@@ -506,14 +515,16 @@ class Module:
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy parameters and buffers from `state_dict` (tensors or numpy arrays) into this
-        module. Returns (missing_keys, unexpected_keys); with strict, either raises
-        RuntimeError. A shape mismatch always raises."""
+        module (with assign=True, take the given tensors over instead of copying). Returns
+        (missing_keys, unexpected_keys); with strict, either raises RuntimeError. A shape
+        mismatch always raises."""
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing, unexpected, errors = [], [], []
 
         def load(module, prefix=""):
-            module._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected,
+            meta = {"assign_to_params_buffers": True} if assign else {}
+            module._load_from_state_dict(state_dict, prefix, meta, True, missing, unexpected,
                                          errors)
             for name, child in module._modules.items():
                 if child is not None:
