@@ -245,7 +245,7 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
 #
 #
 def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
-    """A kernel of one of nn's fixed-shape families (loss.cl, norm.cl, embedding.cl): the
+    """A kernel of nn's fixed-layout families (loss, norm, embedding, dropout .cl): the
     template is rendered once per real type; sizes and flags are arguments."""
     key = ("nn", device, family, kname, real)
     k = _memo.get(key)
