@@ -118,6 +118,10 @@ abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, c
 # (records and functions of this group go below this line)
 #
 #
+from .serialization import load, save  # noqa: E402
+from . import safetensors  # noqa: E402
+
+from . import nn  # noqa: E402
 
 
 # ==== conv (helper: conv) ====
