@@ -96,10 +96,10 @@ CONV2D = [
     ((1, 2, 4, 5), (6, 1, 2, 2), False, dict(groups=2, stride=2, dilation=2, padding=1)),
     ((1, 2, 4, 4), (2, 2, 3, 2), True, dict(padding="same")),
     ((1, 2, 5, 4), (2, 2, 2, 2), True, dict(padding="same", dilation=(2, 1))),
-    ((1, 2, 4, 4), (3, 2, 3, 3), True, dict(padding="valid")),
+    ((1, 2, 6, 5), (3, 2, 3, 3), True, dict(padding="valid")),
     ((2, 3, 3, 3), (2, 3, 1, 1), True, {}),
     ((1, 2, 1, 5), (2, 2, 1, 3), True, dict(stride=3, padding=(0, 2))),
-    ((3, 3, 3), (2, 3, 2, 2), True, {}),                                          # unbatched
+    ((3, 4, 4), (2, 3, 2, 2), True, {}),                                          # unbatched
 ]
 
 
@@ -115,10 +115,10 @@ def test_conv2d(device, xs, ws, bias, kw):
 
 CONV1D = [
     ((2, 2, 6), (3, 2, 3), True, {}),
-    ((1, 2, 7), (2, 2, 2), True, dict(stride=2, padding=1, dilation=2)),
-    ((1, 3, 5), (3, 1, 3), False, dict(groups=3, padding="same")),
-    ((1, 4, 6), (2, 2, 2), True, dict(groups=2, padding="same", dilation=3)),
-    ((2, 5), (3, 2, 3), True, dict(padding=1)),                                   # unbatched
+    ((1, 2, 11), (3, 2, 2), True, dict(stride=2, padding=1, dilation=2)),
+    ((1, 3, 6), (3, 1, 3), False, dict(groups=3, padding="same")),
+    ((1, 4, 9), (2, 2, 2), True, dict(groups=2, padding="same", dilation=3)),
+    ((2, 7), (3, 2, 3), True, dict(padding=1)),                                   # unbatched
 ]
 
 
