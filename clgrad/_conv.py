@@ -80,7 +80,7 @@ def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups):
     cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
     gm = g.reshape(N, G, OC // G, OH * OW)
     gw = gm @ cols.mT                                                  # (N, G, OC/G, Cg*KH*KW)
-    gw = gw.sum(0) if N > 1 else gw.reshape(gw.shape[1:])
+    gw = gw.reshape(gw.shape[1:]) if N == 1 else gw.sum(0)
     return gw.reshape(tuple(weight_shape))
 
 

@@ -526,7 +526,10 @@ def _window_launch(family, base, out, n, *args):
     T = _tensor()
     dt = out.dtype if out.dtype.is_floating else next(
         a.dtype for a in args if isinstance(a, T) and a.dtype.is_floating)
-    for a in args:
+    if dt.ctype not in ("float", "double"):
+        raise NotImplementedError(f"{base}: only float32 and float64 tensors are supported, "
+                                  f"got {dt.name}")
+    for a in (out, *args):
         if isinstance(a, T) and a._view.numel >= codegen.INT32_LIMIT:
             raise RuntimeError(f"{base}: tensors of 2**31 or more elements are not supported")
     k = codegen.window_kernel(out.device, family, base, dt)

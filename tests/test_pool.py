@@ -9,7 +9,7 @@ import pytest
 import clgrad
 from clgrad import _conv as F
 from clgrad.autograd import gradcheck
-from tests.helpers import check_op, make
+from tests.helpers import check_op
 
 # Outputs of more than 16 elements make gradcheck compare random projections (fast); the shapes
 # below are chosen that way and kept tiny, since each input element costs two forward passes.
@@ -337,6 +337,27 @@ def test_pool_errors(device):
         F.max_pool2d(clgrad.zeros(4, 4, device=device), 2)
     with pytest.raises(RuntimeError, match="divisor must be not zero"):
         F.avg_pool2d(x, 2, divisor_override=0)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.max_pool2d(x, 3, 2, 1),
+    lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    lambda x: F.adaptive_max_pool2d(x, (3, 2)),
+    lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear"),
+    lambda x: F.interpolate(x, size=(7, 3), mode="nearest"),
+], ids=["max", "avg", "adaptive_max", "bilinear", "nearest"])
+def test_double_backward(fp64, fn):
+    # each backward is itself a recorded op, so gradients of gradients exist (here: for the
+    # incoming gradient, the only input the first gradient depends on)
+    rng = np.random.default_rng(8)
+    x = clgrad.tensor(rng.standard_normal((1, 2, 5, 4)), device=fp64, requires_grad=True)
+    go = clgrad.tensor(rng.standard_normal(tuple(fn(x).shape)), device=fp64, requires_grad=True)
+
+    def first(go):
+        with clgrad.enable_grad():
+            return clgrad.autograd.grad(fn(x), x, go, create_graph=True)[0]
+
+    assert gradcheck(first, [go], atol=1e-5)
 
 
 # ---- modules -------------------------------------------------------------------------------------
