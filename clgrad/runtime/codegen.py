@@ -249,16 +249,10 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
 # ==== convolution and pooling (helper: conv) ====
 # (records and functions of this group go below this line)
 
-_KERNEL_SIG = None
-
-
 def _signature(src: str, name: str, t_np):
     """Scalar argument types of kernel `name`, read off its parameter list in `src`."""
     import re
-    global _KERNEL_SIG
-    if _KERNEL_SIG is None:
-        _KERNEL_SIG = re.compile(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)")
-    for m in _KERNEL_SIG.finditer(src):
+    for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", src):
         if m.group(1) != name:
             continue
         out = []
