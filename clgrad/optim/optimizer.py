@@ -265,8 +265,13 @@ class Optimizer:
         for i, p in enumerate(arena.params):
             arena.rebind(i)
             g = p.grad
-            if g is None or arena.views[i].numel == 0:
+            if g is None:
                 cur = None
+                continue
+            if arena.views[i].numel == 0:
+                # nothing to launch, but the step still counts, as in PyTorch
+                self._after_step(group, arena, i)
+                arena.steps[i] += 1
                 continue
             slot = arena.slots[i]
             if g is not slot:
