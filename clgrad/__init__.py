@@ -102,3 +102,4 @@ narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.sel
 # (records and functions of this group go below this line)
 #
 #
+from . import optim, utils
