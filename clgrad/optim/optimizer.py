@@ -47,6 +47,7 @@ class _Arena:
         self.steps = [0] * len(self.params)      # per-parameter step counts (host ints)
         self.host: dict[str, list] = {}          # per-parameter host scalars (NAdam's mu_product)
         self.views, self.slots = [], []
+        self.sizes = [p.numel() for p in self.params]
         for p, off in zip(self.params, self.offsets):
             v = View.contiguous(tuple(p.shape), off)
             view = Tensor._make(self.data._buf, v, dtype)
@@ -76,7 +77,12 @@ class _Arena:
         """Bring a parameter whose storage the user replaced (p.data = ...) back into the arena."""
         p = self.params[i]
         if p._buf is self.data._buf and p._view == self.views[i]:
+            p._view = self.views[i]
             return
+        if p.dtype is not self.dtype or p.device != self.device:
+            raise RuntimeError(f"a parameter of the optimizer changed from {self.dtype} on "
+                               f"{self.device} to {p.dtype} on {p.device}; convert or move the "
+                               "model before constructing its optimizer")
         view = Tensor._make(self.data._buf, self.views[i], self.dtype)
         if tuple(p.shape) != self.views[i].shape:
             raise RuntimeError(f"a parameter of shape {list(self.views[i].shape)} was replaced by "
@@ -262,18 +268,23 @@ class Optimizer:
 
     def _step_arena(self, group, arena: _Arena) -> None:
         runs, cur = [], None
+        data_buf, views, slots, sizes = arena.data._buf, arena.views, arena.slots, arena.sizes
+        run_key = self._run_key
+        after = self._after_step if type(self)._after_step is not Optimizer._after_step else None
         for i, p in enumerate(arena.params):
-            arena.rebind(i)
+            if p._buf is not data_buf or p._view is not views[i]:
+                arena.rebind(i)
             g = p.grad
             if g is None:
                 cur = None
                 continue
-            if arena.views[i].numel == 0:
+            if sizes[i] == 0:
                 # nothing to launch, but the step still counts, as in PyTorch
-                self._after_step(group, arena, i)
+                if after is not None:
+                    after(group, arena, i)
                 arena.steps[i] += 1
                 continue
-            slot = arena.slots[i]
+            slot = slots[i]
             if g is not slot:
                 # a gradient outside the arena (assigned by the user, or built with
                 # create_graph): move it into its slot, where the fused kernel reads it
@@ -282,7 +293,7 @@ class Optimizer:
                 p._grad_slot = slot
             elif p._grad_slot is not slot:
                 p._grad_slot = slot
-            key = self._run_key(arena, i)
+            key = run_key(arena, i)
             if cur is not None and cur[0] == key:
                 cur[2] = i
             else:
@@ -293,17 +304,18 @@ class Optimizer:
         name, update, scalar_names = self._update(group)
         names = tuple(self._state_names(group).items())
         states = tuple((n, arena.ensure(n, init)) for n, init in names)
+        steps = arena.steps
         for _, first, last in runs:
-            step = arena.steps[first] + 1
-            values = self._scalars(group, step, arena, first)
+            values = self._scalars(group, steps[first] + 1, arena, first)
             start = arena.offsets[first]
-            end = arena.offsets[last] + arena.views[last].numel
+            end = arena.offsets[last] + sizes[last]
             ops.optim_update(name, update, arena.data, arena.grad, states,
                              tuple((s, values[s]) for s in scalar_names), start, end - start)
             for i in range(first, last + 1):
-                if arena.views[i].numel and arena.params[i].grad is not None:
-                    self._after_step(group, arena, i)
-                    arena.steps[i] += 1
+                if sizes[i]:
+                    if after is not None:
+                        after(group, arena, i)
+                    steps[i] += 1
 
     # ---- state ---------------------------------------------------------------------------------
     def _state_keys(self, group) -> list:
