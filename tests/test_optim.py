@@ -379,3 +379,79 @@ def test_bad_params():
     x = clgrad.zeros(2, requires_grad=True)
     with pytest.raises(ValueError, match="non-leaf"):
         optim.SGD([x * 2], lr=0.1)
+
+
+def _ref_lbfgs(x, f_and_g, steps, lr=1.0, max_iter=5, history=3, tol_grad=1e-7,
+               tol_change=1e-9):
+    """numpy transcription of PyTorch's documented L-BFGS loop (no line search)."""
+    st = {"n_iter": 0}
+    max_eval = max_iter * 5 // 4
+    for _ in range(steps):
+        loss, g = f_and_g(x)
+        evals = 1
+        if np.abs(g).max() <= tol_grad:
+            continue
+        n = 0
+        while n < max_iter:
+            n += 1
+            st["n_iter"] += 1
+            if st["n_iter"] == 1:
+                d, dirs, stps, ro, H = -g, [], [], [], 1.0
+            else:
+                d, dirs, stps, ro, H = st["d"], st["dirs"], st["stps"], st["ro"], st["H"]
+                y, s = g - st["pg"], d * st["t"]
+                ys = y @ s
+                if ys > 1e-10:
+                    if len(dirs) == history:
+                        dirs.pop(0), stps.pop(0), ro.pop(0)
+                    dirs.append(y), stps.append(s), ro.append(1 / ys)
+                    H = ys / (y @ y)
+                q, al = -g, [0.0] * len(dirs)
+                for i in reversed(range(len(dirs))):
+                    al[i] = (stps[i] @ q) * ro[i]
+                    q = q - al[i] * dirs[i]
+                d = q * H
+                for i in range(len(dirs)):
+                    d = d + stps[i] * (al[i] - (dirs[i] @ d) * ro[i])
+            st["pg"], prev = g, loss
+            t = min(1.0, 1.0 / np.abs(g).sum()) * lr if st["n_iter"] == 1 else lr
+            st.update(d=d, dirs=dirs, stps=stps, ro=ro, H=H, t=t)
+            if g @ d > -tol_change:
+                break
+            x = x + t * d
+            if n != max_iter:
+                loss, g = f_and_g(x)
+                evals += 1
+            if n == max_iter or evals >= max_eval or np.abs(g).max() <= tol_grad:
+                break
+            if np.abs(d * t).max() <= tol_change or abs(loss - prev) < tol_change:
+                break
+    return x
+
+
+def test_lbfgs_matches_reference(fp64):
+    rng = np.random.default_rng(4)
+    m = rng.standard_normal((7, 7))
+    A, b = m @ m.T + 7 * np.eye(7), rng.standard_normal(7)
+    x0 = rng.standard_normal(7)
+    f_and_g = lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b)
+    ref = _ref_lbfgs(x0.copy(), f_and_g, steps=3)
+    x1 = clgrad.tensor(x0[:3], requires_grad=True)
+    x2 = clgrad.tensor(x0[3:].reshape(2, 2), requires_grad=True)
+    At, bt = clgrad.tensor(A), clgrad.tensor(b)
+    opt = optim.LBFGS([x1, x2], max_iter=5, history_size=3)
+
+    def closure():
+        opt.zero_grad()
+        # the flat vector (7,) assembled through matmuls with selection matrices
+        v = x1 @ clgrad.tensor(np.eye(3, 7)) + x2.reshape(4) @ clgrad.tensor(np.eye(7)[3:])
+        loss = 0.5 * (v @ At @ v) - (bt * v).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    got = np.concatenate([x1.detach().numpy(), x2.detach().numpy().reshape(4)])
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
+    with pytest.raises(ValueError, match="per-parameter options"):
+        optim.LBFGS([{"params": [x1]}, {"params": [x2]}])

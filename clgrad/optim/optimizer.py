@@ -13,7 +13,7 @@ contiguous runs of parameters that have one), as PyTorch skips them.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
@@ -356,7 +356,7 @@ class Optimizer:
     def state(self) -> dict:
         """Per-parameter state, keyed by parameter: views into the state arenas (writes to them
         reach the optimizer); 'step' is a fresh 0-d tensor."""
-        out = {}
+        out = defaultdict(dict)
         groups = self.param_groups
         for gi, arena, i in self._locate():
             st = self._param_state(groups[gi], arena, i)
