@@ -455,3 +455,40 @@ def test_lbfgs_matches_reference(fp64):
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError, match="per-parameter options"):
         optim.LBFGS([{"params": [x1]}, {"params": [x2]}])
+
+
+def test_split_arenas_match_reference(monkeypatch):
+    """Groups larger than the device's largest allocation are split into several arenas."""
+    monkeypatch.setattr(optim.Optimizer, "_max_bytes", staticmethod(lambda params: 40))
+    init, coefs = _problem(5)
+    hp = dict(lr=0.05, amsgrad=True)
+    ps = [clgrad.tensor(a, dtype=clgrad.float32, requires_grad=True) for a in init]
+    opt = _run_clgrad("Adam", hp, ps, coefs, 0, 4)
+    assert len(opt._arenas[0]) == 4           # 12 | 5 | 6 + 1 + 0 | 7 elements (10-float cap)
+    ref, states = [a.copy() for a in init], [{} for _ in init]
+    counts = [0] * len(init)
+    for t in range(4):
+        for i in range(len(ref)):
+            if i == SKIPPY and t % 2:
+                continue
+            counts[i] += 1
+            ref[i] = ref_adam(hp, ref[i], coefs[t][i] + 0.1 * ref[i], states[i], counts[i])
+    for p, r in zip(ps, ref):
+        np.testing.assert_allclose(p.detach().numpy(), r, rtol=2e-5, atol=2e-5)
+
+
+def test_zero_grad_keeps_accumulating_in_slots():
+    p = clgrad.tensor([1.0, 2.0], requires_grad=True)
+    q = clgrad.tensor([3.0], requires_grad=True)
+    opt = optim.SGD([p, q], lr=1.0)
+    for _ in range(2):
+        (p.sum() * 3 + q.sum()).backward()      # the second backward accumulates in the arena
+    np.testing.assert_allclose(p.grad.numpy(), [6.0, 6.0])
+    q.grad = clgrad.tensor([5.0])               # a user tensor outside the arena
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_allclose(p.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_allclose(q.grad.numpy(), [0.0])
+    (p.sum()).backward()
+    opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), [0.0, 1.0])
+    np.testing.assert_allclose(q.detach().numpy(), [3.0])
