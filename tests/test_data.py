@@ -202,3 +202,15 @@ def test_loader_argument_errors():
         DataLoader(ds, num_workers=-1)
     with pytest.raises(ValueError, match="batch_size=None option disables auto-batching"):
         DataLoader(ds, batch_size=None, drop_last=True)
+
+
+def test_workers_match_inline_for_device_tensors():
+    x, y = _xy(20)
+    ds = TensorDataset(clgrad.tensor(x), clgrad.tensor(y))
+    inline = _ids(DataLoader(ds, batch_size=3, shuffle=True, generator=9))
+    threaded = _ids(DataLoader(ds, batch_size=3, shuffle=True, generator=9, num_workers=2,
+                               prefetch_factor=3))
+    assert threaded == inline
+    custom = list(DataLoader(Squares(), batch_size=4, num_workers=2,
+                             collate_fn=lambda b: [s["y"] for s in b]))
+    assert custom == [[0, 1, 4, 9], [16, 25, 36, 49], [64]]

@@ -22,6 +22,16 @@ class _Host:
         self.array = array
 
 
+class _Deferred:
+    """Device work (stacking device tensors) postponed to `to_device`, which runs in the main
+    thread: worker threads must not launch kernels (a kernel object's arguments are shared)."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+
 def _tensor_cls():
     from ...tensor import Tensor
     return Tensor
@@ -44,17 +54,21 @@ def _mismatch(batch, what):
     return None
 
 
-def _stack_device(batch):
-    """Stack equal-shaped clgrad tensors into a new (B, ...) tensor on the device."""
-    from ... import autograd, ops
-    from ...view import View
-    T = _tensor_cls()
+def _check_stackable(batch):
     err = _mismatch(batch, "stack tensors of different shapes or types")
     if err is not None or any(t.dtype is not batch[0].dtype or t.device != batch[0].device
                               for t in batch):
         raise err or RuntimeError(
             "default_collate: cannot stack tensors of different dtypes or devices: "
             + ", ".join(sorted({f"{t.dtype} on {t.device}" for t in batch})))
+
+
+def _stack_device(batch):
+    """Stack equal-shaped clgrad tensors into a new (B, ...) tensor on the device."""
+    from ... import autograd, ops
+    from ...view import View
+    T = _tensor_cls()
+    _check_stackable(batch)
     first = batch[0]
     out = T._empty((len(batch), *first.shape), first.dtype, first.device)
     inner = first.numel()
@@ -76,7 +90,8 @@ def host_collate(batch):
     if isinstance(elem, T):
         if not all(isinstance(b, T) for b in batch):
             raise _mismatch(batch, "mix clgrad tensors with other types")
-        return _stack_device(batch)
+        _check_stackable(batch)
+        return _Deferred(_stack_device, batch)
     if isinstance(elem, _Host):
         return _Host(np.stack([b.array for b in batch]))
     if isinstance(elem, (np.ndarray, np.generic)) and not isinstance(elem, (np.str_,
@@ -142,6 +157,8 @@ def _check_same(batch, kind):
 
 def to_device(data, device=None):
     """Replace every stacked host field by a clgrad tensor: one host-to-device copy each."""
+    if isinstance(data, _Deferred):
+        return data.fn(*data.args)
     if isinstance(data, _Host):
         from ...creation import from_numpy
         from ...runtime import get_device

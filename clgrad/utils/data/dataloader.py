@@ -5,7 +5,10 @@ numbers) and a device phase (one host-to-device copy per field, in the main thre
 num_workers > 0 the host phase of the next `prefetch_factor * num_workers` batches runs in
 worker *threads* while the caller computes on the current batch (numpy's stacking releases the
 GIL, and kernels run on the OpenCL runtime's own threads); worker processes are not used, so
-datasets may hold clgrad tensors and nothing is pickled. With num_workers=0 everything runs
+datasets may hold clgrad tensors and nothing is pickled. Workers never launch kernels: device
+tensors are stacked/gathered, and a custom collate_fn runs, in the main thread (the dataset's
+__getitem__ runs in the workers, so with num_workers > 0 it should not launch kernels either:
+indexing a tensor is a view and launches nothing). With num_workers=0 everything runs
 inline. `pin_memory` is accepted and has no effect (OpenCL has no pinned-host concept that helps
 here: on CPU devices host memory already is device memory)."""
 from __future__ import annotations
@@ -28,6 +31,15 @@ def get_worker_info():
     return None
 
 
+class _Custom:
+    """Samples for a user collate_fn, which runs in the main thread (it may launch kernels)."""
+
+    __slots__ = ("samples",)
+
+    def __init__(self, samples):
+        self.samples = samples
+
+
 class _InfiniteIterableSampler(Sampler):
     def __iter__(self):
         while True:
@@ -38,6 +50,10 @@ def _take_rows(t, indices):
     """Rows `indices` of a clgrad tensor or numpy array (TensorDataset's batched fetch)."""
     if isinstance(t, np.ndarray):
         return _collate._Host(np.take(t, indices, axis=0))
+    return _collate._Deferred(_gather_rows, t, indices)
+
+
+def _gather_rows(t, indices):
     from ... import autograd
     n = len(indices)
     with autograd.no_grad():
@@ -168,11 +184,13 @@ class DataLoader:
                 [self.dataset[i] for i in indices]
             if self._default_collate:
                 return _collate.host_collate(data)
-            return self.collate_fn(data)
+            return _Custom(data)
         data = self.dataset[indices]
-        return _collate._host_convert(data) if self._default_collate else self.collate_fn(data)
+        return _collate._host_convert(data) if self._default_collate else _Custom(data)
 
     def _finish(self, host):
+        if isinstance(host, _Custom):
+            return self.collate_fn(host.samples)
         return _collate.to_device(host, self.device) if self._default_collate else host
 
     def _iterable_batches(self):
@@ -195,12 +213,11 @@ class DataLoader:
             for samples in self._iterable_batches():
                 if not self._auto_collation:
                     s = samples[0]
-                    yield (_collate._host_convert(s) if self._default_collate
-                           else self.collate_fn(s))
+                    yield _collate._host_convert(s) if self._default_collate else _Custom(s)
                 elif self._default_collate:
                     yield _collate.host_collate(samples)
                 else:
-                    yield self.collate_fn(samples)
+                    yield _Custom(samples)
             return
         for indices in self._index_sampler:
             yield self._fetch_host(indices)
