@@ -1,4 +1,4 @@
-"""Adam and its relatives: AdamW, Adamax, NAdam, RAdam (bias corrections computed as PyTorch does)."""
+"""Adam and relatives: AdamW, Adamax, NAdam, RAdam (bias corrections as PyTorch computes them)."""
 from __future__ import annotations
 
 import math

@@ -426,9 +426,6 @@ class Optimizer:
     def _implied_step(self, st) -> int:
         return 1
 
-    def __getstate__(self):
-        raise TypeError("pickle an optimizer's state_dict(), not the optimizer")
-
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
         for i, group in enumerate(self.param_groups):
