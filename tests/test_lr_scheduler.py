@@ -213,3 +213,16 @@ def test_state_dict_round_trip():
 def test_resume_requires_initial_lr():
     with pytest.raises(KeyError, match="initial_lr"):
         S.StepLR(_opt(), step_size=2, last_epoch=3)
+
+
+def test_resume_keeps_current_rate():
+    """Built with last_epoch=k (resuming), a recursive scheduler's constructor step keeps the
+    current rate; the next step continues the schedule from there."""
+    opt = _opt(0.5)
+    opt.param_groups[0]["initial_lr"] = 1.0
+    sched = S.ExponentialLR(opt, gamma=0.5, last_epoch=0)
+    assert sched.get_last_lr() == [0.5] and sched.last_epoch == 1
+    sched.step()
+    assert sched.get_last_lr() == [0.25]
+    with pytest.raises(TypeError, match="lr_lambda should be a function"):
+        S.MultiplicativeLR(_opt(), 0.9)

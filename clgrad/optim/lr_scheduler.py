@@ -48,9 +48,16 @@ class LRScheduler:
         self.last_epoch = last_epoch
         self._initial_step()
 
+    _is_initial = False
+
     def _initial_step(self):
+        # the constructor's step: recursive forms keep the current rate (matters on resume)
         self._step_count = 0
-        self.step()
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
         raise NotImplementedError
@@ -61,12 +68,16 @@ class LRScheduler:
 
     def step(self, epoch=None):
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn("The epoch parameter in `scheduler.step()` was not necessary and is "
+                          "being deprecated where possible.", UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
-            warnings.warn("The epoch parameter in `scheduler.step()` was not necessary and is "
-                          "being deprecated where possible.", UserWarning, stacklevel=2)
             self.last_epoch = epoch
             if hasattr(self, "_get_closed_form_lr"):
                 values = self._get_closed_form_lr()
@@ -128,8 +139,15 @@ def _is_function(f) -> bool:
 class MultiplicativeLR(LambdaLR):
     """lr = lr * lr_lambda(epoch) at every step after the first."""
 
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1, verbose="deprecated"):
+        fns = lr_lambda if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]
+        for fn in fns:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        super().__init__(optimizer, lr_lambda, last_epoch)
+
     def get_lr(self):
-        if self.last_epoch > 0:
+        if not self._is_initial:
             return [group["lr"] * lmbda(self.last_epoch)
                     for lmbda, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -216,7 +234,7 @@ class LinearLR(LRScheduler):
         groups = self.optimizer.param_groups
         if self.last_epoch == 0:
             return [group["lr"] * self.start_factor for group in groups]
-        if self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return [group["lr"] for group in groups]
         diff = self.end_factor - self.start_factor
         return [group["lr"] * (1.0 + diff / (self.total_iters * self.start_factor
@@ -237,7 +255,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch == 0:
+        if self._is_initial:
             return [group["lr"] for group in self.optimizer.param_groups]
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
@@ -261,7 +279,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self):
         groups = self.optimizer.param_groups
         t, T, lo = self.last_epoch, self.T_max, self.eta_min
-        if t == 0:
+        if self._is_initial:
             return [group["lr"] for group in groups]
         if self._step_count == 1 and t > 0:
             return [lo + (base - lo) * (1 + math.cos(t * math.pi / T)) / 2
@@ -308,7 +326,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             epoch = self.last_epoch + 1
             self.T_cur = self.T_cur + 1
             if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur - self.T_i
+                self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         else:
             if epoch < 0:
@@ -471,8 +489,11 @@ class CyclicLR(LRScheduler):
             self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
             self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for mm, group in zip(self.max_momentums, optimizer.param_groups):
+                for mm, bm, group in zip(self.max_momentums, self.base_momentums,
+                                         optimizer.param_groups):
                     _set_momentum(group, mm, self.use_beta1)
+                    group["max_momentum"] = mm
+                    group["base_momentum"] = bm
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -518,7 +539,7 @@ class PolynomialLR(LRScheduler):
 
     def get_lr(self):
         groups = self.optimizer.param_groups
-        if self.last_epoch == 0 or self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return [group["lr"] for group in groups]
         factor = ((1.0 - self.last_epoch / self.total_iters)
                   / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
@@ -562,19 +583,25 @@ class SequentialLR(LRScheduler):
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        for s in self._schedulers:
-            s.last_epoch -= 1
+        self._undo(self)
         self._schedulers[0]._initial_step()
         self._last_lr = self._schedulers[0].get_last_lr()
+
+    def _undo(self, sched):
+        """Take back the step each (possibly nested) scheduler made when it was built."""
+        subs = getattr(sched, "_schedulers", None)
+        if subs is not None:
+            for s in subs:
+                self._undo(s)
+        elif hasattr(sched, "last_epoch"):
+            sched.last_epoch -= 1
 
     def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
         if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                scheduler.step(0)
+            scheduler._update_lr(0)        # the next scheduler starts over at epoch 0
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
@@ -601,6 +628,14 @@ class ChainedScheduler(LRScheduler):
                              "chained, but got no scheduler.")
         optimizer = optimizer or schedulers[0].optimizer
         for idx, s in enumerate(schedulers):
+            if not hasattr(s, "optimizer"):
+                raise TypeError(f"{self.__class__.__name__} at index {idx} should have "
+                                "`optimizer` as its attribute.")
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"{self.__class__.__name__} does not support "
+                                 "`ReduceLROnPlateau` scheduler as it requires additional "
+                                 "kwargs to be specified when calling `step`, but got one at "
+                                 f"index {idx} in the given schedulers sequence.")
             if s.optimizer is not optimizer:
                 raise ValueError(f"{self.__class__.__name__} expects all schedulers to belong "
                                  f"to the same optimizer, but got scheduler "
@@ -628,6 +663,9 @@ class ReduceLROnPlateau(LRScheduler):
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8, verbose="deprecated"):
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
+        from .optimizer import Optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.factor = factor
         self.optimizer = optimizer
         n = len(optimizer.param_groups)
@@ -663,6 +701,9 @@ class ReduceLROnPlateau(LRScheduler):
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
+        else:
+            warnings.warn("The epoch parameter in `scheduler.step()` was not necessary and is "
+                          "being deprecated where possible.", UserWarning, stacklevel=2)
         self.last_epoch = epoch
         if self.is_better(current, self.best):
             self.best = current
