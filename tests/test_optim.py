@@ -492,3 +492,26 @@ def test_zero_grad_keeps_accumulating_in_slots():
     opt.step()
     np.testing.assert_allclose(p.detach().numpy(), [0.0, 1.0])
     np.testing.assert_allclose(q.detach().numpy(), [3.0])
+
+
+def test_end_to_end_regression_with_loader_and_scheduler():
+    from clgrad.utils.data import DataLoader, TensorDataset
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    w_true = np.array([[1.5], [-2.0], [0.5]], np.float32)
+    y = x @ w_true + 0.25
+    w = clgrad.zeros((3, 1), requires_grad=True)
+    b = clgrad.zeros(1, requires_grad=True)
+    opt = optim.AdamW([{"params": [w]}, {"params": [b], "weight_decay": 0.0}], lr=0.1,
+                      weight_decay=1e-4)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.3, total_steps=8 * 15)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=0)
+    for _ in range(15):
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = ((xb @ w + b - yb) * (xb @ w + b - yb)).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+    np.testing.assert_allclose(w.detach().numpy(), w_true, atol=2e-2)
+    np.testing.assert_allclose(b.detach().numpy(), [0.25], atol=2e-2)
