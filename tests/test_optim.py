@@ -515,3 +515,43 @@ def test_end_to_end_regression_with_loader_and_scheduler():
             sched.step()
     np.testing.assert_allclose(w.detach().numpy(), w_true, atol=2e-2)
     np.testing.assert_allclose(b.detach().numpy(), [0.25], atol=2e-2)
+
+
+class _SignSGD(optim.Optimizer):
+    """A PyTorch-style subclass: its own step() over param_groups and self.state."""
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+
+    def step(self, closure=None):
+        with clgrad.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    st = self.state[p]
+                    st["n"] = st.get("n", 0) + 1
+                    p.sub_(p.grad.sign() * group["lr"])
+
+
+def test_pytorch_style_subclass_and_hooks():
+    p = clgrad.tensor([1.0, -1.0], requires_grad=True)
+    opt = _SignSGD([p], lr=0.25)
+    (p * clgrad.tensor([2.0, -3.0])).sum().backward()
+    opt.step()
+    opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), [0.5, -0.5])
+    assert opt.state[p]["n"] == 2
+    sd = opt.state_dict()
+    assert sd["state"] == {0: {"n": 2}}
+    opt2 = _SignSGD([clgrad.zeros(2, requires_grad=True)])
+    opt2.load_state_dict(sd)
+    assert list(opt2.state.values()) == [{"n": 2}]
+    calls = []
+    sgd = optim.SGD([p], lr=0.1)
+    h = sgd.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    sgd.register_step_post_hook(lambda o, a, k: calls.append("post"))
+    sgd.step()
+    h.remove()
+    sgd.step()
+    assert calls == ["pre", "post", "post"]

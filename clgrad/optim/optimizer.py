@@ -124,6 +124,10 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
         self.param_groups: list[dict] = []
+        # a PyTorch-style subclass (its own step() over self.state) keeps a plain state dict
+        self._custom_state = defaultdict(dict)
+        self._step_pre_hooks: dict = OrderedDict()
+        self._step_post_hooks: dict = OrderedDict()
         self._arenas: list[list[_Arena]] = []
         self._group_lists: list = []
         if isinstance(params, Tensor):
@@ -252,9 +256,25 @@ class Optimizer:
                             p.grad.requires_grad_(False)
                         ops.copy_into(p.grad, 0.0)
 
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) runs before each fused step()."""
+        return _register(self._step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs) runs after each fused step()."""
+        return _register(self._step_post_hooks, hook)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the model and returns the
         loss (it runs with gradients enabled)."""
+        for hook in list(self._step_pre_hooks.values()):
+            hook(self, (closure,), {})
+        loss = self._fused_step(closure)
+        for hook in list(self._step_post_hooks.values()):
+            hook(self, (closure,), {})
+        return loss
+
+    def _fused_step(self, closure):
         loss = None
         if closure is not None:
             with autograd.enable_grad():
@@ -352,10 +372,16 @@ class Optimizer:
                 out.append(where[id(p)])
         return out
 
+    def _is_custom(self) -> bool:
+        return type(self)._update is Optimizer._update
+
     @property
     def state(self) -> dict:
         """Per-parameter state, keyed by parameter: views into the state arenas (writes to them
-        reach the optimizer); 'step' is a fresh 0-d tensor."""
+        reach the optimizer); 'step' is a fresh 0-d tensor. A subclass that writes its own
+        step() gets a plain persistent dict, as in PyTorch."""
+        if self._is_custom():
+            return self._custom_state
         out = defaultdict(dict)
         groups = self.param_groups
         for gi, arena, i in self._locate():
@@ -364,17 +390,25 @@ class Optimizer:
                 out[arena.params[i]] = st
         return out
 
+    @state.setter
+    def state(self, value) -> None:
+        self._custom_state = value
+
     def state_dict(self) -> dict:
         """PyTorch's layout: 'state' keyed by parameter index (counting through all groups) and
         'param_groups' whose 'params' are those indices."""
         state, groups, idx = {}, [], 0
+        if self._is_custom():
+            params = [p for g in self.param_groups for p in g["params"]]
+            state = {i: dict(self._custom_state[p]) for i, p in enumerate(params)
+                     if p in self._custom_state}
         locs = self._locate()
         for group in self.param_groups:
             g = {k: v for k, v in group.items() if k != "params"}
             g["params"] = list(range(idx, idx + len(group["params"])))
             groups.append(g)
             idx += len(group["params"])
-        for k, (gi, arena, i) in enumerate(locs):
+        for k, (gi, arena, i) in enumerate(locs if not self._is_custom() else ()):
             st = self._param_state(self.param_groups[gi], arena, i)
             if st is not None:
                 state[k] = st
@@ -395,8 +429,17 @@ class Optimizer:
                     mine[k] = v
             for pid in theirs["params"]:
                 index[pid] = len(index)
-        locs = self._locate()
         saved = state_dict["state"]
+        if self._is_custom():
+            params = [p for g in self.param_groups for p in g["params"]]
+            self._custom_state = defaultdict(dict)
+            for pid, k in index.items():
+                st = saved.get(pid, saved.get(str(pid)))
+                if st is not None:
+                    self._custom_state[params[k]] = {
+                        name: v.clone() if isinstance(v, Tensor) else v for name, v in st.items()}
+            return
+        locs = self._locate()
         for pid, k in index.items():
             gi, arena, i = locs[k]
             st = saved.get(pid, saved.get(str(pid)))
@@ -435,6 +478,20 @@ class Optimizer:
                     lines.append(f"    {k}: {group[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _Handle:
+    def __init__(self, table, key):
+        self.table, self.key = table, key
+
+    def remove(self):
+        self.table.pop(self.key, None)
+
+
+def _register(table, hook):
+    key = object()
+    table[key] = hook
+    return _Handle(table, key)
 
 
 def _float32():
