@@ -516,6 +516,15 @@ def _check(cond: bool, message: str) -> None:
         raise ValueError(message)
 
 
+_TAGS = {"maximize": "max", "weight_decay": "wd", "momentum": "mom", "nesterov": "nest",
+         "amsgrad": "ams", "centered": "ctr", "decoupled_weight_decay": "dwd"}
+
+
+def _flags(group, *keys) -> str:
+    """A kernel-name suffix listing the switches that select this update variant."""
+    return "_".join(_TAGS[k] for k in keys if group.get(k)) or "plain"
+
+
 def _grad_lines(group, decoupled: bool = False) -> str:
     """C statements turning the gradient `g` into the direction `d` (sign for maximize, L2
     weight decay unless it is decoupled, when the parameter shrinks first instead)."""
