@@ -138,9 +138,35 @@ def ref_radam(hp, p, g, st, t):
     return p - lr * mhat
 
 
+def ref_rprop(hp, p, g, st, t):
+    lr, (em, ep), (lo, hi) = hp.get("lr", 1e-2), hp.get("etas", (0.5, 1.2)), \
+        hp.get("step_sizes", (1e-6, 50))
+    d = _dir(hp, p, g)
+    prev, size = st.get("prev", np.zeros_like(p)), st.get("size", np.full_like(p, lr))
+    s = np.sign(d * prev)
+    size = np.clip(size * np.where(s > 0, ep, np.where(s < 0, em, 1.0)), lo, hi)
+    d = np.where(s < 0, 0.0, d)
+    st["prev"], st["size"] = d, size
+    return p - np.sign(d) * size
+
+
+def ref_asgd(hp, p, g, st, t):
+    lr, lambd, alpha, t0 = hp.get("lr", 1e-2), hp.get("lambd", 1e-4), hp.get("alpha", 0.75), \
+        hp.get("t0", 1e6)
+    d = _dir(hp, p, g)
+    if hp.get("weight_decay", 0):
+        d = d + hp["weight_decay"] * p
+    eta, mu = st.get("eta", lr), st.get("mu", 1.0)
+    p = p * (1 - lambd * eta) - eta * d
+    st["ax"] = st.get("ax", 0) + (p - st.get("ax", 0)) * mu if mu != 1 else p
+    st["eta"] = lr / (1 + lambd * lr * t) ** alpha
+    st["mu"] = 1 / max(1, t - t0)
+    return p
+
+
 REFS = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
         "Adagrad": ref_adagrad, "Adadelta": ref_adadelta, "Adamax": ref_adamax,
-        "NAdam": ref_nadam, "RAdam": ref_radam}
+        "NAdam": ref_nadam, "RAdam": ref_radam, "Rprop": ref_rprop, "ASGD": ref_asgd}
 
 CASES = [
     ("SGD", dict(lr=0.1)),
@@ -166,6 +192,10 @@ CASES = [
     ("NAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
     ("RAdam", dict(lr=0.05)),
     ("RAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Rprop", dict(lr=0.05)),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
+    ("ASGD", dict(lr=0.05)),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1)),
 ]
 
 
@@ -201,7 +231,7 @@ def _run_clgrad(name, hp, ps, coefs, t0, t1, opt=None, dtype=clgrad.float32):
 def test_matches_reference(name, hp):
     init, coefs = _problem()
     ps = [clgrad.tensor(a, dtype=clgrad.float32, requires_grad=True) for a in init]
-    _run_clgrad(name, hp, ps, coefs, 0, STEPS)
+    opt = _run_clgrad(name, hp, ps, coefs, 0, STEPS)
     ref = [a.copy() for a in init]
     states = [{} for _ in init]
     counts = [0] * len(init)
@@ -215,6 +245,10 @@ def test_matches_reference(name, hp):
     for p, r in zip(ps, ref):
         # float32 arithmetic against a float64 reference over 25 steps
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=2e-5, atol=2e-5)
+    if name == "ASGD":        # the running average is part of ASGD's result
+        for p, st in zip(ps, states):
+            np.testing.assert_allclose(opt.state[p]["ax"].numpy(), st["ax"], rtol=2e-5,
+                                       atol=2e-5)
 
 
 def test_float64_tight(fp64):
