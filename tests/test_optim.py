@@ -589,3 +589,24 @@ def test_pytorch_style_subclass_and_hooks():
     h.remove()
     sgd.step()
     assert calls == ["pre", "post", "post"]
+
+
+def test_lbfgs_strong_wolfe_rosenbrock(fp64):
+    xy = clgrad.tensor([-1.5, 2.0], dtype=clgrad.float64, requires_grad=True)
+    opt = optim.LBFGS([xy], max_iter=100, line_search_fn="strong_wolfe")
+    losses = []
+
+    def closure():
+        opt.zero_grad()
+        x, y = xy[0], xy[1]
+        loss = (1 - x) * (1 - x) + 100 * (y - x * x) * (y - x * x)
+        loss.backward()
+        losses.append(float(loss))
+        return loss
+
+    opt.step(closure)
+    np.testing.assert_allclose(xy.detach().numpy(), [1.0, 1.0], atol=1e-5)
+    assert losses[-1] < 1e-10 and len(losses) < 150
+    xy.data = clgrad.tensor([0.0, 0.0], dtype=clgrad.float64)
+    with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+        optim.LBFGS([xy], line_search_fn="armijo").step(closure)

@@ -1,8 +1,88 @@
 """L-BFGS over the flat parameter arena (the arena is the flat vector the algorithm needs)."""
 from __future__ import annotations
 
+import math
+
 from .. import autograd, ops
 from .optimizer import Optimizer
+
+
+def _cubic_min(x1, f1, g1, x2, f2, g2, bounds=None):
+    """The minimiser of the cubic through (x1, f1) and (x2, f2) with slopes g1, g2, clipped to
+    `bounds` (default: between the two points); their midpoint when the cubic has none."""
+    lo, hi = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    disc = d1 * d1 - g1 * g2
+    if disc < 0:
+        return (lo + hi) / 2.0
+    d2 = math.sqrt(disc)
+    if x1 <= x2:
+        m = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+    else:
+        m = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+    return min(max(m, lo), hi)
+
+
+def _strong_wolfe(evaluate, t, d_norm, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
+                  max_ls=25):
+    """Line search for a step t meeting the strong Wolfe conditions (Nocedal & Wright, alg.
+    3.5/3.6, cubic interpolation), as PyTorch's L-BFGS runs it. `evaluate(t)` returns
+    (f, flat grad, directional derivative) at x + t d. Returns (f, grad, t, evaluations)."""
+    f_new, g_new, gtd_new = evaluate(t)
+    evals, it, done = 1, 0, False
+    prev = [0.0, f, g, gtd]                   # [t, f, grad, gtd]
+    bracket = None
+    # bracketing: grow t until an interval surely holds an acceptable point
+    while it < max_ls:
+        cur = [t, f_new, g_new, gtd_new]
+        if f_new > f + c1 * t * gtd or (it > 1 and f_new >= prev[1]) or gtd_new >= 0:
+            bracket = [prev, cur]
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket, done = [cur], True
+            break
+        t_next = _cubic_min(prev[0], prev[1], prev[3], t, f_new, gtd_new,
+                            bounds=(t + 0.01 * (t - prev[0]), t * 10))
+        prev, t = cur, t_next
+        f_new, g_new, gtd_new = evaluate(t)
+        evals += 1
+        it += 1
+    if it == max_ls:
+        bracket = [[0.0, f, g, gtd], [t, f_new, g_new, gtd_new]]
+    low, high = (0, 1) if bracket[0][1] <= bracket[-1][1] else (1, 0)
+    insufficient = False
+    # zoom: shrink the bracket until a point meets both conditions
+    while not done and it < max_ls:
+        a, b = bracket[0][0], bracket[1][0]
+        if abs(b - a) * d_norm < tolerance_change:
+            break
+        t = _cubic_min(a, bracket[0][1], bracket[0][3], b, bracket[1][1], bracket[1][3])
+        lo, hi = min(a, b), max(a, b)
+        eps = 0.1 * (hi - lo)
+        if min(hi - t, t - lo) < eps:
+            # too close to an end: step back inside unless the last trial was fine
+            if insufficient or t >= hi or t <= lo:
+                t = hi - eps if abs(t - hi) < abs(t - lo) else lo + eps
+                insufficient = False
+            else:
+                insufficient = True
+        else:
+            insufficient = False
+        f_new, g_new, gtd_new = evaluate(t)
+        evals += 1
+        it += 1
+        cur = [t, f_new, g_new, gtd_new]
+        if f_new > f + c1 * t * gtd or f_new >= bracket[low][1]:
+            bracket[high] = cur
+            low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high][0] - bracket[low][0]) >= 0:
+                bracket[high] = bracket[low]
+            bracket[low] = cur
+    t, f_new, g_new, _ = bracket[low]
+    return f_new, g_new, t, evals
 
 
 class LBFGS(Optimizer):
@@ -16,8 +96,9 @@ class LBFGS(Optimizer):
     from the device, as PyTorch's do.
 
     Args: lr (default 1), max_iter (20), max_eval (max_iter * 5 // 4), tolerance_grad (1e-7),
-    tolerance_change (1e-9), history_size (100), line_search_fn (None; 'strong_wolfe' is not
-    implemented). Only one parameter group, of one dtype on one device.
+    tolerance_change (1e-9), history_size (100), line_search_fn (None or 'strong_wolfe': a
+    line search for a step meeting the strong Wolfe conditions). Only one parameter group, of
+    one dtype on one device.
     """
 
     _has_step = False
@@ -28,9 +109,6 @@ class LBFGS(Optimizer):
             raise ValueError(f"Invalid learning rate: {lr}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        if line_search_fn is not None:
-            raise NotImplementedError("LBFGS: line_search_fn='strong_wolfe' is not implemented "
-                                      "in clgrad; use line_search_fn=None")
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
@@ -135,12 +213,20 @@ class LBFGS(Optimizer):
                 if gtd > -tol_change:
                     break
                 ls_func_evals = 0
-                self._add(t, d)
-                if n_iter != max_iter:
-                    loss = float(evaluate())
-                    flat_grad = self._flat_grad()
+                if group["line_search_fn"] is not None:
+                    if group["line_search_fn"] != "strong_wolfe":
+                        raise RuntimeError("only 'strong_wolfe' is supported")
+                    loss, flat_grad, t, ls_func_evals = self._line_search(evaluate, t, d, loss,
+                                                                          flat_grad, gtd)
+                    self._add(t, d)
                     opt_cond = float(flat_grad.abs().max()) <= tol_grad
-                    ls_func_evals = 1
+                else:
+                    self._add(t, d)
+                    if n_iter != max_iter:
+                        loss = float(evaluate())
+                        flat_grad = self._flat_grad()
+                        opt_cond = float(flat_grad.abs().max()) <= tol_grad
+                        ls_func_evals = 1
                 current_evals += ls_func_evals
                 state["func_evals"] += ls_func_evals
                 if n_iter == max_iter or current_evals >= max_eval or opt_cond:
@@ -152,6 +238,20 @@ class LBFGS(Optimizer):
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
                      prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return orig_loss
+
+    def _line_search(self, evaluate, t, d, loss, flat_grad, gtd):
+        arena = self._arenas[0][0]
+        x0 = arena.data.clone()
+
+        def at(step):
+            # evaluate at x0 + step d, then put the parameters back
+            self._add(step, d)
+            f = float(evaluate())
+            g = self._flat_grad()
+            ops.copy_into(arena.data, x0)
+            return f, g, float((g * d).sum())
+
+        return _strong_wolfe(at, t, float(d.abs().max()), loss, flat_grad, gtd)
 
     def state_dict(self):
         sd = super().state_dict()
