@@ -350,6 +350,9 @@ def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+MATMUL_BLOCK = (8, 8)     # rows x columns of C per work-item on CPU devices (measured best)
+
+
 def matmul2(a, b):
     """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd."""
     T = _tensor()
@@ -376,23 +379,32 @@ def matmul2(a, b):
     dt = a.dtype
     acc_t = dt.compute if dt.is_floating else "long"
     acc_bytes = 8 if acc_t in ("double", "long") else 4
-    ts = codegen.matmul_tile(device, acc_bytes)
     wide = _wide([av, bv, cv])
-    k = None
-    while k is None:
-        k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide, ts)
-        if k is None:
-            ts //= 2
     nb = 1
     for s in bshape:
         nb *= s
+    args = (c._buf.raw, cv.offset, cv.strides[-2], cv.strides[-1],
+            a._buf.raw, av.offset, av.strides[-2], av.strides[-1],
+            b._buf.raw, bv.offset, bv.strides[-2], bv.strides[-1],
+            M, N, K, *bshape, *c_bst, *a_bst, *b_bst)
+    if device.local_mem_is_global:
+        # CPU OpenCL: local tiles live in ordinary RAM and their barriers cost more than they
+        # save (POCL-FACTS: ~4-5 GFLOP/s); a register block per work-item streams from memory
+        rm, rn = MATMUL_BLOCK
+        k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide,
+                                  ("blocked", rm, rn))
+        gx, gy = (N + rn - 1) // rn, (M + rm - 1) // rm
+        k((gx, gy, nb), None, *args)
+        return c
+    ts = codegen.matmul_tile(device, acc_bytes)
+    k = None
+    while k is None:
+        k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide, ("local", ts))
+        if k is None:
+            ts //= 2
     g0 = (N + ts - 1) // ts * ts
     g1 = (M + ts - 1) // ts * ts
-    k((g0, g1, nb), (ts, ts, 1),
-      c._buf.raw, cv.offset, cv.strides[-2], cv.strides[-1],
-      a._buf.raw, av.offset, av.strides[-2], av.strides[-1],
-      b._buf.raw, bv.offset, bv.strides[-2], bv.strides[-1],
-      M, N, K, *bshape, *c_bst, *a_bst, *b_bst)
+    k((g0, g1, nb), (ts, ts, 1), *args)
     return c
 
 

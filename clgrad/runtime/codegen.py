@@ -190,8 +190,11 @@ def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, k
 
 
 # ---- matmul ------------------------------------------------------------------------------------
-def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_rank, wide, ts):
-    key = ("mm", device, a_dt, b_dt, c_dt, acc_t, batch_rank, wide, ts)
+def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_rank, wide, tile):
+    """The batched matmul kernel. `tile` is ('local', TS) for square local-memory tiles (GPUs) or
+    ('blocked', RM, RN) for a register block per work-item (CPU devices). None if the built
+    kernel cannot run the work-group the tile needs."""
+    key = ("mm", device, a_dt, b_dt, c_dt, acc_t, batch_rank, wide, tile)
     k = _memo.get(key)
     if k is not None:
         return k
@@ -201,26 +204,40 @@ def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_ra
     for m in ("c", "a", "b"):
         batch_args += "".join(f", {idx} {m}_bst{d}" for d in range(batch_rank))
     ops = [("c_off", "c_bst"), ("a_off", "a_bst"), ("b_off", "b_bst")]
-    name = f"matmul_{c_dt.short}_b{batch_rank}_t{ts}"
-    src = render("matmul", extensions=_extensions(a_dt.ctype, b_dt.ctype, c_dt.ctype, acc_t),
-                 ts=ts, acc_t=acc_t, name=name, c_t=c_dt.ctype, a_t=a_dt.ctype, b_t=b_dt.ctype,
-                 idx=idx, batch_args=batch_args,
-                 batch_index=_index_lines(batch_rank,
-                                          [f"clg_bshape{d}" for d in range(batch_rank)], ops),
-                 load_a=_load("A", a_dt.ctype, "a_off + row * a_rs + (t + lx) * a_cs", acc_t),
-                 load_b=_load("B", b_dt.ctype, "b_off + (t + ly) * b_rs + col * b_cs", acc_t),
-                 store="        " + _store("C", c_dt.ctype, "c_off + row * c_rs + col * c_cs",
-                                          "acc", c_dt.name == "bool"))
+    common = dict(extensions=_extensions(a_dt.ctype, b_dt.ctype, c_dt.ctype, acc_t),
+                  acc_t=acc_t, c_t=c_dt.ctype, a_t=a_dt.ctype, b_t=b_dt.ctype, idx=idx,
+                  batch_args=batch_args,
+                  batch_index=_index_lines(batch_rank,
+                                           [f"clg_bshape{d}" for d in range(batch_rank)], ops))
+    if tile[0] == "local":
+        ts = tile[1]
+        name = f"matmul_{c_dt.short}_b{batch_rank}_t{ts}"
+        src = render("matmul", ts=ts, name=name, **common,
+                     load_a=_load("A", a_dt.ctype, "a_off + row * a_rs + (t + lx) * a_cs", acc_t),
+                     load_b=_load("B", b_dt.ctype, "b_off + (t + ly) * b_rs + col * b_cs", acc_t),
+                     store="        " + _store("C", c_dt.ctype, "c_off + row * c_rs + col * c_cs",
+                                              "acc", c_dt.name == "bool"))
+        need = ts * ts
+    else:
+        rm, rn = tile[1], tile[2]
+        name = f"matmul_{c_dt.short}_b{batch_rank}_r{rm}x{rn}"
+        src = render("matmul_blocked", rm=rm, rn=rn, name=name, **common,
+                     load_a=_load("A", a_dt.ctype, "(o)", acc_t),
+                     load_b=_load("B", b_dt.ctype, "(o)", acc_t),
+                     store="            " + _store(
+                         "C", c_dt.ctype, "c_off + (row0 + i) * c_rs + (col0 + j) * c_cs",
+                         "acc_ij", c_dt.name == "bool"))
+        need = 1
     dtypes = [None, I, I, I] * 3 + [I] * 3 + [I] * (4 * batch_rank)
     k = kernel(device, src, name, dtypes)
-    if k.max_group < ts * ts:
+    if k.max_group < need:
         return None
     _memo[key] = k
     return k
 
 
 def matmul_tile(device: Device, acc_bytes: int) -> int:
-    """The largest square tile whose work-group and two local tiles fit the device."""
+    """The largest square local-memory tile whose work-group and two tiles fit the device."""
     ts = 16
     while ts > 1 and (ts * ts > device.max_work_group_size or
                       2 * ts * (ts + 1) * acc_bytes > device.local_mem_size):
