@@ -47,7 +47,8 @@ class Pool:
         self.pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
-        self.lock = threading.Lock()
+        # re-entrant: a garbage collection inside alloc may free (release) a Buffer
+        self.lock = threading.RLock()
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
