@@ -187,6 +187,7 @@ def _parse(x, idx):
     else:
         items = items + [slice(None)] * (x.ndim - used)
     plan, adv = [], []
+    trusted = True                     # only mask-derived indices: nothing to bounds-check
     src, d = 0, 0                      # next dim of x, next dim of the target view
     for i in items:
         if i is None:
@@ -216,6 +217,7 @@ def _parse(x, idx):
             src += i.ndim
             d += i.ndim
         elif _is_t(i):
+            trusted = False
             adv.append((d, i))
             src += 1
             d += 1
@@ -242,11 +244,11 @@ def _parse(x, idx):
             else:
                 v = v.select(p[1], p[2])
         return v
-    return fn, fn(x._view).shape, adv
+    return fn, fn(x._view).shape, adv, trusted
 
 
 def _advanced_map(x, idx) -> IndexMap:
-    fn, tshape, adv = _parse(x, idx)
+    fn, tshape, adv, trusted = _parse(x, idx)
     b_shape = broadcast_shapes(*(t.shape for _, t in adv))
     dims = [d for d, _ in adv]
     adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
@@ -258,7 +260,8 @@ def _advanced_map(x, idx) -> IndexMap:
     direct = [(i, d) for i, d in enumerate(before)]
     direct += [(len(before) + len(b_shape) + i, d) for i, d in enumerate(after)]
     indexed = [(d, placed(t, b_shape, out_shape, len(before))) for d, t in adv]
-    return IndexMap(x.shape, out_shape, direct, indexed, fn, out_of_bounds(IndexError))
+    return IndexMap(x.shape, out_shape, direct, indexed, fn,
+                    None if trusted else out_of_bounds(IndexError))
 
 
 def advanced_getitem(x, idx):
