@@ -81,7 +81,7 @@ def gather_map(x, m: IndexMap):
         shape = x.shape
 
         def backward(ctx, g):
-            return (put_map(_T()._zeros(shape, g.dtype, g.device), tm, g, True),)
+            return (put_map(_T()._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
         autograd.record("IndexBackward0", backward, autograd.Context([True]), (x,), [out])
     return out
 
@@ -115,12 +115,14 @@ def put_into(dst, m: IndexMap, values, mode: str):
     return dst
 
 
-def put_map(x, m: IndexMap, values, accumulate: bool, mode=None):
+def put_map(x, m: IndexMap, values, accumulate: bool, mode=None, owned=False):
     """Out of place: a copy of x with `values` (broadcast to m.out_shape) put through `m`,
-    added where `accumulate`. Differentiable in x and in a tensor `values`."""
+    added where `accumulate`. Differentiable in x and in a tensor `values`. `owned`: x is a
+    fresh internal tensor that may be written instead of copied."""
     T = _T()
     mode = mode or ("add" if accumulate else "set")
-    out = ops.copy_into(T._empty(x.shape, x.dtype, x.device), x.detach())
+    out = x if owned and not x.requires_grad else \
+        ops.copy_into(T._empty(x.shape, x.dtype, x.device), x.detach())
     put_into(out, m, values, mode)
     vt = values if _is_t(values) else None
     if autograd.needs_grad(x, *([vt] if vt is not None else [])):
@@ -269,6 +271,9 @@ def advanced_getitem(x, idx):
 
 
 def advanced_setitem(x, idx, value):
+    if not _is_t(value) and not isinstance(value, (int, float, bool)):
+        from .creation import tensor
+        value = tensor(np.asarray(value), dtype=x.dtype, device=x.device)
     index_put_map_(x, _advanced_map(x, idx), value, False)
 
 
@@ -286,17 +291,9 @@ def index_put_map_(x, m: IndexMap, values, accumulate, mode=None):
 
 # ---- data-dependent sizes: one count read back -------------------------------------------------
 def nonzero_flat(mask):
-    """Row-major positions (int64, 1-D) of the nonzero elements of `mask`: the count is the one
-    value read back; a stable sort of `mask == 0` puts the nonzero positions first, in order."""
-    T = _T()
-    n = mask.numel()
-    flat = mask.reshape(n) if mask.ndim else mask.reshape(1)
-    b = flat != 0
-    count = int(ops.reduce("sum", b, [0], False, int64, int64).item()) if n else 0
-    if count == 0:
-        return T._empty((0,), int64, mask.device)
-    _, pos = ops.sort_rows(b.logical_not(), False)
-    return T._make(pos._buf, View.contiguous((count,)), int64)
+    """Row-major positions (int64, 1-D) of the nonzero elements of `mask` (reads back only the
+    count)."""
+    return ops.nonzero_positions(mask.detach() if mask.ndim else mask.detach().reshape(1))
 
 
 def nonzero_coords(mask):

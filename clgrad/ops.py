@@ -623,6 +623,32 @@ def sort_rows(x, descending: bool):
     return vals, pos
 
 
+def nonzero_positions(mask):
+    """Row-major positions (int64, 1-D) of the nonzero elements of `mask` (any dtype/view):
+    a block-wise count, scan and write; the count is the one value read back."""
+    import numpy as np
+    T = _tensor()
+    n = mask.numel()
+    flat = T._empty((n,), bool_, mask.device)
+    if n == 0:
+        return T._empty((0,), int64, mask.device)
+    launch_ew("nonzero_b8", "x0 != (clg_t)0", flat, [mask.reshape(n) if mask.ndim != 1 else mask],
+              mask.dtype.compute)
+    nblocks = min(n, 4096)
+    block = -(-n // nblocks)
+    nblocks = -(-n // block)
+    count_k, scan_k, write_k = codegen.compact_kernels(mask.device)
+    counts = T._empty((nblocks,), int64, mask.device)
+    starts = T._empty((nblocks + 1,), int64, mask.device)
+    count_k.launch_1d(nblocks, flat._buf.raw, n, block, counts._buf.raw)
+    scan_k((1,), (1,), counts._buf.raw, nblocks, starts._buf.raw)
+    total = int(starts._buf.read(np.empty(1, np.int64), nblocks * 8)[0])
+    out = T._empty((total,), int64, mask.device)
+    if total:
+        write_k.launch_1d(nblocks, flat._buf.raw, n, block, starts._buf.raw, out._buf.raw)
+    return out
+
+
 def scatter_sorted(dst, offsets, values, mode: str):
     """dst's buffer at each element offset (int64, any shape) combined with the value at the
     same position (`values`: dst's dtype, same shape) by `mode` ('set': the last duplicate

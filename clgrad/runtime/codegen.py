@@ -314,6 +314,20 @@ def scatter_kernel(device, dst: DType, mode: str):
     return k
 
 
+def compact_kernels(device):
+    """The three kernels of kernels_cl/compact.cl (count, scan, write), built as one program."""
+    key = ("compact", device)
+    ks = _memo.get(key)
+    if ks is not None:
+        return ks
+    src = render("compact")
+    L = np.int64
+    ks = _memo[key] = (kernel(device, src, "compact_count", [None, L, L, None]),
+                       kernel(device, src, "compact_scan", [None, L, None]),
+                       kernel(device, src, "compact_write", [None, L, L, None, None]))
+    return ks
+
+
 def sort_step_kernel(device, dt: DType):
     """One bitonic compare-exchange step over values of dtype `dt` (not half) and positions."""
     key = ("sort", device, dt)
