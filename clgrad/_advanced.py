@@ -7,8 +7,6 @@ RuntimeError with PyTorch's message. Internal indices (sort results, nonzero, ba
 are trusted and skip the read."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import autograd, ops
@@ -251,17 +249,28 @@ def _parse(x, idx):
 
 def _advanced_map(x, idx) -> IndexMap:
     fn, tshape, adv, trusted = _parse(x, idx)
-    b_shape = broadcast_shapes(*(t.shape for _, t in adv))
-    dims = [d for d, _ in adv]
-    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
-    rest = [d for d in range(len(tshape)) if d not in dims]
-    pos = dims[0] if adjacent else 0
-    before = [d for d in rest if d < pos] if adjacent else []
-    after = [d for d in rest if d not in before]
-    out_shape = tuple(tshape[d] for d in before) + b_shape + tuple(tshape[d] for d in after)
-    direct = [(i, d) for i, d in enumerate(before)]
-    direct += [(len(before) + len(b_shape) + i, d) for i, d in enumerate(after)]
-    indexed = [(d, placed(t, b_shape, out_shape, len(before))) for d, t in adv]
+    # a 0-d integer tensor acts like an int, as in PyTorch: its dim goes away and it neither
+    # broadcasts with the other indices nor counts when placing them
+    scal = [(d, t) for d, t in adv if t.ndim == 0]
+    vec = [(d, t) for d, t in adv if t.ndim != 0]
+    try:
+        b_shape = broadcast_shapes(*(t.shape for _, t in vec))
+    except RuntimeError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with "
+                         "shapes " + ", ".join(str(list(t.shape)) for _, t in vec)) from None
+    keep = [d for d in range(len(tshape)) if d not in {d for d, _ in scal}]
+    vpos = [keep.index(d) for d, _ in vec]
+    adjacent = vpos == list(range(vpos[0], vpos[0] + len(vpos))) if vpos else True
+    rest = [k for k in range(len(keep)) if k not in vpos]
+    pos = vpos[0] if (vpos and adjacent) else 0
+    before = [k for k in rest if k < pos]
+    after = [k for k in rest if k >= pos]
+    out_shape = tuple(tshape[keep[k]] for k in before) + b_shape + \
+        tuple(tshape[keep[k]] for k in after)
+    direct = [(i, keep[k]) for i, k in enumerate(before)]
+    direct += [(len(before) + len(b_shape) + i, keep[k]) for i, k in enumerate(after)]
+    indexed = [(d, placed(t, b_shape, out_shape, len(before))) for d, t in vec]
+    indexed += [(d, placed(t, (), out_shape, 0)) for d, t in scal]
     return IndexMap(x.shape, out_shape, direct, indexed, fn,
                     None if trusted else out_of_bounds(IndexError))
 
@@ -313,6 +322,3 @@ def nonzero_coords(mask):
         coords.append(out)
     return coords
 
-
-def numel_of(shape) -> int:
-    return math.prod(shape)

@@ -164,8 +164,9 @@ def test_repeat_interleave(device):
 
 
 # ---- gather / scatter family ----------------------------------------------------------------
-@pytest.mark.parametrize("dim,idx", [(0, [[0, 2, 1, 0], [2, 2, 0, 1]]), (1, [[3, 0], [1, 1], [2, 0]]),
-                                     (-1, [[-1, 0, -4]]), (1, [[0], [1]])])
+@pytest.mark.parametrize("dim,idx", [(0, [[0, 2, 1, 0], [2, 2, 0, 1]]),
+                                     (1, [[3, 0], [1, 1], [2, 0]]), (-1, [[-1, 0, -4]]),
+                                     (1, [[0], [1]])])
 def test_gather(device, dim, idx):
     check_op(None, lambda t, i: t.gather(dim, i),
              lambda a, i: np.take_along_axis(a[:i.shape[0]] if dim else a[:, :i.shape[1]], i, dim),
