@@ -717,6 +717,10 @@ def pad(input, pad, mode="constant", value=None):
         return res
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"padding mode {mode!r} is not supported")
+    if input.ndim not in (k + 1, k + 2):
+        # PyTorch pads 1, 2 or 3 trailing dims of a (batched) signal and nothing else
+        raise NotImplementedError("Only 2D, 3D, 4D, 5D padding with non-constant padding are "
+                                  "supported for now")
     from .creation import tensor
     x = input
     for d, lo, hi in pads:
