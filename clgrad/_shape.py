@@ -225,6 +225,8 @@ class ShapeMixin:
         return self.repeat(dims)
 
     def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Each element (or slice along `dim`) repeated `repeats` times (an int or a 1-D tensor,
+        whose total is read back unless `output_size` is given)."""
         x = self
         if dim is None:
             x, dim = self.reshape(-1), 0
@@ -247,6 +249,11 @@ class ShapeMixin:
 
     # ---- gather / scatter --------------------------------------------------------------------
     def gather(self, dim, index, *, sparse_grad=False):
+        """Values along `dim` at `index`: out[i][j][k] = self[i][index[i][j][k]][k] (dim=1).
+
+        Shape: out has index's shape; index.size(d) <= self.size(d) for d != dim. Negative
+        indices count from the end; one out of range raises RuntimeError (one flag read back).
+        Example: ``x.gather(1, clgrad.tensor([[0, 0], [1, 0]]))``"""
         m, _ = _gather_map(self, dim, index, "gather")
         return gather_map(self, m)
 
@@ -279,6 +286,7 @@ class ShapeMixin:
         return gather_map(flat, m)
 
     def index_select(self, dim, index):
+        """The slices of `self` along `dim` at the positions of the 1-D `index` (a copy)."""
         _check_index_dtype(index, "index_select")
         m, _ = _select_map(self, dim, index)
         out = gather_map(self, m)
@@ -307,6 +315,9 @@ class ShapeMixin:
         return m, s.reshape(m.out_shape) if s.ndim != len(m.out_shape) else s
 
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        """A copy of self with src (or the scalar `value`) written at `index` along `dim`, the
+        inverse of gather; `reduce` 'add' or 'multiply' combines instead. Duplicate indices fold
+        in index order, deterministically (set: the last one wins)."""
         m, v = self._scatter_args(dim, index, src, value, "scatter")
         mode = {None: "set", "add": "add", "multiply": "multiply"}.get(reduce)
         if mode is None:
@@ -387,6 +398,7 @@ class ShapeMixin:
                                f"{getattr(mask, 'dtype', type(mask))}")
 
     def masked_fill(self, mask, value):
+        """self with `value` (scalar or 0-d tensor) where the bool `mask` (broadcast) is True."""
         self._mask_check(mask, "masked_fill_")
         if _is_t(value) and value.ndim != 0:
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
@@ -426,6 +438,8 @@ class ShapeMixin:
         return put_map(base, m, vals, False).reshape(shape)
 
     def nonzero(self, *, as_tuple=False):
+        """Indices of the nonzero elements, (count, ndim) int64 in row-major order, or a tuple of
+        1-D index tensors. The count is the one value read back from the device."""
         mask = self if self.ndim else self.reshape(1)
         coords = nonzero_coords(mask)
         if as_tuple:
@@ -464,6 +478,8 @@ class ShapeMixin:
         return self._inplace(lambda s: s.triu(diagonal))
 
     def diagonal(self, offset=0, dim1=0, dim2=1):
+        """The diagonal of dims dim1, dim2 as a view, appended as the last dim (offset > 0: above
+        the main diagonal)."""
         nd = self.ndim
         d1, d2 = normalize_dim(dim1, nd), normalize_dim(dim2, nd)
         if d1 == d2:
@@ -493,6 +509,8 @@ class ShapeMixin:
 
     # ---- sort --------------------------------------------------------------------------------
     def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) sorted along `dim` on the device; always stable (ties keep their
+        order, also when descending), NaN sorts as the greatest value, as in PyTorch."""
         if isinstance(dim, bool):               # sort(stable, dim, descending) keyword style
             dim = -1
         if self.ndim == 0:
@@ -521,6 +539,7 @@ class ShapeMixin:
         return self.sort(0).values
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The k largest (or smallest) elements along `dim` with their indices, in sorted order."""
         d = normalize_dim(dim, max(self.ndim, 1))
         n = self.shape[d] if self.ndim else 1
         if not 0 <= k <= n:

@@ -533,6 +533,16 @@ def _flag_buffer(device):
     return _tensor()._zeros((4,), int32, device)._buf
 
 
+_scratch_flags: dict = {}
+
+
+def _scratch_flag(device):
+    buf = _scratch_flags.get(device)
+    if buf is None:
+        buf = _scratch_flags[device] = _flag_buffer(device)
+    return buf
+
+
 def _read_flag(buf):
     import numpy as np
     host = buf.read(np.empty(4, np.int32))
@@ -564,7 +574,8 @@ def _index_launch(src, out, offset, base_strides, index, check):
     args += [offset, *cst[1]]
     for i, (t, size, stride, _) in enumerate(index):
         args += [t._buf.raw, iv[i].offset, *cst[2 + i], size, stride]
-    flag = _flag_buffer(device)
+    # unchecked launches share one scratch flag per device: nobody reads it
+    flag = _flag_buffer(device) if check is not None else _scratch_flag(device)
     args += [n, *cshape, flag.raw]
     k.launch_1d(n, *args)
     out._buf.version += 1
