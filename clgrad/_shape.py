@@ -511,8 +511,6 @@ class ShapeMixin:
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) sorted along `dim` on the device; always stable (ties keep their
         order, also when descending), NaN sorts as the greatest value, as in PyTorch."""
-        if isinstance(dim, bool):               # sort(stable, dim, descending) keyword style
-            dim = -1
         if self.ndim == 0:
             return sort_result(self.clone(), _T()._zeros((), int64, self.device))
         d = normalize_dim(dim, self.ndim)
