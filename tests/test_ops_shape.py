@@ -567,3 +567,12 @@ def test_sort_large_row(device):
     v, i = clgrad.tensor(a, device=device).sort(1)
     np.testing.assert_array_equal(i.numpy(), np.argsort(a, 1, kind="stable"))
     np.testing.assert_array_equal(v.numpy(), np.sort(a, 1))
+
+
+def test_nonzero_many_blocks(device):
+    # over 4096 elements the compaction walks several elements per block
+    a = np.random.default_rng(4).uniform(size=(101, 99)) < 0.3
+    t = clgrad.tensor(a, device=device)
+    np.testing.assert_array_equal(t.nonzero().numpy(), np.argwhere(a))
+    x = np.random.default_rng(5).standard_normal((101, 99)).astype(np.float32)
+    np.testing.assert_array_equal(clgrad.tensor(x, device=device).masked_select(t).numpy(), x[a])
