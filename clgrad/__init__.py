@@ -64,6 +64,34 @@ narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.sel
 
 # ==== math (helper: math) ====
 # (records and functions of this group go below this line)
+from ._math import (allclose, bitwise_left_shift, bitwise_right_shift, celu, celu_, equal,
+                    isclose, logit, pow, relu_, remainder, selu, selu_)
+rsub, floor_divide, true_divide, float_power, positive = (
+    Tensor.rsub, Tensor.floor_divide, Tensor.true_divide, Tensor.float_power, Tensor.positive)
+reciprocal, sgn, fmod, floor, ceil, round, trunc, fix, frac = (
+    Tensor.reciprocal, Tensor.sgn, Tensor.fmod, Tensor.floor, Tensor.ceil, Tensor.round,
+    Tensor.trunc, Tensor.trunc, Tensor.frac)
+clamp, clip, clamp_min, clamp_max, lerp, addcmul, addcdiv = (
+    Tensor.clamp, Tensor.clamp, Tensor.clamp_min, Tensor.clamp_max, Tensor.lerp, Tensor.addcmul,
+    Tensor.addcdiv)
+exp2, expm1, log2, log10, log1p, rsqrt, tan = (Tensor.exp2, Tensor.expm1, Tensor.log2,
+                                               Tensor.log10, Tensor.log1p, Tensor.rsqrt,
+                                               Tensor.tan)
+asin, acos, atan, atan2, arcsin, arccos, arctan, arctan2 = (
+    Tensor.asin, Tensor.acos, Tensor.atan, Tensor.atan2, Tensor.asin, Tensor.acos, Tensor.atan,
+    Tensor.atan2)
+sinh, cosh, asinh, acosh, atanh, arcsinh, arccosh, arctanh = (
+    Tensor.sinh, Tensor.cosh, Tensor.asinh, Tensor.acosh, Tensor.atanh, Tensor.asinh,
+    Tensor.acosh, Tensor.atanh)
+erf, erfc = Tensor.erf, Tensor.erfc
+isnan, isinf, isposinf, isneginf = Tensor.isnan, Tensor.isinf, Tensor.isposinf, Tensor.isneginf
+logical_and, logical_or, logical_xor = Tensor.logical_and, Tensor.logical_or, Tensor.logical_xor
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = (Tensor.bitwise_and, Tensor.bitwise_or,
+                                                     Tensor.bitwise_xor, Tensor.bitwise_not)
+abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, clamp_, clip_ = (
+    Tensor.abs_, Tensor.neg_, Tensor.exp_, Tensor.log_, Tensor.sqrt_, Tensor.sigmoid_,
+    Tensor.tanh_, Tensor.floor_, Tensor.ceil_, Tensor.round_, Tensor.trunc_, Tensor.clamp_,
+    Tensor.clamp_)
 #
 #
 

@@ -1,22 +1,87 @@
-"""Elementwise Tensor methods: arithmetic, comparisons and math, each one op-table record."""
+"""Elementwise Tensor methods and functions: arithmetic, math, activations, comparisons and
+bitwise logic, each one op-table record (ops.py) launched by ops.ew."""
 from __future__ import annotations
 
-from numbers import Number
-
 from . import ops
+from .dtypes import result_type
 
 
 def _is_t(x) -> bool:
     return hasattr(x, "_view")
 
 
+def _floating(*args) -> bool:
+    return result_type(*args).is_floating
+
+
+def _int_only(name, *args):
+    for a in args:
+        if _is_t(a) and a.dtype.is_floating:
+            raise RuntimeError(f'"{name}_cpu" not implemented for \'{ops.torch_name(a.dtype)}\'')
+        if not _is_t(a) and isinstance(a, float):
+            raise TypeError(f"{name}(): argument 'other' must be an integer or bool, not float")
+
+
+def _check_alpha(x, other, alpha):
+    if isinstance(alpha, float) and not _floating(x, other):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
+
+
+_ROUNDING = (None, "trunc", "floor")
+
+
+def _divide(a, b, rounding_mode):
+    if rounding_mode not in _ROUNDING:
+        raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                         f"found '{rounding_mode}'")
+    if rounding_mode is None:
+        return ops.ew(ops.DIV, a, b)
+    if rounding_mode == "trunc":
+        return ops.ew(ops.DIV_TRUNC, a, b)
+    return ops.ew2(ops.DIV_FLOOR_F, ops.DIV_FLOOR_I, a, b)
+
+
+def _power(base, exp):
+    if _floating(base, exp):
+        return ops.ew(ops.POW, base, exp)
+    if not _is_t(exp) and exp < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return ops.ew(ops.POW_I, base, exp)
+
+
+def _remainder(a, b):
+    return ops.ew2(ops.REMAINDER_F, ops.REMAINDER_I, a, b)
+
+
+def _bitwise_not(x):
+    _int_only("bitwise_not", x)
+    if x.dtype.name == "bool":
+        return ops.ew(ops.LOGICAL_NOT, x)
+    return ops.ew(ops.BITWISE_NOT, x)
+
+
+def _bitwise(op, a, b):
+    _int_only(op.name, a, b)
+    return ops.ew(op, a, b)
+
+
 class MathMixin:
     """Elementwise methods of Tensor; the kernels and gradients live in ops.py."""
+
+    def _ip(self, fn, *args, op=None, saves_self=False):
+        """self = fn(self, *args) in place; `op` over (self, *args) is the one-kernel path
+        when no gradient is recorded. An op that saves its input for backward computes on a
+        copy of self, since the in-place write bumps the version of self's storage."""
+        compute = (lambda s, *a: fn(s.clone(), *a)) if saves_self else fn
+        fast = None if op is None else (lambda: ops.ew(op, self, *args, out=self))
+        return self._inplace(compute, *args, fast=fast)
 
     # ---- arithmetic -----------------------------------------------------------------------
     def add(self, other, *, alpha=1):
         if alpha != 1:
-            other = other * alpha
+            _check_alpha(self, other, alpha)
+            return ops.ew(ops.ADD_ALPHA, self, other, alpha)
         return ops.ew(ops.ADD, self, other)
 
     def sub(self, other, *, alpha=1):
@@ -24,10 +89,18 @@ class MathMixin:
             raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                                "supported. Use the `^` or `logical_xor()` operator instead.")
         if alpha != 1:
-            other = other * alpha
+            _check_alpha(self, other, alpha)
+            return ops.ew(ops.SUB_ALPHA, self, other, alpha)
         return ops.ew(ops.SUB, self, other)
 
     subtract = sub
+
+    def rsub(self, other, *, alpha=1):
+        """other - alpha * self."""
+        if alpha != 1:
+            _check_alpha(self, other, alpha)
+            return ops.ew(ops.SUB_ALPHA, other, self, alpha)
+        return ops.ew(ops.SUB, other, self)
 
     def mul(self, other):
         return ops.ew(ops.MUL, self, other)
@@ -35,11 +108,15 @@ class MathMixin:
     multiply = mul
 
     def div(self, other, *, rounding_mode=None):
-        if rounding_mode is None:
-            return ops.ew(ops.DIV, self, other)
-        raise NotImplementedError("div(rounding_mode=...) arrives with the autograd issue")
+        return _divide(self, other, rounding_mode)
 
-    divide = true_divide = div
+    divide = div
+
+    def true_divide(self, other):
+        return ops.ew(ops.DIV, self, other)
+
+    def floor_divide(self, other):
+        return _divide(self, other, "floor")
 
     def neg(self):
         if self.dtype.name == "bool":
@@ -50,12 +127,103 @@ class MathMixin:
 
     negative = neg
 
+    def positive(self):
+        return self
+
+    def pow(self, exponent):
+        return _power(self, exponent)
+
+    def float_power(self, exponent):
+        from .dtypes import float64
+        e = exponent.to(float64) if _is_t(exponent) else float(exponent)
+        return ops.ew(ops.POW, self.to(float64), e)
+
+    def reciprocal(self):
+        return ops.ew(ops.RECIPROCAL, self)
+
+    def abs(self):
+        return ops.ew(ops.ABS, self)
+
+    absolute = abs
+
+    def sign(self):
+        return ops.ew(ops.SIGN, self)
+
+    sgn = sign
+
+    def fmod(self, other):
+        return ops.ew(ops.FMOD, self, other)
+
+    def remainder(self, other):
+        return _remainder(self, other)
+
+    def floor(self):
+        return ops.ew(ops.FLOOR, self)
+
+    def ceil(self):
+        return ops.ew(ops.CEIL, self)
+
+    def round(self, *, decimals=0):
+        if decimals == 0 or not self.dtype.is_floating:
+            return ops.ew(ops.ROUND, self)
+        return ops.ew(ops.ROUND_DEC, self, 10.0 ** abs(decimals), 1 if decimals < 0 else 0)
+
+    def trunc(self):
+        return ops.ew(ops.TRUNC, self)
+
+    fix = trunc
+
+    def frac(self):
+        return ops.ew(ops.FRAC, self)
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        if max is None:
+            return ops.ew2(ops.CLAMP_MIN, ops.CLAMP_MIN_I, self, min)
+        if min is None:
+            return ops.ew2(ops.CLAMP_MAX, ops.CLAMP_MAX_I, self, max)
+        return ops.ew2(ops.CLAMP, ops.CLAMP_I, self, min, max)
+
+    clip = clamp
+
+    def clamp_min(self, min):
+        return ops.ew2(ops.CLAMP_MIN, ops.CLAMP_MIN_I, self, min)
+
+    def clamp_max(self, max):
+        return ops.ew2(ops.CLAMP_MAX, ops.CLAMP_MAX_I, self, max)
+
     def maximum(self, other):
         return ops.ew(ops.MAXIMUM, self, other)
 
     def minimum(self, other):
         return ops.ew(ops.MINIMUM, self, other)
 
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    def lerp(self, end, weight):
+        return ops.ew(ops.LERP, self, end, weight)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return ops.ew(ops.ADDCMUL, self, tensor1, tensor2, value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        if not _floating(tensor1, tensor2):
+            raise RuntimeError("Integer division with addcdiv is no longer supported, and in a "
+                               "future release addcdiv will perform a true division of tensor1 "
+                               "and tensor2. The historic addcdiv behavior can be implemented as "
+                               "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) "
+                               "for integer inputs and as (input + value * tensor1 / tensor2) "
+                               "for float inputs. The future addcdiv behavior is just the latter "
+                               "implementation: (input + value * tensor1 / tensor2), for all "
+                               "dtypes.")
+        return ops.ew(ops.ADDCDIV, self, tensor1, tensor2, value)
+
+    def square(self):
+        return self * self
+
+    # ---- operators ----------------------------------------------------------------------------
     def __add__(self, o):
         return self.add(o)
 
@@ -80,34 +248,205 @@ class MathMixin:
     def __rtruediv__(self, o):
         return ops.ew(ops.DIV, o, self)
 
+    def __floordiv__(self, o):
+        return _divide(self, o, "floor")
+
+    def __rfloordiv__(self, o):
+        return _divide(o, self, "floor")
+
+    def __mod__(self, o):
+        return _remainder(self, o)
+
+    def __rmod__(self, o):
+        return _remainder(o, self)
+
+    def __pow__(self, o):
+        return _power(self, o)
+
+    def __rpow__(self, o):
+        return _power(o, self)
+
     def __neg__(self):
         return self.neg()
 
     def __pos__(self):
         return self
 
-    # in-place arithmetic: a kernel writing into self when no gradient is recorded
+    def __abs__(self):
+        return self.abs()
+
+    def __and__(self, o):
+        return self.bitwise_and(o)
+
+    def __rand__(self, o):
+        return _bitwise(ops.BITWISE_AND, o, self)
+
+    def __or__(self, o):
+        return self.bitwise_or(o)
+
+    def __ror__(self, o):
+        return _bitwise(ops.BITWISE_OR, o, self)
+
+    def __xor__(self, o):
+        return self.bitwise_xor(o)
+
+    def __rxor__(self, o):
+        return _bitwise(ops.BITWISE_XOR, o, self)
+
+    def __invert__(self):
+        return self.bitwise_not()
+
+    def __lshift__(self, o):
+        return self.bitwise_left_shift(o)
+
+    def __rlshift__(self, o):
+        return _bitwise(ops.LSHIFT, o, self)
+
+    def __rshift__(self, o):
+        return self.bitwise_right_shift(o)
+
+    def __rrshift__(self, o):
+        return _bitwise(ops.RSHIFT, o, self)
+
+    # ---- in place ---------------------------------------------------------------------------
     def add_(self, other, *, alpha=1):
-        o = other * alpha if alpha != 1 else other
-        return self._inplace(lambda s, x: s.add(x), o, fast=lambda: ops.ew(ops.ADD, self, o,
-                                                                           out=self))
+        if alpha != 1:
+            _check_alpha(self, other, alpha)
+            return self._ip(lambda s, o, a: s.add(o, alpha=a), other, alpha, op=ops.ADD_ALPHA)
+        return self._ip(lambda s, o: s.add(o), other, op=ops.ADD)
 
     def sub_(self, other, *, alpha=1):
-        o = other * alpha if alpha != 1 else other
-        return self._inplace(lambda s, x: s.sub(x), o, fast=lambda: ops.ew(ops.SUB, self, o,
-                                                                           out=self))
+        if alpha != 1:
+            _check_alpha(self, other, alpha)
+            return self._ip(lambda s, o, a: s.sub(o, alpha=a), other, alpha, op=ops.SUB_ALPHA)
+        return self._ip(lambda s, o: s.sub(o), other, op=ops.SUB)
+
+    subtract_ = sub_
 
     def mul_(self, other):
-        return self._inplace(lambda s, x: s.mul(x), other,
-                             fast=lambda: ops.ew(ops.MUL, self, other, out=self))
+        return self._ip(lambda s, o: s.mul(o), other, op=ops.MUL, saves_self=True)
+
+    multiply_ = mul_
 
     def div_(self, other, *, rounding_mode=None):
-        return self._inplace(lambda s, x: s.div(x, rounding_mode=rounding_mode), other,
-                             fast=lambda: ops.ew(ops.DIV, self, other, out=self)
-                             if rounding_mode is None else None)
+        if rounding_mode is None:
+            return self._ip(lambda s, o: s.div(o), other, op=ops.DIV, saves_self=True)
+        return self._ip(lambda s, o: s.div(o, rounding_mode=rounding_mode), other)
+
+    divide_ = div_
+
+    def true_divide_(self, other):
+        return self.div_(other)
+
+    def floor_divide_(self, other):
+        return self._ip(lambda s, o: s.floor_divide(o), other)
+
+    def pow_(self, exponent):
+        return self._ip(lambda s, e: s.pow(e), exponent, saves_self=True)
 
     def neg_(self):
-        return self._inplace(lambda s: s.neg(), fast=lambda: ops.ew(ops.NEG, self, out=self))
+        return self._ip(lambda s: s.neg(), op=ops.NEG)
+
+    negative_ = neg_
+
+    def abs_(self):
+        return self._ip(lambda s: s.abs(), op=ops.ABS, saves_self=True)
+
+    absolute_ = abs_
+
+    def sign_(self):
+        return self._ip(lambda s: s.sign(), op=ops.SIGN)
+
+    def reciprocal_(self):
+        return self._ip(lambda s: s.reciprocal(), op=ops.RECIPROCAL)
+
+    def fmod_(self, other):
+        return self._ip(lambda s, o: s.fmod(o), other, saves_self=True)
+
+    def remainder_(self, other):
+        return self._ip(lambda s, o: s.remainder(o), other, saves_self=True)
+
+    def floor_(self):
+        return self._ip(lambda s: s.floor(), op=ops.FLOOR)
+
+    def ceil_(self):
+        return self._ip(lambda s: s.ceil(), op=ops.CEIL)
+
+    def round_(self, *, decimals=0):
+        return self._ip(lambda s: s.round(decimals=decimals))
+
+    def trunc_(self):
+        return self._ip(lambda s: s.trunc(), op=ops.TRUNC)
+
+    fix_ = trunc_
+
+    def frac_(self):
+        return self._ip(lambda s: s.frac(), op=ops.FRAC)
+
+    def clamp_(self, min=None, max=None):
+        return self._ip(lambda s: s.clamp(min, max), saves_self=True)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return self._ip(lambda s: s.clamp_min(min), saves_self=True)
+
+    def clamp_max_(self, max):
+        return self._ip(lambda s: s.clamp_max(max), saves_self=True)
+
+    def lerp_(self, end, weight):
+        return self._ip(lambda s, e, w: s.lerp(e, w), end, weight, op=ops.LERP,
+                        saves_self=True)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self._ip(lambda s, a, b, v: s.addcmul(a, b, value=v), tensor1, tensor2, value,
+                        op=ops.ADDCMUL, saves_self=True)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self._ip(lambda s, a, b, v: s.addcdiv(a, b, value=v), tensor1, tensor2, value,
+                        saves_self=True)
+
+    def square_(self):
+        return self._ip(lambda s: s.square(), saves_self=True)
+
+    def exp_(self):
+        return self._ip(lambda s: s.exp(), op=ops.EXP)
+
+    def log_(self):
+        return self._ip(lambda s: s.log(), op=ops.LOG, saves_self=True)
+
+    def sqrt_(self):
+        return self._ip(lambda s: s.sqrt(), op=ops.SQRT)
+
+    def sin_(self):
+        return self._ip(lambda s: s.sin(), op=ops.SIN, saves_self=True)
+
+    def cos_(self):
+        return self._ip(lambda s: s.cos(), op=ops.COS, saves_self=True)
+
+    def sigmoid_(self):
+        return self._ip(lambda s: s.sigmoid(), op=ops.SIGMOID)
+
+    def tanh_(self):
+        return self._ip(lambda s: s.tanh(), op=ops.TANH)
+
+    def relu_(self):
+        return self._ip(lambda s: s.relu(), op=ops.RELU)
+
+    def maximum_(self, other):
+        return self._ip(lambda s, o: s.maximum(o), other, saves_self=True)
+
+    def minimum_(self, other):
+        return self._ip(lambda s, o: s.minimum(o), other, saves_self=True)
+
+    def bitwise_and_(self, other):
+        return self._ip(lambda s, o: s.bitwise_and(o), other)
+
+    def bitwise_or_(self, other):
+        return self._ip(lambda s, o: s.bitwise_or(o), other)
+
+    def bitwise_xor_(self, other):
+        return self._ip(lambda s, o: s.bitwise_xor(o), other)
 
     def __iadd__(self, o):
         return self.add_(o)
@@ -120,6 +459,30 @@ class MathMixin:
 
     def __itruediv__(self, o):
         return self.div_(o)
+
+    def __ifloordiv__(self, o):
+        return self.floor_divide_(o)
+
+    def __imod__(self, o):
+        return self.remainder_(o)
+
+    def __ipow__(self, o):
+        return self.pow_(o)
+
+    def __iand__(self, o):
+        return self.bitwise_and_(o)
+
+    def __ior__(self, o):
+        return self.bitwise_or_(o)
+
+    def __ixor__(self, o):
+        return self.bitwise_xor_(o)
+
+    def __ilshift__(self, o):
+        return self._ip(lambda s, x: s.bitwise_left_shift(x), o)
+
+    def __irshift__(self, o):
+        return self._ip(lambda s, x: s.bitwise_right_shift(x), o)
 
     # ---- comparisons --------------------------------------------------------------------------
     def eq(self, other):
@@ -160,24 +523,87 @@ class MathMixin:
     def __ge__(self, o):
         return self.ge(o)
 
-    def logical_not(self):
-        return ops.ew(ops.LOGICAL_NOT, self)
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def equal(self, other) -> bool:
+        return equal(self, other)
+
+    def isnan(self):
+        return ops.ew(ops.ISNAN, self)
+
+    def isinf(self):
+        return ops.ew(ops.ISINF, self)
+
+    def isposinf(self):
+        return ops.ew(ops.ISPOSINF, self)
+
+    def isneginf(self):
+        return ops.ew(ops.ISNEGINF, self)
 
     def isfinite(self):
         return ops.ew(ops.ISFINITE, self)
 
-    def where(self, condition, other):
-        return where(condition, self, other)
+    def logical_not(self):
+        return ops.ew(ops.LOGICAL_NOT, self)
+
+    def logical_and(self, other):
+        return ops.ew(ops.LOGICAL_AND, self, other)
+
+    def logical_or(self, other):
+        return ops.ew(ops.LOGICAL_OR, self, other)
+
+    def logical_xor(self, other):
+        return ops.ew(ops.LOGICAL_XOR, self, other)
+
+    def bitwise_and(self, other):
+        return _bitwise(ops.BITWISE_AND, self, other)
+
+    def bitwise_or(self, other):
+        return _bitwise(ops.BITWISE_OR, self, other)
+
+    def bitwise_xor(self, other):
+        return _bitwise(ops.BITWISE_XOR, self, other)
+
+    def bitwise_not(self):
+        return _bitwise_not(self)
+
+    def bitwise_left_shift(self, other):
+        return _bitwise(ops.LSHIFT, self, other)
+
+    def bitwise_right_shift(self, other):
+        return _bitwise(ops.RSHIFT, self, other)
 
     # ---- math -------------------------------------------------------------------------------
     def exp(self):
         return ops.ew(ops.EXP, self)
 
+    def exp2(self):
+        return ops.ew(ops.EXP2, self)
+
+    def expm1(self):
+        return ops.ew(ops.EXPM1, self)
+
     def log(self):
         return ops.ew(ops.LOG, self)
 
+    def log2(self):
+        return ops.ew(ops.LOG2, self)
+
+    def log10(self):
+        return ops.ew(ops.LOG10, self)
+
+    def log1p(self):
+        return ops.ew(ops.LOG1P, self)
+
     def sqrt(self):
         return ops.ew(ops.SQRT, self)
+
+    def rsqrt(self):
+        return ops.ew(ops.RSQRT, self)
 
     def sin(self):
         return ops.ew(ops.SIN, self)
@@ -185,34 +611,244 @@ class MathMixin:
     def cos(self):
         return ops.ew(ops.COS, self)
 
+    def tan(self):
+        return ops.ew(ops.TAN, self)
+
+    def asin(self):
+        return ops.ew(ops.ASIN, self)
+
+    def acos(self):
+        return ops.ew(ops.ACOS, self)
+
+    def atan(self):
+        return ops.ew(ops.ATAN, self)
+
+    arcsin, arccos, arctan = asin, acos, atan
+
+    def atan2(self, other):
+        return ops.ew(ops.ATAN2, self, other)
+
+    arctan2 = atan2
+
+    def sinh(self):
+        return ops.ew(ops.SINH, self)
+
+    def cosh(self):
+        return ops.ew(ops.COSH, self)
+
     def tanh(self):
         return ops.ew(ops.TANH, self)
+
+    def asinh(self):
+        return ops.ew(ops.ASINH, self)
+
+    def acosh(self):
+        return ops.ew(ops.ACOSH, self)
+
+    def atanh(self):
+        return ops.ew(ops.ATANH, self)
+
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def erf(self):
+        return ops.ew(ops.ERF, self)
+
+    def erfc(self):
+        return ops.ew(ops.ERFC, self)
 
     def sigmoid(self):
         return ops.ew(ops.SIGMOID, self)
 
+    def logit(self, eps=None):
+        if eps is None:
+            return ops.ew(ops.LOGIT, self)
+        return ops.ew(ops.LOGIT_EPS, self, float(eps))
+
+    def logit_(self, eps=None):
+        return self._ip(lambda s: s.logit(eps), saves_self=True)
+
     def relu(self):
         return ops.ew(ops.RELU, self)
 
-    def abs(self):
-        return ops.ew(ops.ABS, self)
 
-    absolute = abs
-
-    def sign(self):
-        return ops.ew(ops.SIGN, self)
-
-    def square(self):
-        return self * self
-
-    def __abs__(self):
-        return self.abs()
-
-
+# ---- functions whose first argument need not be a tensor ------------------------------------
 def where(condition, input, other):
     """Elements of `input` where `condition` holds, else of `other` (broadcast together)."""
     if not _is_t(condition):
-        raise TypeError("where(): condition must be a bool tensor")
+        raise TypeError("where(): argument 'condition' must be Tensor, not "
+                        f"{type(condition).__name__}")
     if condition.dtype.name != "bool":
         condition = condition != 0
     return ops.ew(ops.WHERE, condition, input, other)
+
+
+def pow(input, exponent):
+    """input ** exponent; either side may be a Python number."""
+    return _power(input, exponent)
+
+
+def remainder(input, other):
+    """Python's modulo (the result has the divisor's sign); either side may be a number."""
+    return _remainder(input, other)
+
+
+def bitwise_left_shift(input, other):
+    return _bitwise(ops.LSHIFT, input, other)
+
+
+def bitwise_right_shift(input, other):
+    return _bitwise(ops.RSHIFT, input, other)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other| elementwise (PyTorch's isclose)."""
+    if _is_t(other) and input.dtype is not other.dtype:
+        raise RuntimeError(f"{ops.torch_name(input.dtype)} did not match "
+                           f"{ops.torch_name(other.dtype)}")
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+    if not input.dtype.is_floating:
+        # integers compare exactly or through the tolerance in floating point
+        from .dtypes import get_default_dtype
+        input = input.to(get_default_dtype())
+        other = other.to(get_default_dtype()) if _is_t(other) else other
+    return ops.ew(ops.ISCLOSE, input.detach(), other.detach() if _is_t(other) else other,
+                  float(rtol), float(atol), 1.0 if equal_nan else 0.0)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    return bool(isclose(input, other, rtol, atol, equal_nan).all().item())
+
+
+def equal(input, other) -> bool:
+    """True if both tensors have the same shape and elements."""
+    if tuple(input.shape) != tuple(other.shape):
+        return False
+    return bool(ops.ew(ops.EQ, input.detach(), other.detach()).all().item())
+
+
+# ---- activations: torch.nn.functional's signatures -------------------------------------------
+def _act(input, fn, inplace):
+    return input._ip(fn, saves_self=True) if inplace else fn(input)
+
+
+def relu(input, inplace=False):
+    return input.relu_() if inplace else input.relu()
+
+
+def relu_(input):
+    return input.relu_()
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _act(input, lambda s: ops.ew(ops.HARDTANH, s, min_val, max_val), inplace)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, True)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _act(input, lambda s: ops.ew(ops.LEAKY_RELU, s, float(negative_slope)), inplace)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, True)
+
+
+def _elu(input, alpha, scale, input_scale, inplace):
+    return _act(input, lambda s: ops.ew(ops.ELU, s, float(alpha), float(scale),
+                                        float(input_scale)), inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _elu(input, alpha, 1.0, 1.0, inplace)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    return _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0, inplace)
+
+
+def selu_(input):
+    return selu(input, True)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    return _elu(input, alpha, 1.0, 1.0 / alpha, inplace)
+
+
+def celu_(input, alpha=1.0):
+    return celu(input, alpha, True)
+
+
+def gelu(input, approximate="none"):
+    if approximate == "none":
+        return ops.ew(ops.GELU, input)
+    if approximate == "tanh":
+        return ops.ew(ops.GELU_TANH, input)
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def silu(input, inplace=False):
+    return _act(input, lambda s: ops.ew(ops.SILU, s), inplace)
+
+
+def mish(input, inplace=False):
+    return _act(input, lambda s: ops.ew(ops.MISH, s), inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    return _act(input, lambda s: ops.ew(ops.HARDSIGMOID, s), inplace)
+
+
+def hardswish(input, inplace=False):
+    return _act(input, lambda s: ops.ew(ops.HARDSWISH, s), inplace)
+
+
+def softsign(input):
+    return ops.ew(ops.SOFTSIGN, input)
+
+
+def logsigmoid(input):
+    return ops.ew(ops.LOGSIGMOID, input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return ops.ew(ops.SOFTPLUS, input, float(beta), float(threshold))
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def tanh(input):
+    return input.tanh()
+
+
+def logit(input, eps=None):
+    return input.logit(eps)
+
+
+__all__ = ["where", "pow", "remainder", "bitwise_left_shift", "bitwise_right_shift", "isclose",
+           "allclose", "equal", "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu",
+           "leaky_relu_", "elu", "elu_", "selu", "selu_", "celu", "celu_", "gelu", "silu", "mish",
+           "hardsigmoid", "hardswish", "softsign", "logsigmoid", "softplus", "sigmoid", "tanh",
+           "logit", "MathMixin"]
