@@ -100,6 +100,11 @@ abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, c
 # (records and functions of this group go below this line)
 #
 #
+from ._reduce import log_softmax, softmax
+from . import linalg
+var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, nanmean = (
+    Tensor.var, Tensor.std, Tensor.var_mean, Tensor.std_mean, Tensor.logsumexp, Tensor.cumsum,
+    Tensor.cumprod, Tensor.count_nonzero, Tensor.norm, Tensor.nanmean)
 
 
 # ==== linear algebra (helper: reduce/linalg) ====
