@@ -117,6 +117,22 @@ var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, n
 # (records and functions of this group go below this line)
 #
 #
+from ._shape import cat, stack, hstack, vstack, dstack, pad, one_hot, nonzero, repeat_interleave
+concat = concatenate = cat
+split, chunk, tensor_split, flip, fliplr, flipud, roll, repeat, tile = (
+    Tensor.split, Tensor.chunk, Tensor.tensor_split, Tensor.flip, Tensor.fliplr, Tensor.flipud,
+    Tensor.roll, Tensor.repeat, Tensor.tile)
+gather, scatter, scatter_add, take, take_along_dim, index_select = (
+    Tensor.gather, Tensor.scatter, Tensor.scatter_add, Tensor.take, Tensor.take_along_dim,
+    Tensor.index_select)
+index_add, index_copy, index_fill, index_put = (Tensor.index_add, Tensor.index_copy,
+                                                Tensor.index_fill, Tensor.index_put)
+masked_fill, masked_select, masked_scatter, argwhere = (Tensor.masked_fill, Tensor.masked_select,
+                                                        Tensor.masked_scatter, Tensor.argwhere)
+tril, triu, diag, diagonal, diag_embed = (Tensor.tril, Tensor.triu, Tensor.diag, Tensor.diagonal,
+                                          Tensor.diag_embed)
+sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msort, Tensor.topk,
+                                        Tensor.kthvalue)
 
 
 # ==== nn, serialization (helper: nn) ====

@@ -1,6 +1,8 @@
 """Tensor indexing: basic indices (ints, slices with steps, None, ...) as views, and assignment."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import autograd, ops
 
 
@@ -23,13 +25,16 @@ def _normalize_index(x, idx):
             out.extend([slice(None)] * (x.ndim - consumed))
         else:
             out.append(i)
-    if Ellipsis not in idx:
+    if not any(i is Ellipsis for i in idx):
         out.extend([slice(None)] * (x.ndim - consumed))
     return out
 
 
 def basic_view_fn(x, idx):
     """A View -> View function applying the basic index, or None when `idx` is advanced."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    if any(isinstance(i, (bool, list, np.ndarray)) or _is_t(i) for i in parts):
+        return None
     items = _normalize_index(x, idx)
     plan, d = [], 0
     for i in items:

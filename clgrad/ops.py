@@ -941,6 +941,121 @@ def pnorm(x, p: float, dims: tuple, keepdim: bool):
 # (records and functions of this group go below this line)
 #
 #
+def _flag_buffer(device):
+    from .runtime import Buffer
+    import numpy as np
+    buf = Buffer(device, 16)
+    buf.write(np.zeros(4, np.int32))
+    return buf
+
+
+def _read_flag(buf):
+    import numpy as np
+    host = buf.read(np.empty(4, np.int32))
+    if not host[0]:
+        return None
+    return int(host[1]), int(host[2]) & 0xffffffff | int(host[3]) << 32
+
+
+def _index_launch(src, out, offset, base_strides, index, check):
+    """Shared by index_gather/index_offsets. index: list of (tensor expanded to out's shape,
+    size of the indexed dim, its stride, name of the dim for messages)."""
+    shape = out.shape
+    n = out.numel()
+    if n == 0:
+        return out
+    iv = [t._view for t, *_ in index]
+    ostr = View.contiguous(shape).strides
+    cshape, cst = coalesce(shape, ostr, tuple(base_strides), *(v.strides for v in iv))
+    rank = len(cshape)
+    device = out.device
+    src_view = [View(shape, tuple(base_strides), offset)] if src is not None else []
+    wide = _wide([out._view, *iv, *src_view]) or any(abs(st) * sz >= codegen.INT32_LIMIT
+                                                     for _, sz, st, _ in index)
+    k = codegen.gather_kernel(device, src.dtype if src is not None else None, out.dtype,
+                              len(index), tuple(t.dtype for t, *_ in index), rank, wide)
+    args = [out._buf.raw]
+    if src is not None:
+        args.append(src._buf.raw)
+    args += [offset, *cst[1]]
+    for i, (t, size, stride, _) in enumerate(index):
+        args += [t._buf.raw, iv[i].offset, *cst[2 + i], size, stride]
+    flag = _flag_buffer(device)
+    args += [n, *cshape, flag.raw]
+    k.launch_1d(n, *args)
+    out._buf.version += 1
+    if check is not None:
+        bad = _read_flag(flag)
+        if bad is not None:
+            t, size, stride, dim = index[bad[0]]
+            check(bad[1], dim, size)
+    return out
+
+
+def index_gather(src, view: View, index, check=None):
+    """out[p] = src[view.offset + p . view.strides + sum_k index_k[p] * stride_k] over
+    view.shape (the direct dims in `view`, stride 0 where a dim only comes from an index).
+    `check(value, dim, size)` raises for an out-of-range index (read back once per op)."""
+    T = _tensor()
+    out = T._empty(view.shape, src.dtype, src.device)
+    return _index_launch(src, out, view.offset, view.strides, index, check)
+
+
+def index_offsets(view: View, index, device, check=None):
+    """The element offsets index_gather would read, as an int64 tensor of view.shape."""
+    T = _tensor()
+    out = T._empty(view.shape, int64, device)
+    return _index_launch(None, out, view.offset, view.strides, index, check)
+
+
+def sort_rows(x, descending: bool):
+    """Stable sort along the last dim of `x` (any view): (values, positions) as new tensors of
+    shape x.shape[:-1] + (P,) where P is the row length rounded up to a power of two; the first
+    x.shape[-1] columns hold the result. NaN sorts as the greatest value."""
+    T = _tensor()
+    L = x.shape[-1] if x.ndim else 1
+    P = 1 << max(0, (L - 1).bit_length())
+    lead = tuple(x.shape[:-1])
+    work_dt = float32 if x.dtype.ctype == "half" else x.dtype
+    vals = T._empty(lead + (P,), work_dt, x.device)
+    pos = T._empty(lead + (P,), int64, x.device)
+    rows = vals.numel() // P if P else 0
+    if rows == 0 or L == 0:
+        return vals, pos
+    copy_into(T._make(vals._buf, vals._view.slice(len(lead), 0, L, 1), work_dt),
+              x if x.ndim else x.reshape(1))
+    launch_ew_raw("iota_mod_i64", "x0 == 0 ? (clg_t)0 : (clg_t)(clg_gid % x0)", pos, "long", (),
+                  [("long", P)])
+    k = codegen.sort_step_kernel(x.device, work_dt)
+    total = rows * P
+    size = 2
+    while size <= P:
+        j = size // 2
+        while j >= 1:
+            k.launch_1d(total, vals._buf.raw, pos._buf.raw, P, L, size, j, int(descending),
+                        total)
+            j //= 2
+        size *= 2
+    return vals, pos
+
+
+def scatter_sorted(dst, offsets, values, mode: str):
+    """dst's buffer at each element offset (int64, any shape) combined with the value at the
+    same position (`values`: dst's dtype, same shape) by `mode` ('set': the last duplicate
+    wins; 'add'; 'multiply'); duplicates fold in order, deterministically."""
+    n = offsets.numel()
+    if n == 0:
+        return dst
+    # both come back as 1-D buffers whose first n elements are the sorted run
+    keys, perm = sort_rows(offsets.reshape(n), False)
+    vals = values if values.is_contiguous() and values._view.offset == 0 else \
+        values.detach().clone()
+    k = codegen.scatter_kernel(dst.device, dst.dtype, mode)
+    k.launch_1d(n, dst._buf.raw, keys._buf.raw, perm._buf.raw, vals._buf.raw, n)
+    dst._buf.version += 1
+    return dst
+
+
 
 
 # ==== nn kernels: losses, norms, embedding, dropout (helper: nn) ====

@@ -328,6 +328,97 @@ def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_
 # (records and functions of this group go below this line)
 #
 #
+def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank, wide):
+    """Gather (src given: load the source at the computed offset) or offsets (src None: store
+    the offset as a long). idx_dts: storage dtypes of the index tensors."""
+    key = ("gather", device, src, out, n_index, idx_dts, rank, wide)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    idx = "long" if wide else "int"
+    I = _NP[idx]
+    args = [f"__global {out.ctype}* clg_out"]
+    dtypes = [None]
+    if src is not None:
+        args += [f"__global const {src.ctype}* clg_src"]
+        dtypes += [None]
+    args += [f"{idx} clg_src_off"] + [f"{idx} clg_base_st{d}" for d in range(rank)]
+    dtypes += [I] * (rank + 1)
+    offsets = [f"    {idx} clg_o = clg_src_off;"]
+    operands = [("clg_o", "clg_base_st")]
+    lookups = []
+    for i, dt in enumerate(idx_dts):
+        args += [f"__global const {dt.ctype}* clg_ix{i}", f"{idx} clg_ix{i}_off"]
+        args += [f"{idx} clg_ix{i}_st{d}" for d in range(rank)]
+        args += [f"long clg_size{i}", f"{idx} clg_dst{i}"]
+        dtypes += [None, I] + [I] * rank + [np.int64, I]
+        offsets.append(f"    {idx} clg_q{i} = clg_ix{i}_off;")
+        operands.append((f"clg_q{i}", f"clg_ix{i}_st"))
+        lookups.append(
+            f"    long clg_i{i} = (long)clg_ix{i}[clg_q{i}];\n"
+            f"    if (clg_i{i} < 0) clg_i{i} += clg_size{i};\n"
+            f"    if (clg_i{i} < 0 || clg_i{i} >= clg_size{i}) {{\n"
+            f"        if (atomic_cmpxchg(clg_flag, 0, 1) == 0) {{\n"
+            f"            long clg_bad = (long)clg_ix{i}[clg_q{i}];\n"
+            f"            clg_flag[1] = {i}; clg_flag[2] = (int)(clg_bad & 0xffffffffL);\n"
+            f"            clg_flag[3] = (int)(clg_bad >> 32);\n"
+            f"        }}\n"
+            f"        clg_i{i} = 0; clg_ok = 0;\n"
+            f"    }}\n"
+            f"    clg_o += ({idx})clg_i{i} * clg_dst{i};")
+    args += [f"{idx} clg_n"] + [f"{idx} clg_shape{d}" for d in range(rank)]
+    dtypes += [I] * (rank + 1) + [None]
+    if src is None:
+        store = "    clg_out[clg_gid] = clg_ok ? (long)clg_o : -1L;"
+    else:
+        load = _load("clg_src", src.ctype, "clg_o", out.compute)
+        store = "    " + _store("clg_out", out.ctype, "clg_gid",
+                                f"clg_ok ? {load} : ({out.compute})0", out.name == "bool")
+    name = f"gather_{'off' if src is None else src.short}_k{n_index}_r{rank}"
+    src_text = render("gather", extensions=_extensions(out.ctype, src.ctype if src else ""),
+                      name=name, args=", ".join(args), idx=idx, offsets="\n".join(offsets),
+                      index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
+                      lookups="\n".join(lookups), store=store)
+    k = _memo[key] = kernel(device, src_text, name, dtypes)
+    return k
+
+
+def scatter_kernel(device, dst: DType, mode: str):
+    """Fold sorted runs of values into dst: mode 'set' (last wins), 'add', 'multiply'."""
+    key = ("scatter", device, dst, mode)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    compute = dst.compute
+    load_dst = _load("clg_dst", dst.ctype, "clg_key", "clg_t")
+    combine = {"set": "b", "add": "a + b", "multiply": "a * b"}[mode]
+    init = "(clg_t)0" if mode == "set" else load_dst
+    start = "clg_q" if mode == "set" else "clg_lo"
+    name = f"scatter_{mode}_{dst.short}"
+    src = render("scatter", extensions=_extensions(dst.ctype), compute=compute, combine=combine,
+                 name=name, dst_t=dst.ctype, val_t=dst.ctype, init=init, start=start,
+                 load_val=_load("clg_vals", dst.ctype, "clg_perm[clg_j]", "clg_t"),
+                 store="    " + _store("clg_dst", dst.ctype, "clg_key", "clg_acc",
+                                       dst.name == "bool"))
+    k = _memo[key] = kernel(device, src, name, [None, None, None, None, np.int64])
+    return k
+
+
+def sort_step_kernel(device, dt: DType):
+    """One bitonic compare-exchange step over values of dtype `dt` (not half) and positions."""
+    key = ("sort", device, dt)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    nan_a, nan_b = ("isnan(va)", "isnan(vb)") if dt.is_floating else ("0", "0")
+    name = f"sort_step_{dt.short}"
+    src = render("sort", extensions=_extensions(dt.ctype), val_t=dt.ctype, isnan_a=nan_a,
+                 isnan_b=nan_b, name=name)
+    k = _memo[key] = kernel(device, src, name, [None, None, np.int64, np.int64, np.int64,
+                                                 np.int64, np.int32, np.int64])
+    return k
+
+
 
 
 # ==== nn kernels (helper: nn) ====

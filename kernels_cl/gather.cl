@@ -1,0 +1,22 @@
+/* Gather family: each output element reads the source at an offset built from its own
+ * coordinates (the direct dims, through `base` strides) plus, for every index tensor, the index
+ * found at the same output position times that indexed dim's stride. Indices may be negative
+ * (counted from the end); an index out of range is clamped to 0 and reported once through
+ * clg_flag (claim word, which index tensor, the bad value's low and high words), so the host
+ * can raise IndexError after the launch without a second pass. In offset mode the kernel
+ * stores the offset itself instead of loading: that is how scatters find their destinations. */
+${extensions}
+
+__kernel void ${name}(${args}, __global int* clg_flag)
+{
+    const ${idx} clg_gid = get_global_id(0);
+    if (clg_gid >= clg_n)
+        return;
+    ${idx} clg_rest = clg_gid;
+    ${idx} clg_c;
+    int clg_ok = 1;
+${offsets}
+${index}
+${lookups}
+${store}
+}
