@@ -172,12 +172,11 @@ class OpContext(autograd.Context):
     """Context of a table op: saved inputs by position (tensors or Python scalars) and output."""
 
     def arg(self, i):
-        saved = self.saved_tensors
         v = self._args[i]
-        return saved[self._slot[i]] if v is None else v
+        return self._unpack(self._slot[i]) if v is None else v
 
     def out(self):
-        return self.saved_tensors[-1]
+        return self._unpack(-1)
 
 
 def ew(op: Op, *args, out=None):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -48,14 +49,15 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         t._buf = buf
         t._view = view
         t.dtype = dtype
-        t.requires_grad = False
-        t.grad = None
+        t._requires_grad = False
+        t._grad = None
         t._ctx = None
         t._out_idx = 0
         t._retains_grad = False
         t._hooks = {}
         t._base = None
         t._grad_slot = None       # a preallocated home for .grad (optimizer arenas)
+        t._untracked = False      # a `.data` alias: in-place writes leave the version alone
         return t
 
     @classmethod
@@ -139,11 +141,62 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
 
     @property
     def is_leaf(self) -> bool:
-        return self._ctx is None or not self.requires_grad
+        return self._ctx is None or not self._requires_grad
 
     @property
     def grad_fn(self):
-        return self._ctx if self.requires_grad else None
+        return self._ctx if self._requires_grad else None
+
+    @property
+    def _version(self) -> int:
+        """The storage's version counter (shared by views), bumped by every in-place write."""
+        return self._buf.version
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        value = bool(value)
+        if value and not self.dtype.is_floating:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
+        if not value and self._ctx is not None and self._requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        self._requires_grad = value
+
+    @property
+    def grad(self):
+        g = self._grad
+        if g is None and self._ctx is not None and self._requires_grad \
+                and not self._retains_grad:
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. Its .grad attribute won't be populated during "
+                          "autograd.backward(). If you indeed want the .grad field to be "
+                          "populated for a non-leaf Tensor, use .retain_grad() on the non-leaf "
+                          "Tensor.", UserWarning, stacklevel=2)
+        return g
+
+    @grad.setter
+    def grad(self, g):
+        if g is not None:
+            if not isinstance(g, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(g).__name__}")
+            if g.device != self.device:
+                raise RuntimeError("assigned grad has data located on a different device")
+            if g.dtype is not self.dtype:
+                raise RuntimeError("assigned grad has data of a different type")
+            if g.shape != self.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+        self._grad = g
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating
@@ -157,7 +210,9 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
 
     @property
     def data(self) -> "Tensor":
-        return self.detach()
+        t = self.detach()
+        t._untracked = True
+        return t
 
     @data.setter
     def data(self, other: "Tensor"):
@@ -172,21 +227,28 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         if requires_grad and not (self.dtype.is_floating or self.dtype.is_complex):
             raise RuntimeError("only Tensors of floating point and complex dtype can require "
                                "gradients")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     def detach(self) -> "Tensor":
-        t = Tensor._make(self._buf, self._view, self.dtype)
-        t._base = self._base
-        return t
+        """A tensor sharing this one's storage (and version counter), outside the graph."""
+        return Tensor._make(self._buf, self._view, self.dtype)
 
     def detach_(self) -> "Tensor":
+        if self._base is not None and self._base._requires_grad and self._requires_grad:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are "
+                               "using DistributedDataParallel (DDP) for training, and "
+                               "gradient_as_bucket_view is set as True, gradients are views of "
+                               "DDP buckets, and hence detach_() cannot be called on these "
+                               "gradients. To fix this error, please refer to the "
+                               "Optimizer.zero_grad() function in torch/optim/optimizer.py as "
+                               "the solution.")
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def retain_grad(self) -> None:
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if not self.is_leaf:
             self._retains_grad = True
@@ -196,39 +258,115 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return self._retains_grad
 
     def register_hook(self, hook):
-        if not self.requires_grad:
+        """hook(grad) runs when this tensor's gradient is computed; it may return a
+        replacement. Returns a handle whose remove() unregisters it."""
+        if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         key = object()
         self._hooks[key] = hook
         return _HookHandle(self._hooks, key)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate the gradient of this tensor into the .grad of the leaves it depends on.
+
+        Args:
+            gradient: d(something)/d(self), needed unless self has one element.
+            retain_graph: keep the graph for another backward (default: create_graph).
+            create_graph: record the backward, for higher-order gradients.
+            inputs: only these tensors accumulate .grad.
+        """
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
+    def _is_grad_view(self) -> bool:
+        return self._base is not None and (self._base._requires_grad or self._requires_grad)
+
     def _check_inplace(self):
-        if autograd.is_grad_enabled() and self.requires_grad and self._ctx is None:
+        if not autograd.is_grad_enabled():
+            return
+        if self._requires_grad and self._ctx is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")
+        b = self._base
+        if b is not None and b._requires_grad and b._ctx is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
 
     def _inplace(self, compute, *args, fast=None) -> "Tensor":
         """Write `compute(self, *args)` into self. Without autograd, `fast()` (a kernel that
         writes into self) runs instead where given. With autograd the result is computed out of
         place, copied in, and self takes over its graph node; the storage's version counter
-        then guards saved uses of the old value."""
+        then guards saved uses of the old value. An in-place op on a view rewrites its base's
+        graph too (PyTorch's CopySlices), so gradients through the base see the change."""
         self._check_inplace()
-        if autograd.needs_grad(self, *args):
+        if autograd.needs_grad(self, *args) or (autograd.is_grad_enabled()
+                                                  and self._is_grad_view()):
+            if self._base is not None:
+                return self._inplace_view(compute, args)
             r = compute(self._alias(), *args)
+            self._keep_old_value(r)
             with autograd.no_grad():
                 ops.copy_into(self, r)
-            if r.requires_grad and r._ctx is not None:
-                self._ctx, self._out_idx, self.requires_grad = r._ctx, r._out_idx, True
-                r._ctx.outputs[r._out_idx] = weakref.ref(self)
+            self._adopt(r)
             return self
+        version = self._buf.version
         with autograd.no_grad():
             if fast is not None:
                 fast()
             else:
                 ops.copy_into(self, compute(self, *args))
+        if self._untracked:
+            self._buf.version = version
+        return self
+
+    def _keep_old_value(self, r):
+        """Where r's backward saved self's old value, save a copy instead: the in-place write is
+        about to overwrite it (PyTorch saves `original_self` the same way)."""
+        node = r._ctx if r._requires_grad else None
+        if node is None:
+            return
+        for s in node.ctx._saved:
+            t = None if s is None else s.tensor
+            if t is not None and t._buf is self._buf:
+                with autograd.no_grad():
+                    old = t.clone()
+                keep = Tensor._make(old._buf, old._view, old.dtype)
+                keep._requires_grad, keep._ctx, keep._out_idx = (t._requires_grad, t._ctx,
+                                                                  t._out_idx)
+                s.tensor, s.version = keep, keep._buf.version
+
+    def _adopt(self, r):
+        """Make self the output of r's graph node (r holds the value self now holds)."""
+        if r._requires_grad and r._ctx is not None:
+            self._ctx, self._out_idx, self._requires_grad = r._ctx, r._out_idx, True
+            r._ctx.outputs[r._out_idx] = weakref.ref(self)
+
+    def _inplace_view(self, compute, args):
+        base = self._base
+        bv, sv = base._view, self._view
+        if not bv.is_contiguous():
+            raise NotImplementedError("in-place operations with autograd on a view of a "
+                                      "non-contiguous tensor are not supported")
+        shift = sv.offset - bv.offset
+
+        def region(v):
+            # the same elements of any contiguous tensor shaped like the base
+            return View(sv.shape, sv.strides, v.offset + shift)
+
+        new = compute(self._alias(), *args)
+        self._keep_old_value(new)
+        if new.dtype is not self.dtype:
+            new = new.to(self.dtype)
+        b = base._alias()
+        ones = Tensor._full(sv.shape, 1, b.dtype, b.device)
+        keep = 1 - ops.scatter_view(ones, b.shape, region)
+        placed = ops.scatter_view(new.expand(sv.shape), b.shape, region)
+        r = b * keep + placed if b._requires_grad else placed
+        with autograd.no_grad():
+            ops.copy_into(self, new)
+        if r._requires_grad and r._ctx is not None:
+            base._adopt(r)
+            fresh = base._view_fn(region, "AsStridedBackward0")
+            self._adopt(fresh)
         return self
 
     # ---- out of the device -----------------------------------------------------------------
@@ -601,32 +739,25 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
 
     # ---- in-place basics -------------------------------------------------------------------
     def copy_(self, src, non_blocking=False) -> "Tensor":
+        """Copy src's values (broadcast, converted) into self; the gradient goes to src, and
+        the overwritten old value gets zero."""
         if not isinstance(src, Tensor):
             src = Tensor._from_numpy(np.asarray(src), self.dtype, self.device)
         if src.device != self.device:
             src = src.to(self.device)
         broadcast_shapes(self.shape, src.shape)
-        # the old value is overwritten, so only `src` receives a gradient
-        return self._inplace(lambda s, o: ops.cast(o.expand(s.shape), s.dtype), src,
-                             fast=lambda: ops.copy_into(self, src))
-
-    def _plain_copy(self, src):
-        self._check_inplace()
-        ops.copy_into(self, src)
-        return self
+        if src._buf is self._buf and src._view == self._view:
+            return self
+        return self._inplace(_copy_node, src, fast=lambda: ops.copy_into(self, src))
 
     def fill_(self, value) -> "Tensor":
-        self._check_inplace()
         if isinstance(value, Tensor):
-            if value.numel() != 1:
+            if value.ndim != 0:
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
                                    f"with {value.ndim} dimensions.")
-            return self._plain_copy(value.reshape(()))
-        ops.copy_into(self, value)
-        if self.requires_grad and self._ctx is not None:
-            self._ctx = None
-            self.requires_grad = False
-        return self
+            return self.copy_(value)
+        return self._inplace(lambda s: _fill_node(s, value),
+                             fast=lambda: ops.copy_into(self, value))
 
     def zero_(self) -> "Tensor":
         return self.fill_(0)
@@ -652,12 +783,33 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return self._fill_random("randint", low, high, generator)
 
 
-class _HookHandle:
-    def __init__(self, table, key):
-        self.table, self.key = table, key
+_HookHandle = autograd._Handle
 
-    def remove(self):
-        self.table.pop(self.key, None)
+
+def _copy_node(s, src):
+    """The value of `s.copy_(src)` as a new tensor, recorded as PyTorch's CopyBackwards."""
+    out = ops.copy_into(Tensor._empty(s.shape, s.dtype, s.device), src.detach())
+    if autograd.needs_grad(s, src):
+        ctx = autograd.Context([s.requires_grad, src.requires_grad and s.dtype.is_floating])
+        autograd.record("CopyBackwards", _copy_backward, ctx, (s, src), [out])
+    return out
+
+
+def _zeros_like(g):
+    return Tensor._zeros(g.shape, g.dtype, g.device)
+
+
+def _copy_backward(ctx, g):
+    return (_zeros_like(g) if ctx.needs_input_grad[0] else None,
+            g if ctx.needs_input_grad[1] else None)
+
+
+def _fill_node(s, value):
+    out = Tensor._full(s.shape, value, s.dtype, s.device)
+    if autograd.needs_grad(s):
+        ctx = autograd.Context([True])
+        autograd.record("FillBackward0", lambda c, g: (_zeros_like(g),), ctx, (s,), [out])
+    return out
 
 
 class Size(tuple):
