@@ -425,6 +425,20 @@ def sort_step_kernel(device, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
+def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
+    """A kernel of one of nn's fixed-shape families (loss.cl, norm.cl, embedding.cl): the
+    template is rendered once per real type; sizes and flags are arguments."""
+    key = ("nn", device, family, kname, real)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    suffix = {"float": "f32", "double": "f64"}[real]
+    src = render(family, extensions=_extensions(real), real=real, suffix=suffix)
+    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
+                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
+    return k
+
+
 
 
 # ==== convolution and pooling (helper: conv) ====
