@@ -143,6 +143,9 @@ sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msor
 
 # ==== conv (helper: conv) ====
 # (records and functions of this group go below this line)
+from ._conv import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
+                    conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle,
+                    pixel_unshuffle)
 #
 #
 

@@ -443,6 +443,40 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
 
 # ==== convolution and pooling (helper: conv) ====
 # (records and functions of this group go below this line)
+
+_KERNEL_SIG = None
+
+
+def _signature(src: str, name: str, t_np):
+    """Scalar argument types of kernel `name`, read off its parameter list in `src`."""
+    import re
+    global _KERNEL_SIG
+    if _KERNEL_SIG is None:
+        _KERNEL_SIG = re.compile(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)")
+    for m in _KERNEL_SIG.finditer(src):
+        if m.group(1) != name:
+            continue
+        out = []
+        for p in m.group(2).split(","):
+            p = p.split()
+            out.append(None if p[0] == "__global" else
+                       t_np if p[0] == "clg_t" else _NP[p[0]])
+        return out
+    raise KeyError(f"no kernel {name} in the rendered source")
+
+
+def window_kernel(device, family: str, base: str, dt: DType):
+    """Kernel `base` of the window families (conv.cl, pool.cl, upsample.cl) for float dtype
+    `dt`; each family is one program per dtype, its sizes all arrive as arguments."""
+    key = ("win", device, family, base, dt)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    sfx = dt.short
+    src = render(family, extensions=_extensions(dt.ctype), t=dt.ctype, sfx=sfx)
+    name = f"{base}_{sfx}"
+    k = _memo[key] = kernel(device, src, name, _signature(src, name, _NP[dt.ctype]))
+    return k
 #
 #
 

@@ -1,0 +1,635 @@
+"""Convolution, pooling and resizing functions with torch.nn.functional's signatures.
+
+Convolutions are im2col + batched GEMM (+ col2im for the transposed direction), all on the
+device. Three functions hold the whole method, so a faster kernel can replace any one of them:
+`conv_forward`, `conv_input_grad` and `conv_weight_grad`. The conv records' backwards call them;
+they are themselves built from differentiable ops, so double backward works."""
+from __future__ import annotations
+
+import math
+
+from . import autograd, ops
+
+
+def _tuple(v, n, name="argument"):
+    if isinstance(v, (tuple, list)):
+        if len(v) == 1:
+            v = tuple(v) * n
+        if len(v) != n:
+            raise ValueError(f"expected {name} to be a single integer value or a list of {n} "
+                             f"values to match the convolution dimensions, but got "
+                             f"{name}={list(v)}")
+        return tuple(int(x) for x in v)
+    return (int(v),) * n
+
+
+def _check_float(x, what):
+    if not x.dtype.is_floating:
+        raise RuntimeError(f'"{what}" not implemented for \'{ops.torch_name(x.dtype)}\'')
+
+
+# ---- the three convolution primitives (the swap points) ------------------------------------------
+def _geometry(x_shape, w_shape, out_hw, stride, pad, dilation):
+    _, C, H, W = x_shape
+    return (C, H, W, w_shape[2], w_shape[3], out_hw[0], out_hw[1], stride[0], stride[1],
+            pad[0], pad[1], dilation[0], dilation[1])
+
+
+def _im2col(x, g):
+    return ops.linear_pair(x, lambda t: ops.im2col(t, g), lambda t: ops.col2im(t, g),
+                           "Im2ColBackward0")
+
+
+def _col2im(cols, g):
+    return ops.linear_pair(cols, lambda t: ops.col2im(t, g), lambda t: ops.im2col(t, g),
+                           "Col2ImBackward0")
+
+
+def conv_forward(x, w, stride, pad, dilation, groups, out_hw):
+    """y = conv(x, w) without bias: (N, C, H, W) * (OC, C/G, KH, KW) -> (N, OC, OH, OW).
+    pad = (top, left); the bottom/right padding is whatever out_hw implies."""
+    N, C = x.shape[:2]
+    OC, Cg, KH, KW = w.shape
+    G = groups
+    L = out_hw[0] * out_hw[1]
+    cols = _im2col(x, _geometry(x.shape, w.shape, out_hw, stride, pad, dilation))
+    cols = cols.reshape(N, G, Cg * KH * KW, L)
+    wm = w.reshape(G, OC // G, Cg * KH * KW)
+    return (wm @ cols).reshape(N, OC, out_hw[0], out_hw[1])          # (N, G, OC/G, L)
+
+
+def conv_input_grad(g, w, input_shape, stride, pad, dilation, groups):
+    """The gradient of conv_forward for its input (= the transposed convolution of g)."""
+    N, OC, OH, OW = g.shape
+    _, Cg, KH, KW = w.shape
+    G = groups
+    wm = w.reshape(G, OC // G, Cg * KH * KW)
+    gm = g.reshape(N, G, OC // G, OH * OW)
+    cols = (wm.mT @ gm).reshape(N, G * Cg * KH * KW, OH * OW)          # (N, C*KH*KW, L)
+    geom = _geometry((N, G * Cg) + tuple(input_shape[2:]), w.shape, (OH, OW), stride, pad,
+                     dilation)
+    return _col2im(cols, geom)
+
+
+def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups):
+    """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T."""
+    N, OC, OH, OW = g.shape
+    _, Cg, KH, KW = weight_shape
+    G = groups
+    cols = _im2col(x, _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation))
+    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
+    gm = g.reshape(N, G, OC // G, OH * OW)
+    gw = gm @ cols.mT                                                  # (N, G, OC/G, Cg*KH*KW)
+    gw = gw.sum(0) if N > 1 else gw.reshape(gw.shape[1:])
+    return gw.reshape(tuple(weight_shape))
+
+
+def _add_bias(y, b):
+    return ops.ew(ops.ADD, y, b.reshape(1, -1, 1, 1), out=y)
+
+
+def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
+    with autograd.no_grad():
+        y = conv_forward(x, w, stride, pad, dilation, groups, out_hw)
+        if b is not None:
+            _add_bias(y, b)
+    if autograd.needs_grad(x, w, b):
+        ctx = autograd.Context([x.requires_grad, w.requires_grad,
+                                b is not None and b.requires_grad])
+        ctx.save_for_backward(x, w)
+
+        def backward(c, g):
+            xs, ws = c.saved_tensors
+            n = c.needs_input_grad
+            return (conv_input_grad(g, ws, xs.shape, stride, pad, dilation, groups)
+                    if n[0] else None,
+                    conv_weight_grad(g, xs, ws.shape, stride, pad, dilation, groups)
+                    if n[1] else None,
+                    g.sum((0, 2, 3)) if n[2] else None)
+
+        autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
+    return y
+
+
+def _conv_transpose_record(x, w, b, stride, pad, dilation, groups, out_shape):
+    with autograd.no_grad():
+        y = conv_input_grad(x, w, out_shape, stride, pad, dilation, groups)
+        if b is not None:
+            _add_bias(y, b)
+    if autograd.needs_grad(x, w, b):
+        ctx = autograd.Context([x.requires_grad, w.requires_grad,
+                                b is not None and b.requires_grad])
+        ctx.save_for_backward(x, w)
+
+        def backward(c, g):
+            xs, ws = c.saved_tensors
+            n = c.needs_input_grad
+            return (conv_forward(g, ws, stride, pad, dilation, groups, xs.shape[2:])
+                    if n[0] else None,
+                    conv_weight_grad(xs, g, ws.shape, stride, pad, dilation, groups)
+                    if n[1] else None,
+                    g.sum((0, 2, 3)) if n[2] else None)
+
+        autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
+    return y
+
+
+# ---- public convolutions ---------------------------------------------------------------------
+def _batched(x, nd, name):
+    if x.ndim == nd + 2:
+        return x, False
+    if x.ndim == nd + 1:
+        return x.unsqueeze(0), True
+    raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, "
+                       f"but got input of size: {list(x.shape)}")
+
+
+def _conv_common(x, weight, bias, stride, padding, dilation, groups, nd, name):
+    """Normalise 1-D/2-D arguments to the 2-D form; returns the 4-D views and 2-D tuples."""
+    _check_float(x, "conv")
+    x, unbatched = _batched(x, nd, name)
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"weight should have {nd + 2} dimensions, got {weight.ndim}")
+    if weight.dtype is not x.dtype or (bias is not None and bias.dtype is not x.dtype):
+        raise RuntimeError(f"Input type ({ops.torch_name(x.dtype)}) and weight type "
+                           f"({ops.torch_name(weight.dtype)}) should be the same")
+    if groups < 1:
+        raise RuntimeError("non-positive groups is not supported")
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    if any(s < 1 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d < 1 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if nd == 1:
+        x = x.unsqueeze(2)
+        weight = weight.unsqueeze(2)
+        stride, dilation = (1,) + stride, (1,) + dilation
+    return x, weight, stride, dilation, unbatched
+
+
+def _same_or_valid(padding, ksize, dilation, stride, nd):
+    """(pad_begin, pad_end) per spatial dim (2-D form) for int/tuple/'same'/'valid' padding."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string '{padding}', should be one of "
+                             "{'valid', 'same'}")
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        total = [d * (k - 1) for d, k in zip(dilation, ksize)]
+        begin = tuple(t // 2 for t in total)
+        return begin, tuple(t - b for t, b in zip(total, begin))
+    p = _tuple(padding, nd, "padding")
+    if any(v < 0 for v in p):
+        raise RuntimeError("negative padding is not supported")
+    p = (0,) + p if nd == 1 else p
+    return p, p
+
+
+def _convnd(x, weight, bias, stride, padding, dilation, groups, nd):
+    name = f"conv{nd}d"
+    x4, w4, stride, dilation, unbatched = _conv_common(x, weight, bias, stride, padding,
+                                                       dilation, groups, nd, name)
+    N, C, H, W = x4.shape
+    OC, Cg, KH, KW = w4.shape
+    if C != Cg * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{list(x.shape)} to have {Cg * groups} channels, "
+                           f"but got {C} channels instead")
+    if OC % groups:
+        raise RuntimeError("Given groups={}, expected weight to be divisible by {} at dimension "
+                           "0, but got weight of size {} instead".format(
+                               groups, groups, list(weight.shape)))
+    if bias is not None and tuple(bias.shape) != (OC,):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {OC} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    begin, end = _same_or_valid(padding, (KH, KW), dilation, stride, nd)
+    out_hw = tuple((n + b + e - d * (k - 1) - 1) // s + 1 for n, b, e, d, k, s in
+                   zip((H, W), begin, end, dilation, (KH, KW), stride))
+    if any(o < 1 for o in out_hw):
+        padded = [n + b + e for n, b, e in zip((H, W), begin, end)][2 - nd:]
+        eff = [d * (k - 1) + 1 for d, k in zip(dilation, (KH, KW))][2 - nd:]
+        raise RuntimeError(f"Calculated padded input size per channel: "
+                           f"({' x '.join(map(str, padded))}). Kernel size: "
+                           f"({' x '.join(map(str, eff))}). Kernel size can't be greater than "
+                           "actual input size")
+    y = _conv_record(x4, w4, bias, stride, begin, dilation, groups, out_hw)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution (cross-correlation) over (N, C, L) or (C, L) input.
+
+    Shape: weight (OC, C/groups, K), bias (OC,); padding an int, a tuple, 'same' or 'valid'."""
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) over (N, C, H, W) or (C, H, W) input.
+
+    Shape: weight (OC, C/groups, KH, KW), bias (OC,); padding an int, a pair, 'same' or 'valid'.
+
+    Example: ``y = clgrad.conv2d(x, w, b, stride=2, padding=1)``"""
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, nd,
+                      output_size=None):
+    name = f"conv_transpose{nd}d"
+    x4, w4, stride, dilation, unbatched = _conv_common(x, weight, bias, stride, 0, dilation,
+                                                       groups, nd, name)
+    pad = _tuple(padding, nd, "padding")
+    opad = _tuple(output_padding, nd, "output_padding")
+    if nd == 1:
+        pad, opad = (0,) + pad, (0,) + opad
+    N, Cin, H, W = x4.shape
+    Cin_w, Cog, KH, KW = w4.shape
+    if Cin != Cin_w:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {Cin_w} channels, but got {Cin} "
+                           "channels instead")
+    if Cin % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of size {list(weight.shape)} "
+                           "instead")
+    for o, s, d in zip(opad, stride, dilation):
+        if o >= s and o >= d:
+            raise RuntimeError("output padding must be smaller than either stride or dilation, "
+                               f"but got output_padding: {opad[2 - nd:]}, stride: "
+                               f"{stride[2 - nd:]}, dilation: {dilation[2 - nd:]}")
+    OC = Cog * groups
+    if bias is not None and tuple(bias.shape) != (OC,):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"bias to be 1-dimensional with {OC} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
+                   zip((H, W), stride, pad, dilation, (KH, KW), opad))
+    if any(o < 1 for o in out_hw):
+        raise RuntimeError(f"Given input size per channel: ({H} x {W}). Calculated output size "
+                           f"per channel: ({out_hw[0]} x {out_hw[1]}). Output size is too small")
+    y = _conv_transpose_record(x4, w4, bias, stride, pad, dilation, groups, (N, OC) + out_hw)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """1-D transposed convolution (the gradient of conv1d for its input).
+
+    Shape: weight (C_in, C_out/groups, K); output length
+    (L - 1)*stride - 2*padding + dilation*(K - 1) + output_padding + 1."""
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 1)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution (the gradient of conv2d for its input).
+
+    Shape: weight (C_in, C_out/groups, KH, KW); each output side is
+    (n - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1."""
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 2)
+
+
+# ---- padding modes -------------------------------------------------------------------------------
+def pad_spatial(x, pads, mode):
+    """Pad the last one or two dims of x by pads = (left, right[, top, bottom]) (F.pad's order)
+    with mode 'zeros'/'constant' (0), 'reflect', 'replicate' or 'circular'."""
+    if mode not in ops.PAD_MODES:
+        raise NotImplementedError(f"padding mode {mode!r} is not supported")
+    pads = tuple(int(p) for p in pads)
+    if len(pads) not in (2, 4) or x.ndim < len(pads) // 2:
+        raise ValueError(f"pad_spatial takes 2 or 4 pad values, got {len(pads)}")
+    if any(p < 0 for p in pads):
+        raise RuntimeError("negative padding is not supported")
+    nd = len(pads) // 2
+    lead = x.shape[:x.ndim - nd]
+    H, W = (1, x.shape[-1]) if nd == 1 else tuple(x.shape[-2:])
+    pl, pr = pads[:2]
+    pt, pb = pads[2:] if nd == 2 else (0, 0)
+    for n, a, b, dim in ((W, pl, pr, x.ndim - 1), (H, pt, pb, x.ndim - 2)):
+        if mode == "reflect" and (a >= n or b >= n):
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
+                               f"input dimension, but got: padding ({a}, {b}) at dimension "
+                               f"{dim} of input {list(x.shape)}")
+        if mode == "circular" and (a > n or b > n):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if mode == "replicate" and n == 0 and (a or b):
+            raise RuntimeError("padding of an empty dimension is not supported")
+        if nd == 1:
+            break
+    B = math.prod(lead)
+    y = ops.pad_planes(x.reshape(B, H, W), (pl, pr, pt, pb), mode)
+    return y.reshape(tuple(lead) + tuple(y.shape[3 - nd:]))
+
+
+# ---- pooling -------------------------------------------------------------------------------------
+def _pool_out(n, k, s, p, d, ceil_mode):
+    out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _pool_args(x, kernel_size, stride, padding, dilation, nd, name):
+    _check_float(x, name)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor for "
+                           f"input, but got: {list(x.shape)}")
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+        else _tuple(stride, nd, "stride")
+    p = _tuple(padding, nd, "padding")
+    d = _tuple(dilation, nd, "dilation")
+    if any(v <= 0 for v in k):
+        raise RuntimeError(f"{name}: kernel_size must be greater than zero, but got "
+                           f"{list(k)}")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"{name}: stride must be greater than zero, but got {list(s)}")
+    if any(v <= 0 for v in d):
+        raise RuntimeError(f"{name}: dilation must be greater than zero, but got {list(d)}")
+    if nd == 1:
+        k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
+    return k, s, p, d
+
+
+def _planes(x, nd):
+    """(..., [H,] W) -> (B, H, W) planes and the leading shape."""
+    lead = tuple(x.shape[:x.ndim - nd])
+    H, W = (1, x.shape[-1]) if nd == 1 else tuple(x.shape[-2:])
+    return x.reshape(math.prod(lead), H, W), lead, H, W
+
+
+def _unplanes(y, lead, nd):
+    return y.reshape(lead + tuple(y.shape[3 - nd:]))
+
+
+def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
+    name = f"max_pool{nd}d"
+    k, s, p, d = _pool_args(x, kernel_size, stride, padding, dilation, nd, name)
+    for kk, pp, dd in zip(k, p, d):
+        if pp > (dd * (kk - 1) + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
+                               f"pad={pp}, kernel_size={kk} and dilation={dd}")
+    planes, lead, H, W = _planes(x, nd)
+    OH, OW = (_pool_out(n, kk, ss, pp, dd, ceil_mode) for n, kk, ss, pp, dd in
+              zip((H, W), k, s, p, d))
+    if OH < 1 or OW < 1:
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
+                           f"Calculated output size: ({x.shape[-nd - 1]}x"
+                           f"{'x'.join(map(str, (OH, OW)[2 - nd:]))}). Output size is too small")
+    y, idx = ops.max_pool_planes(planes, ops.pool_geometry(H, W, OH, OW, k, s, p, d, False))
+    y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
+    return (y, idx) if return_indices else y
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """1-D max pooling over (N, C, L) or (C, L); indices (return_indices) index the length."""
+    return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                       1)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling over (N, C, H, W) or (C, H, W); padding counts as -inf.
+
+    return_indices adds int64 indices into each flattened H*W plane (for max_unpool2d)."""
+    return _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                       2)
+
+
+def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                nd):
+    name = f"avg_pool{nd}d"
+    k, s, p, d = _pool_args(x, kernel_size, stride, padding, 1, nd, name)
+    for kk, pp in zip(k, p):
+        if pp > kk // 2:
+            raise RuntimeError("pad should be at most half of effective kernel size, but got "
+                               f"pad={pp}, kernel_size={kk} and dilation=1")
+    if divisor_override is not None and int(divisor_override) == 0:
+        raise RuntimeError("divisor must be not zero")
+    planes, lead, H, W = _planes(x, nd)
+    OH, OW = (_pool_out(n, kk, ss, pp, 1, ceil_mode) for n, kk, ss, pp in zip((H, W), k, s, p))
+    if OH < 1 or OW < 1:
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
+                           "Calculated output size is too small")
+    geom = ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
+    y = ops.avg_pool_planes(planes, geom, count_include_pad, divisor_override)
+    return _unplanes(y, lead, nd)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """1-D average pooling over (N, C, L) or (C, L)."""
+    return _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling over (N, C, H, W) or (C, H, W).
+
+    count_include_pad counts zero padding in the divisor; divisor_override replaces it."""
+    return _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override, 2)
+
+
+def _adaptive_size(x, output_size, nd, name):
+    _check_float(x, name)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D tensor, but got "
+                           f"{list(x.shape)}")
+    if nd == 1:
+        size = _tuple(output_size, 1, "output_size")
+        return (1,) + size
+    if isinstance(output_size, (list, tuple)):
+        if len(output_size) != 2:
+            raise ValueError(f"{name}: output_size must be 2, got {len(output_size)}")
+        size = tuple(x.shape[-2 + i] if v is None else int(v) for i, v in enumerate(output_size))
+    else:
+        size = (int(output_size),) * 2
+    if any(v < 0 for v in size):
+        raise RuntimeError(f"{name}: elements of output_size must be greater than or equal to 0 "
+                           f"but received {list(size)}")
+    if any(n == 0 for n in x.shape[-nd:]):
+        raise RuntimeError(f"{name}: Expected input to have non-zero size for non-batch "
+                           f"dimensions, but input has sizes {list(x.shape)} with dimension "
+                           f"{x.ndim - 1} being empty")
+    return size
+
+
+def _adaptive_pool(x, output_size, nd, kind, return_indices=False):
+    name = f"adaptive_{kind}_pool{nd}d"
+    OH, OW = _adaptive_size(x, output_size, nd, name)
+    planes, lead, H, W = _planes(x, nd)
+    geom = ops.pool_geometry(H, W, OH, OW, (1, 1), (1, 1), (0, 0), (1, 1), True)
+    if kind == "avg":
+        return _unplanes(ops.avg_pool_planes(planes, geom, True, None), lead, nd)
+    y, idx = ops.max_pool_planes(planes, geom)
+    y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Average over PyTorch's adaptive windows [floor(i*L/O), ceil((i+1)*L/O))."""
+    return _adaptive_pool(input, output_size, 1, "avg")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive 2-D average pooling; output_size an int or (h, w), None keeping that side."""
+    return _adaptive_pool(input, output_size, 2, "avg")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Maximum over PyTorch's adaptive windows; indices into the length."""
+    return _adaptive_pool(input, output_size, 1, "max", return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive 2-D max pooling; indices (return_indices) into each flattened H*W plane."""
+    return _adaptive_pool(input, output_size, 2, "max", return_indices)
+
+
+def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, nd):
+    name = f"max_unpool{nd}d"
+    _check_float(x, name)
+    if tuple(indices.shape) != tuple(x.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(x.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    if indices.dtype.name != "int64":
+        raise RuntimeError(f"elements in indices should be type int64 but got: "
+                           f"{ops.torch_name(indices.dtype)}")
+    k = _tuple(kernel_size, nd, "kernel_size")
+    s = k if stride is None else _tuple(stride, nd, "stride")
+    p = _tuple(padding, nd, "padding")
+    default = tuple((n - 1) * ss - 2 * pp + kk for n, ss, pp, kk in
+                    zip(x.shape[-nd:], s, p, k))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(int(v) for v in output_size)[-nd:]
+        if len(size) != nd:
+            raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} "
+                             f"elements, but it has a length of '{len(output_size)}'")
+    planes, lead, H, W = _planes(x, nd)
+    idx_planes = indices.reshape(planes.shape)
+    OH, OW = (1,) + size if nd == 1 else size
+    y = ops.unpool_planes(planes, idx_planes, OH, OW)
+    return _unplanes(y, lead, nd)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool1d: zeros with each value put back at its index."""
+    return _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max_pool2d: zeros with each value put back at its plane index."""
+    return _max_unpoolnd(input, indices, kernel_size, stride, padding, output_size, 2)
+
+
+# ---- resizing ------------------------------------------------------------------------------------
+_INTERP_DIMS = {"nearest": (1, 2), "linear": (1,), "bilinear": (2,)}
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dims: mode 'nearest' (3-D/4-D input), 'linear' (3-D) or 'bilinear'
+    (4-D), with torch.nn.functional.interpolate's source-index rules.
+
+    Exactly one of size (int or tuple) and scale_factor (float or tuple) is given."""
+    x = input
+    _check_float(x, "upsample")
+    if mode not in _INTERP_DIMS:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
+                                  "linear, bilinear)")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias is not supported")
+    nd = x.ndim - 2
+    if nd not in _INTERP_DIMS[mode]:
+        raise NotImplementedError(f"Got {x.ndim}D input, but {mode} mode needs "
+                                  f"{'/'.join(str(d + 2) for d in _INTERP_DIMS[mode])}D input")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    align = bool(align_corners)
+    in_sz = tuple(x.shape[2:])
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        out_sz = _tuple(size, nd, "size") if isinstance(size, (list, tuple)) else (int(size),) * nd
+        scales = (None,) * nd
+    else:
+        sf = tuple(float(v) for v in scale_factor) if isinstance(scale_factor, (list, tuple)) \
+            else (float(scale_factor),) * nd
+        if len(sf) != nd:
+            raise ValueError(f"Input and scale_factor must have the same number of spatial "
+                             f"dimensions, but got input with spatial dimensions of "
+                             f"{list(in_sz)} and scale_factor of shape {list(sf)}.")
+        out_sz = tuple(int(math.floor(n * f)) for n, f in zip(in_sz, sf))
+        scales = (None,) * nd if recompute_scale_factor else sf
+    if any(o <= 0 for o in out_sz) or any(n <= 0 for n in in_sz):
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
+                           f"({', '.join(map(str, in_sz))}) and output "
+                           f"({', '.join(map(str, out_sz))})")
+
+    def step(n, o, sc):
+        if mode != "nearest" and align:
+            return (n - 1) / (o - 1) if o > 1 else 0.0
+        return 1.0 / sc if sc is not None and sc > 0 else n / o
+
+    steps = tuple(step(n, o, sc) for n, o, sc in zip(in_sz, out_sz, scales))
+    if nd == 1:
+        out_sz, steps = (1,) + out_sz, (1.0,) + steps
+    planes, lead, H, W = _planes(x, nd)
+    y = ops.resize_planes(planes, out_sz[0], out_sz[1], "nearest" if mode == "nearest"
+                          else "bilinear", steps, align)
+    return _unplanes(y, lead, nd)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r)."""
+    r = int(upscale_factor)
+    x = input
+    if x.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
+                           f"input with {x.ndim} dimension(s)")
+    *lead, C, H, W = x.shape
+    if C % (r * r):
+        raise RuntimeError("pixel_shuffle expects its input's 'channel' dimension to be "
+                           f"divisible by the square of upscale_factor, but input.size(-3)={C} "
+                           f"is not divisible by {r * r}")
+    n = len(lead)
+    y = x.reshape(*lead, C // (r * r), r, r, H, W)
+    y = y.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)             # (*, C, H, r, W, r)
+    return y.reshape(*lead, C // (r * r), H * r, W * r)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H*r, W*r) -> (*, C*r*r, H, W)."""
+    r = int(downscale_factor)
+    x = input
+    if x.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {x.ndim} dimension(s)")
+    *lead, C, H, W = x.shape
+    if H % r or W % r:
+        raise RuntimeError(f"pixel_unshuffle expects height and width to be divisible by "
+                           f"downscale_factor, but input.size(-2)={H}, input.size(-1)={W} is "
+                           f"not divisible by {r}")
+    n = len(lead)
+    y = x.reshape(*lead, C, H // r, r, W // r, r)
+    y = y.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)             # (*, C, r, r, H, W)
+    return y.reshape(*lead, C * r * r, H // r, W // r)
