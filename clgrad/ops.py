@@ -1473,3 +1473,22 @@ def resize_planes(x, OH, OW, mode, scales, align_corners=False):
 # (records and functions of this group go below this line)
 #
 #
+def optim_update(name, update, param, grad, states, scalars, offset: int, n: int):
+    """Run a fused optimizer update in place over elements [offset, offset + n) of the flat
+    arenas `param`, `grad` and `states` (a tuple of (C name, 1-D tensor)); `scalars` is a tuple
+    of (C name, value), passed as kernel arguments so changing a learning rate builds nothing."""
+    if n <= 0:
+        return
+    dt = param.dtype
+    names = tuple(s for s, _ in states)
+    snames = tuple(s for s, _ in scalars)
+    wide = offset + n >= codegen.INT32_LIMIT
+    k = codegen.optim_kernel(param.device, f"optim_{name}_{dt.short}", dt, names, snames,
+                             update, wide)
+    args = [param._buf.raw, grad._buf.raw, *(t._buf.raw for _, t in states),
+            *(float(v) for _, v in scalars), int(offset), int(n)]
+    k.launch_1d(int(n), *args)
+    param._buf.version += 1
+    for _, t in states:
+        t._buf.version += 1
+

@@ -485,4 +485,40 @@ def window_kernel(device, family: str, base: str, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
+_LERP = """static clg_t clg_lerp(clg_t a, clg_t b, clg_t w)
+{
+    /* torch.lerp's two-sided form keeps the result exact at w = 0 and w = 1 */
+    return w < (clg_t)0.5 ? a + w * (b - a) : b - (b - a) * ((clg_t)1 - w);
+}"""
+
+
+def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
+    """A fused in-place update over flat arenas: `clg_p` (the parameters, read and written),
+    `clg_g` (gradients, read), one buffer per name in `states` (read and written) and scalar
+    arguments `scalars` in the compute type. `update` is C statements over p, g, the state names
+    and the scalar names."""
+    key = ("optim", device, name, dt, states, scalars, update, wide)
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    idx = "long" if wide else "int"
+    I = _NP[idx]
+    ct = dt.compute
+    args = [f"__global {dt.ctype}* clg_p", f"__global const {dt.ctype}* clg_g"]
+    args += [f"__global {dt.ctype}* clg_s_{s}" for s in states]
+    args += [f"const {ct} {s}" for s in scalars]
+    args += [f"{idx} clg_off", f"{idx} clg_n"]
+    dtypes = [None, None] + [None] * len(states) + [_NP[ct]] * len(scalars) + [I, I]
+    loads = [f"    clg_t p = {_load('clg_p', dt.ctype, 'clg_i', 'clg_t')};",
+             f"    const clg_t g = {_load('clg_g', dt.ctype, 'clg_i', 'clg_t')};"]
+    loads += [f"    clg_t {s} = {_load(f'clg_s_{s}', dt.ctype, 'clg_i', 'clg_t')};"
+              for s in states]
+    stores = ["    " + _store("clg_p", dt.ctype, "clg_i", "p", False)]
+    stores += ["    " + _store(f"clg_s_{s}", dt.ctype, "clg_i", s, False) for s in states]
+    body = "\n".join("    " + line for line in update.strip().splitlines())
+    src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct, helpers=_LERP,
+                 name=name, args=", ".join(args), idx=idx, loads="\n".join(loads),
+                 update=body, stores="\n".join(stores))
+    k = _memo[key] = kernel(device, src, name, dtypes)
+    return k
 
