@@ -78,13 +78,17 @@ def _tol(d):
 
 # ---- cases: each yields (family, name, thunk) -----------------------------------------------
 def _elementwise_cases(device):
-    unary = [("neg", lambda x: -x, np.negative, -2, 2), ("exp", lambda x: x.exp(), np.exp, -2, 2),
-             ("log", lambda x: x.log(), np.log, 0.1, 3), ("sqrt", lambda x: x.sqrt(), np.sqrt, 0, 4),
-             ("sin", lambda x: x.sin(), np.sin, -3, 3), ("cos", lambda x: x.cos(), np.cos, -3, 3),
+    unary = [("neg", lambda x: -x, np.negative, -2, 2),
+             ("exp", lambda x: x.exp(), np.exp, -2, 2),
+             ("log", lambda x: x.log(), np.log, 0.1, 3),
+             ("sqrt", lambda x: x.sqrt(), np.sqrt, 0, 4),
+             ("sin", lambda x: x.sin(), np.sin, -3, 3),
+             ("cos", lambda x: x.cos(), np.cos, -3, 3),
              ("tanh", lambda x: x.tanh(), np.tanh, -3, 3),
              ("sigmoid", lambda x: x.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), -4, 4),
              ("relu", lambda x: x.relu(), lambda a: np.maximum(a, 0), -2, 2),
-             ("abs", lambda x: x.abs(), np.abs, -2, 2), ("sign", lambda x: x.sign(), np.sign, -2, 2)]
+             ("abs", lambda x: x.abs(), np.abs, -2, 2),
+             ("sign", lambda x: x.sign(), np.sign, -2, 2)]
     for d in _floats(device):
         for name, f, g, lo, hi in unary:
             for n, layout in ((1, "c"), (1023, "c"), (100, "s")):
@@ -92,7 +96,8 @@ def _elementwise_cases(device):
                     a = _rng(n).uniform(lo, hi, size=(n,)).astype(d.np)
                     out = f(_put(a, d, device, layout))
                     _compare(out.numpy(), g(a.astype(np.float64)).astype(d.np), *_tol(d))
-                yield "elementwise", f"{name} {d.name} n={n}{' sliced' if layout == 's' else ''}", run
+                sliced = " sliced" if layout == "s" else ""
+                yield "elementwise", f"{name} {d.name} n={n}{sliced}", run
     binary = [("add", lambda x, y: x + y, np.add), ("sub", lambda x, y: x - y, np.subtract),
               ("mul", lambda x, y: x * y, np.multiply),
               ("maximum", lambda x, y: x.maximum(y), np.maximum),

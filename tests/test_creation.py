@@ -22,7 +22,7 @@ def _eq(t, want, dtype=None):
     np.testing.assert_array_equal(got, want)
 
 
-# ---- from host data ---------------------------------------------------------------------------------
+# ---- from host data ------------------------------------------------------------------------------
 def test_tensor_infers_dtypes(device):
     assert clgrad.tensor([1.5, 2], device=device).dtype is clgrad.float32
     assert clgrad.tensor([1, 2], device=device).dtype is clgrad.int64
@@ -260,7 +260,7 @@ def test_same_seed_same_numbers_on_every_device():
         np.testing.assert_allclose(d, draws[0], rtol=1e-6, atol=1e-6)
 
 
-# ---- ways out --------------------------------------------------------------------------------------
+# ---- ways out ------------------------------------------------------------------------------------
 def test_item_tolist_numpy(device):
     t = clgrad.tensor([[1.5, -2.0], [3.0, 4.25]], device=device)
     assert t.tolist() == [[1.5, -2.0], [3.0, 4.25]]

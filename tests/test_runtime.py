@@ -1,7 +1,6 @@
 """Runtime: device selection rules and errors, the program cache, build errors, the buffer pool,
 memory limits, dtype support and the device probe."""
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -165,7 +164,7 @@ def test_import_touches_no_device():
     assert "clean" in out.stdout
 
 
-# ---- program cache --------------------------------------------------------------------------------
+# ---- program cache -------------------------------------------------------------------------------
 def _unique_source():
     tag = uuid.uuid4().hex[:12]
     return (f"/* {tag} */\n__kernel void probe_{tag}(__global float* x)\n"
@@ -290,7 +289,7 @@ def test_kernels_dir(monkeypatch, tmp_path):
     assert runtime.kernels_dir() == tmp_path
 
 
-# ---- memory ---------------------------------------------------------------------------------------
+# ---- memory --------------------------------------------------------------------------------------
 def test_pool_reuses_buffers(device):
     runtime.empty_cache(device)
     runtime.reset_stats()
@@ -373,3 +372,19 @@ def test_transfers_counted(device):
     x.numpy()
     s = runtime.stats()
     assert s["h2d"] == 1 and s["d2h"] == 1 and s["h2d_bytes"] == 12 and s["d2h_bytes"] == 12
+
+
+def test_concurrent_store_keeps_one_entry(device, monkeypatch, tmp_path):
+    # a second writer of the same key (another process that built the same program) loses the
+    # rename race quietly: the first entry stays whole and no temporary folder is left
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    src, name = _unique_source()
+    _run(device, src, name)
+    key = program.cache_key(src, program.BUILD_OPTIONS, device)
+    entry = tmp_path / key[:2] / key
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    prg = program.build(device, src, name)
+    program._store_cached(key, src, program.BUILD_OPTIONS, device, prg, "second writer")
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+    assert [p.name for p in entry.parent.iterdir()] == [key]

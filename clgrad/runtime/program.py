@@ -1,6 +1,7 @@
 """Render kernels_cl/ templates, build them (with in-memory and on-disk caches) and launch kernels."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -211,7 +212,24 @@ class Kernel:
         self(((n + local - 1) // local * local,), (local,), *args)
 
 
+_capture: list | None = None
+
+
+@contextlib.contextmanager
+def capture_sources():
+    """Collect (name, options, source) of every kernel requested inside the block; this is how
+    tools/render_kernel.py shows the exact source that is built."""
+    global _capture
+    prev, _capture = _capture, []
+    try:
+        yield _capture
+    finally:
+        _capture = prev
+
+
 def kernel(device: Device, source: str, name: str, arg_dtypes, options=BUILD_OPTIONS) -> Kernel:
+    if _capture is not None:
+        _capture.append((name, tuple(options), source))
     key = (device, source, tuple(options), name)
     k = _kernels.get(key)
     if k is None:
