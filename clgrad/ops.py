@@ -62,8 +62,8 @@ LOG = Op("log", "log(x0)", lambda ctx, g: (g / ctx.arg(0),), dtype="float", save
 SQRT = Op("sqrt", "sqrt(x0)", lambda ctx, g: (g / (ctx.out() * 2),), dtype="float", save="o")
 SIN = Op("sin", "sin(x0)", lambda ctx, g: (g * ctx.arg(0).cos(),), dtype="float", save="x")
 COS = Op("cos", "cos(x0)", lambda ctx, g: (-g * ctx.arg(0).sin(),), dtype="float", save="x")
-TANH = Op("tanh", "tanh(x0)", lambda ctx, g: (g * (1 - ctx.out() * ctx.out()),), dtype="float",
-          save="o")
+TANH = Op("tanh", "clg_tanh(x0)", lambda ctx, g: (g * (1 - ctx.out() * ctx.out()),),
+          dtype="float", save="o", preamble=("math_float.cl",))
 SIGMOID = Op("sigmoid", "F(1.0) / (F(1.0) + exp(-x0))",
              lambda ctx, g: (g * ctx.out() * (1 - ctx.out()),), dtype="float", save="o")
 # relu keeps NaN (x < 0 is false for NaN); its gradient at 0 is 0, as in PyTorch
@@ -97,6 +97,7 @@ LE = Op("le", "x0 <= x1", dtype="bool")
 GT = Op("gt", "x0 > x1", dtype="bool")
 GE = Op("ge", "x0 >= x1", dtype="bool")
 WHERE = Op("where", "(x0 != (clg_t)0) ? x1 : x2",
+WHERE = Op("where", "x0 != (clg_t)0 ? x1 : x2",
            lambda ctx, g: (None,
                            g.where(ctx.arg(0), 0) if _need(ctx, 1) else None,
                            ew(WHERE, ctx.arg(0), 0, g) if _need(ctx, 2) else None),
@@ -714,8 +715,9 @@ def _gelu_tanh_grads(ctx, g):
 
 GELU = Op("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.7071067811865476)))", _gelu_grads,
           dtype="float", save="x")
-GELU_TANH = Op("gelu", "F(0.5) * x0 * (F(1.0) + tanh(F(0.7978845608028654) * "
-               "(x0 + F(0.044715) * x0 * x0 * x0)))", _gelu_tanh_grads, dtype="float", save="x")
+GELU_TANH = Op("gelu", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.7978845608028654) * "
+               "(x0 + F(0.044715) * x0 * x0 * x0)))", _gelu_tanh_grads, dtype="float", save="x",
+               preamble=_MF)
 
 
 def _silu_grads(ctx, g):
@@ -731,8 +733,8 @@ def _mish_grads(ctx, g):
 
 
 SILU = Op("silu", "x0 / (F(1.0) + exp(-x0))", _silu_grads, dtype="float", save="x")
-MISH = Op("mish", "x0 * tanh(clg_softplus(x0, F(1.0), F(20.0)))", _mish_grads, dtype="float",
-          save="x", preamble=_MF)
+MISH = Op("mish", "x0 * clg_tanh(clg_softplus(x0, F(1.0), F(20.0)))", _mish_grads,
+          dtype="float", save="x", preamble=_MF)
 HARDSIGMOID = Op("hardsigmoid",
                  "x0 <= F(-3.0) ? F(0.0) : (x0 >= F(3.0) ? F(1.0) : x0 / F(6.0) + F(0.5))",
                  lambda c, g: (_masked(g, (c.arg(0) > -3) & (c.arg(0) < 3)) / 6,),

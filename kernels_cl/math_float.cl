@@ -58,3 +58,11 @@ clg_t clg_round_dec(clg_t x, clg_t scale, int negative)
 {
     return negative ? rint(x / scale) * scale : rint(x * scale) / scale;
 }
+
+/* tanh that reaches exactly +-1 where the rounded result is 1 (some libraries stop one ulp
+ * short of it for large inputs). */
+clg_t clg_tanh(clg_t x)
+{
+    const clg_t sat = sizeof(clg_t) == 4 ? (clg_t)9.1f : (clg_t)19.5f;
+    return fabs(x) > sat ? copysign((clg_t)1, x) : tanh(x);
+}

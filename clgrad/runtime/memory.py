@@ -47,7 +47,7 @@ class Pool:
         self.pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()   # a __del__ run by GC inside alloc re-enters
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
