@@ -111,6 +111,10 @@ var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, n
 # (records and functions of this group go below this line)
 #
 #
+from ._linalg import einsum, tensordot
+outer, ger, addmm, addmv, addr, baddbmm, addbmm = (Tensor.outer, Tensor.ger, Tensor.addmm,
+                                                   Tensor.addmv, Tensor.addr, Tensor.baddbmm,
+                                                   Tensor.addbmm)
 
 
 # ==== shape and indexing (helper: shape/index) ====
