@@ -395,8 +395,7 @@ class ShapeMixin:
         if broadcast_shapes(self.shape, mask.shape) != tuple(self.shape):
             raise RuntimeError(f"The size of the mask ({list(mask.shape)}) must be broadcastable "
                                f"to the size of self ({list(self.shape)})")
-        out = ops.ew(ops.WHERE, mask, value, self)
-        return out if out.dtype is self.dtype else out.to(self.dtype)
+        return ops.masked_where(mask, value, self)
 
     def masked_fill_(self, mask, value):
         self._mask_check(mask, "masked_fill_")
@@ -449,8 +448,8 @@ class ShapeMixin:
         rows = arange(r, device=self.device).reshape(r, 1)
         cols = arange(c, device=self.device).reshape(1, c)
         keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
-        zero = _T()._zeros((), self.dtype, self.device)
-        return ops.ew(ops.WHERE, keep, self, zero)
+        return ops.masked_where(keep.logical_not(), 0, self,
+                                "TrilBackward0" if lower else "TriuBackward0")
 
     def tril(self, diagonal=0):
         return self._tri(diagonal, True)

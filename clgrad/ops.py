@@ -942,6 +942,32 @@ def pnorm(x, p: float, dims: tuple, keepdim: bool):
 # (records and functions of this group go below this line)
 #
 #
+# where with the condition compared explicitly: OpenCL C rejects a float as `?:` condition, and
+# the condition arrives in the compute type
+MASKED_SELECT = Op("masked_where", "(x0 != (clg_t)0) ? x1 : x2")
+
+
+def masked_where(cond, a, b, name="MaskedFillBackward0"):
+    """cond ? a : b (cond bool, a tensor or scalar, b tensor) in b's dtype. Only the condition
+    is saved, so the in-place variants leave nothing stale behind for the backward."""
+    T = _tensor()
+    out = ew(MASKED_SELECT, cond, a, b)
+    if out.dtype is not b.dtype:
+        out = cast(out, b.dtype)
+    args = (a, b) if isinstance(a, T) else (b,)
+    if autograd.needs_grad(*args):
+        ctx = autograd.Context([t.requires_grad for t in args])
+        ctx.save_for_backward(cond)
+
+        def backward(c, g):
+            (m,) = c.saved_tensors
+            grads = tuple(g * m if i == 0 and len(args) == 2 else g * m.logical_not()
+                          for i in range(len(args)))
+            return tuple(gr if c.needs_input_grad[i] else None for i, gr in enumerate(grads))
+        autograd.record(name, backward, ctx, args, [out])
+    return out
+
+
 def _flag_buffer(device):
     from .runtime import Buffer
     import numpy as np

@@ -9,9 +9,8 @@ int clg_before(clg_t va, long ia, clg_t vb, long ib, long clg_len, int clg_desc)
 {
     if (ia >= clg_len || ib >= clg_len)
         return ia < ib;
-    const int an = ${isnan_a}, bn = ${isnan_b};
-    const int a_gt = (an && !bn) || (!an && !bn && va > vb);
-    const int b_gt = (bn && !an) || (!an && !bn && vb > va);
+    const int a_gt = ${a_gt};
+    const int b_gt = ${b_gt};
     if (clg_desc ? a_gt : b_gt)
         return 1;
     if (clg_desc ? b_gt : a_gt)

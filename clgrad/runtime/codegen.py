@@ -410,10 +410,12 @@ def sort_step_kernel(device, dt: DType):
     k = _memo.get(key)
     if k is not None:
         return k
-    nan_a, nan_b = ("isnan(va)", "isnan(vb)") if dt.is_floating else ("0", "0")
+    def gt(a, b):
+        # NaN is greater than every number (PyTorch's order)
+        return f"{a} > {b} || (isnan({a}) && !isnan({b}))" if dt.is_floating else f"{a} > {b}"
     name = f"sort_step_{dt.short}"
-    src = render("sort", extensions=_extensions(dt.ctype), val_t=dt.ctype, isnan_a=nan_a,
-                 isnan_b=nan_b, name=name)
+    src = render("sort", extensions=_extensions(dt.ctype), val_t=dt.ctype, a_gt=gt("va", "vb"),
+                 b_gt=gt("vb", "va"), name=name)
     k = _memo[key] = kernel(device, src, name, [None, None, np.int64, np.int64, np.int64,
                                                  np.int64, np.int32, np.int64])
     return k

@@ -48,6 +48,8 @@ class Pool:
         self.allocated_bytes = 0
         self.peak_bytes = 0
         self.lock = threading.RLock()   # a __del__ run by GC inside alloc re-enters
+        # re-entrant: a garbage collection inside alloc may free (release) a Buffer
+        self.lock = threading.RLock()
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
