@@ -224,9 +224,15 @@ def _forward_trace() -> str:
 
 
 # ---- saved tensors and the context --------------------------------------------------------------
+_T = None
+
+
 def _tensor_cls():
-    from .tensor import Tensor
-    return Tensor
+    global _T
+    if _T is None:
+        from .tensor import Tensor
+        _T = Tensor
+    return _T
 
 
 class _Saved:
@@ -463,8 +469,18 @@ def record(name, backward_fn, ctx, args, outputs):
     if saved:
         ids = {id(t): i for i, t in enumerate(outputs)}
         for s in saved:
-            if s is not None and s.tensor is not None and id(s.tensor) in ids:
-                s.weaken(ids[id(s.tensor)], name)
+            t = None if s is None else s.tensor
+            if t is None:
+                continue
+            if id(t) in ids:
+                s.weaken(ids[id(t)], name)
+            elif t._base is not None or t._hooks:
+                # a view's base (or a hook's closure) may lead back to this node: keep a bare
+                # handle on the storage instead of the user's tensor
+                bare = T._make(t._buf, t._view, t.dtype)
+                bare._requires_grad, bare._ctx, bare._out_idx = (t._requires_grad, t._ctx,
+                                                                 t._out_idx)
+                s.tensor = bare
     return node
 
 
@@ -687,30 +703,33 @@ class _Walk:
         if not self.create_graph:
             g = g.detach()
         slot = t._grad_slot
-        if t.grad is None and slot is not None and not self.create_graph:
+        old = t._grad
+        if old is None and slot is not None and not self.create_graph:
             # the optimizer keeps this parameter's gradient at a fixed place in a flat arena
             from .ops import copy_into
-            t.grad = copy_into(slot, g)
-        elif t.grad is None:
-            t.grad = self.fresh(g)
-        elif self.create_graph or t.grad.requires_grad:
-            t.grad = t.grad + g
+            t._grad = copy_into(slot, g)
+        elif old is None:
+            t._grad = self.fresh(g)
+        elif self.create_graph or old._requires_grad:
+            t._grad = old + g
         else:
             with no_grad():
-                t.grad.add_(g)
+                old.add_(g)
 
     def give_leaf(self, t, g):
         cap = self.capture
         if cap is not None and id(t) not in cap:
             return
-        for hook in tuple(t._hooks.values()):
-            r = hook(g)
-            if r is not None:
-                g = r
+        if t._hooks:
+            g = _run_hooks(t, g)
         if cap is not None:
             cap[id(t)] = g
             return
         self.accumulate(t, g)
+        post = getattr(t, "_post_acc_hooks", None)
+        if post:
+            for hook in tuple(post.values()):
+                hook(t)
 
     def run(self, roots, root_grads):
         pending = {}
@@ -742,10 +761,8 @@ class _Walk:
             t = ref()
             if t is None or gouts[i] is None or t._ctx is not node:
                 continue
-            for hook in tuple(t._hooks.values()):
-                r = hook(gouts[i])
-                if r is not None:
-                    gouts[i] = r
+            if t._hooks:
+                gouts[i] = _run_hooks(t, gouts[i])
             if t._retains_grad and cap is None:
                 self.accumulate(t, gouts[i])
             if cap is not None and id(t) in cap:
@@ -814,6 +831,18 @@ class _Walk:
     def _captures(self, node, idx):
         t = node.outputs[idx]()
         return t is not None and id(t) in self.capture
+
+
+def _run_hooks(t, g):
+    for hook in tuple(t._hooks.values()):
+        r = hook(g)
+        if r is None:
+            continue
+        if r.shape != g.shape:
+            raise RuntimeError(f"hook '{getattr(hook, '__name__', 'hook')}' has changed the size "
+                               "of value")
+        g = r
+    return g
 
 
 def _make_grads(outputs, grad_outputs):
@@ -1095,3 +1124,6 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
 
     return gradcheck(first, inputs, eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception, **kw)
+
+
+from . import _autograd_functional as functional  # noqa: E402  (needs grad() defined above)

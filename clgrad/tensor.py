@@ -266,6 +266,19 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         self._hooks[key] = hook
         return _HookHandle(self._hooks, key)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs after a backward has accumulated into this leaf's .grad (e.g. to
+        step an optimizer per parameter)."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        table = self.__dict__.setdefault("_post_acc_hooks", {})
+        key = object()
+        table[key] = hook
+        return _HookHandle(table, key)
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the .grad of the leaves it depends on.
 
@@ -364,6 +377,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         with autograd.no_grad():
             ops.copy_into(self, new)
         if r._requires_grad and r._ctx is not None:
+            r._ctx._name = "CopySlices"
             base._adopt(r)
             fresh = base._view_fn(region, "AsStridedBackward0")
             self._adopt(fresh)

@@ -550,3 +550,30 @@ def test_deep_chain_second_order(fp64):
     g, = grad(y.sum(), x, create_graph=True)
     g2, = grad(g.sum(), x)
     close(g2, [2.0])
+
+
+def test_hook_may_not_change_shape(fp64):
+    x = T([1.0, 2.0], fp64, True)
+    y = x * 2
+
+    def widen(g):
+        return g.sum()
+
+    y.register_hook(widen)
+    with pytest.raises(RuntimeError, match="hook 'widen' has changed the size of value"):
+        y.sum().backward()
+
+
+def test_post_accumulate_grad_hook(fp64):
+    x = T([1.0, 2.0], fp64, True)
+    seen = []
+    h = x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.numpy().copy()))
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(seen[1], [6.0, 6.0])
+    h.remove()
+    (x * 3).sum().backward()
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="post accumulate grad hooks cannot be registered on "
+                                           "non-leaf tensors"):
+        (x * 2).register_post_accumulate_grad_hook(lambda t: None)

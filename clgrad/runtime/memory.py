@@ -50,6 +50,7 @@ class Pool:
         self.lock = threading.RLock()   # a __del__ run by GC inside alloc re-enters
         # re-entrant: a garbage collection inside alloc may free (release) a Buffer
         self.lock = threading.RLock()
+        self.lock = threading.RLock()   # a gc pass inside alloc may free buffers
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
