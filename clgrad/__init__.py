@@ -143,6 +143,10 @@ sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msor
 # (records and functions of this group go below this line)
 #
 #
+from .serialization import load, save  # noqa: E402
+from . import safetensors  # noqa: E402
+
+from . import nn  # noqa: E402
 
 
 # ==== conv (helper: conv) ====

@@ -1162,6 +1162,20 @@ NN_SOFTSHRINK = _activation("softshrink", "x0 > x1 ? x0 - x1 : (x0 < -x1 ? x0 + 
                             "(x1 > x2 || x1 < -x2) ? x0 : (clg_t)0")
 
 
+# `where` comparing the condition with zero explicitly: a float-typed condition in a C ternary
+# does not compile in OpenCL C (the core WHERE record loads x0 in the compute type)
+NN_WHERE = Op("nn_where", "(x0 != (clg_t)0) ? x1 : x2",
+              lambda ctx, g: (None,
+                              g * ctx.arg(0) if _need(ctx, 1) else None,
+                              g * ctx.arg(0).logical_not() if _need(ctx, 2) else None),
+              save="x")
+
+
+def nn_where(cond, a, b):
+    """where(cond, a, b) for nn's composites (see NN_WHERE)."""
+    return ew(NN_WHERE, cond, a, b)
+
+
 def _bce_backward(ctx, g):
     x, t = ctx.arg(0), ctx.arg(1)
     gx = gt = None
@@ -1282,6 +1296,26 @@ def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
         autograd.record("NativeLayerNormBackward0" if not per_row else
                         "NativeBatchNormBackward0", backward, ctx, args, [y])
     return y, mean, rstd, var
+
+
+def dropout_apply(x, p: float, group: int, seed: int, offset: int):
+    """x * keep / (1 - p) with keep drawn from Philox counter (seed, offset + i // group);
+    x contiguous from offset 0. Its gradient is the same map of the gradient."""
+    T = _tensor()
+    real = _nn_real(x)
+    n = x.numel()
+    out = T._empty(x.shape, x.dtype, x.device)
+    if n:
+        k = codegen.nn_kernel(x.device, "dropout", "clg_dropout", real,
+                              [None, None, "ulong", "ulong", "float", real, "long", "long"])
+        k.launch_1d(n, out._buf.raw, x._buf.raw, seed & ((1 << 64) - 1), offset, float(p),
+                    1.0 / (1.0 - p), int(group), n)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        autograd.record("NativeDropoutBackward0",
+                        lambda c, g: (dropout_apply(dense(g), p, group, seed, offset),), ctx,
+                        (x,), [out])
+    return out
 
 
 def embedding_lookup(weight, idx, padding_idx: int):

@@ -15,7 +15,9 @@ def linear(input, weight, bias=None):
 
 
 def bilinear(input1, input2, weight, bias=None):
-    """y_o = sum_ij x1_i A_oij x2_j + b_o.  Shape: (*, in1), (*, in2), (out, in1, in2) -> (*, out)."""
+    """y_o = sum_ij x1_i A_oij x2_j + b_o.
+
+    Shape: (*, in1), (*, in2), (out, in1, in2), (out,) -> (*, out)."""
     lead = input1.shape[:-1]
     out_f, in1, in2 = weight.shape
     x1 = input1.reshape(-1, in1)
@@ -25,6 +27,9 @@ def bilinear(input1, input2, weight, bias=None):
     if bias is not None:
         y = y + bias
     return y.reshape(tuple(lead) + (out_f,))
+
+
+_where = ops.nn_where
 
 
 def _dense(t):
@@ -198,7 +203,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     if input.ndim == 0:
         return input - input
     m = input.detach().amax(dim, keepdim=True)
-    m = m.where(m.isfinite(), 0)
+    m = _where(m.isfinite(), m, 0)
     shifted = input - m
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
@@ -210,7 +215,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     if input.ndim == 0:
         return input / input
     m = input.detach().amax(dim, keepdim=True)
-    m = m.where(m.isfinite(), 0)
+    m = _where(m.isfinite(), m, 0)
     e = (input - m).exp()
     return e / e.sum(dim, keepdim=True)
 
@@ -231,6 +236,18 @@ def _keep_mask(shape, p, like):
     return (rand(shape, dtype=like.dtype, device=like.device) >= p).to(like.dtype)
 
 
+def _fused_dropout(x, p, group, generator=None):
+    """One kernel; the keep mask is recomputed from Philox counters in the backward, never
+    stored."""
+    from ..random import default_generator
+    xf, orig = _float_for_kernel(x)
+    xf = _dense(xf)
+    draws = -(-xf.numel() // group) if xf.numel() else 0
+    seed, offset = (generator or default_generator)._take(draws)
+    out = ops.dropout_apply(xf, p, group, seed, offset)
+    return out.to(orig) if orig is not None else out
+
+
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
     _check_p(p)
@@ -238,9 +255,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if p == 1.0:
         return _inplace(input, lambda x: x * 0.0, inplace)
-    mask = _keep_mask(input.shape, p, input)
-    scale = 1.0 / (1.0 - p)
-    return _inplace(input, lambda x: x * (mask * scale), inplace)
+    return _inplace(input, lambda x: _fused_dropout(x, p, 1), inplace)
 
 
 def _feature_dropout(input, p, training, inplace, batched_ndim, name):
@@ -253,13 +268,12 @@ def _feature_dropout(input, p, training, inplace, batched_ndim, name):
                       f"or {batched_ndim}-D.", stacklevel=3)
     if p == 1.0:
         return _inplace(input, lambda x: x * 0.0, inplace)
-    keep = 2 if input.ndim >= 2 else input.ndim
-    shape = tuple(input.shape[:keep]) + (1,) * (input.ndim - keep)
-    if input.ndim == batched_ndim - 1:      # unbatched (C, ...): one draw per channel
-        shape = (input.shape[0],) + (1,) * (input.ndim - 1)
-    mask = _keep_mask(shape, p, input)
-    scale = 1.0 / (1.0 - p)
-    return _inplace(input, lambda x: x * (mask * scale), inplace)
+    # one draw per (sample, channel): the channel's elements are contiguous after _dense
+    if input.ndim == batched_ndim - 1:      # unbatched (C, ...)
+        group = math.prod(input.shape[1:])
+    else:
+        group = math.prod(input.shape[2:])
+    return _inplace(input, lambda x: _fused_dropout(x, p, max(group, 1)), inplace)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
@@ -480,7 +494,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     else:
         padding_idx = -1
     if max_norm is not None:
-        raise NotImplementedError("embedding(max_norm=...) is not implemented in clgrad")
+        _embedding_renorm_(weight, input, float(max_norm), float(norm_type))
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not "
                                   "implemented in clgrad")
@@ -489,6 +503,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     out = ops.embedding_lookup(w, idx, padding_idx)
     out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     return out.to(orig) if orig is not None else out
+
+
+def _embedding_renorm_(weight, input, max_norm, norm_type):
+    """Rescale in place the rows of `weight` that `input` references and whose norm exceeds
+    max_norm (to max_norm / (norm + 1e-7), as PyTorch), all on the device."""
+    from ..creation import arange
+    V = weight.shape[0]
+    with autograd.no_grad():
+        idx = input.reshape(-1, 1)
+        used = (idx == arange(V, device=weight.device).reshape(1, V)).any(0)     # (V,)
+        norms = _pnorm(weight.detach(), norm_type, 1, False)
+        scale = _where(used * (norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+        weight.mul_(scale.to(weight.dtype).unsqueeze(1))
 
 
 def one_hot(tensor, num_classes: int = -1):
@@ -513,9 +540,9 @@ def _pnorm(x, p, dim, keepdim):
     if p == math.inf:
         return x.abs().amax(dim, keepdim=keepdim)
     a = x.abs()
-    powed = (a.log() * p).exp().where(a > 0, 0)
+    powed = _where(a > 0, (a.log() * p).exp(), 0)
     s = powed.sum(dim, keepdim=keepdim)
-    return (s.log() / p).exp().where(s > 0, 0)
+    return _where(s > 0, (s.log() / p).exp(), 0)
 
 
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
@@ -593,7 +620,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     if beta == 0:
         loss = ad
     else:
-        loss = (d * d * (0.5 / beta)).where(ad < beta, ad - 0.5 * beta)
+        loss = _where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
@@ -601,7 +628,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     _check_sizes(input, target, "huber_loss")
     d = input - target
     ad = d.abs()
-    loss = (d * d * 0.5).where(ad < delta, (ad - 0.5 * delta) * delta)
+    loss = _where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
     if weight is not None:
         loss = loss * weight
     return _apply_reduction(loss, reduction)
@@ -645,8 +672,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
         loss = target.exp() * (target - input)
     else:
         pos = target > 0
-        safe = target.where(pos, 1)
-        loss = (target * safe.log()).where(pos, 0) - target * input
+        safe = _where(pos, target, 1)
+        loss = _where(pos, target * safe.log(), 0) - target * input
     if red == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     if red == "mean":
@@ -692,10 +719,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     x = input.reshape(N, C, S)
     t = target.reshape(N, 1, S)
     hit = t == arange(C, device=input.device).reshape(1, C, 1)     # (N, C, S)
-    picked = x.where(hit, 0).sum(1)                                  # (N, S)
+    picked = _where(hit, x, 0).sum(1)                                  # (N, S)
     valid = (t.reshape(N, S) != ignore_index).to(input.dtype)
     if weight is not None:
-        wrow = weight.reshape(1, C, 1).expand(N, C, S).where(hit, 0).sum(1) * valid
+        wrow = _where(hit, weight.reshape(1, C, 1), 0).sum(1) * valid
     else:
         wrow = valid
     loss = -picked * wrow
@@ -761,8 +788,8 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_aver
     m2 = (input2 * input2).sum(dim) + eps
     cos = prod / (m1 * m2).sqrt()
     zeros = cos * 0
-    pos = (1 - cos).where(target == 1, zeros)
-    neg = (cos - margin).relu().where(target == -1, zeros)
+    pos = _where(target == 1, 1 - cos, zeros)
+    neg = _where(target == -1, (cos - margin).relu(), zeros)
     return _apply_reduction(pos + neg, _reduction(size_average, reduce, reduction))
 
 
@@ -780,22 +807,25 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     zeros = input * 0
-    loss = input.where(target == 1, zeros) + (margin - input).relu().where(target == -1, zeros)
+    loss = (_where(target == 1, input, zeros) +
+            _where(target == -1, (margin - input).relu(), zeros))
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
 # ---- re-exports from the other groups (guarded: each lands on its own branch) -------------------
+_CONV_NAMES = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+               "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+               "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+               "max_unpool1d", "max_unpool2d", "interpolate", "upsample", "pixel_shuffle",
+               "pixel_unshuffle")
 try:
-    from .._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa
-                         avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
-                         conv_transpose2d, interpolate, max_pool1d, max_pool2d, max_unpool2d,
-                         pixel_shuffle)
+    from .. import _conv
 except ImportError:
-    pass
-try:
-    from .._conv import upsample  # noqa: F401
-except ImportError:
-    pass
+    _conv = None
+# name by name, so one function missing there does not hide the others
+for _name in _CONV_NAMES if _conv is not None else ():
+    if hasattr(_conv, _name):
+        globals()[_name] = getattr(_conv, _name)
 try:
     from .._shape import pad  # noqa: F401
 except ImportError:

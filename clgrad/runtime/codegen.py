@@ -435,7 +435,8 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
     if k is not None:
         return k
     suffix = {"float": "f32", "double": "f64"}[real]
-    src = render(family, extensions=_extensions(real), real=real, suffix=suffix)
+    src = render(family, extensions=_extensions(real), real=real, suffix=suffix,
+                 philox=_preamble(("philox.cl",)))
     k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
                             [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
     return k

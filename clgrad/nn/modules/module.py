@@ -531,6 +531,27 @@ class Module:
                 type(self).__name__, "\n\t".join(errors)))
         return _IncompatibleKeys(missing, unexpected)
 
+    def __deepcopy__(self, memo):
+        # device tensors do not pickle: clone every parameter and buffer into the memo first,
+        # so the generic deep copy of the attribute dicts picks the clones up
+        import copy
+        with autograd.no_grad():
+            for m in self.modules():
+                for t in itertools.chain(m._parameters.values(), m._buffers.values()):
+                    if t is None or id(t) in memo:
+                        continue
+                    c = t.detach().clone()
+                    if isinstance(t, Parameter):
+                        c = Parameter(c, t.requires_grad)
+                        if t.grad is not None:
+                            c.grad = t.grad.detach().clone()
+                    memo[id(t)] = c
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
     # ---- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""

@@ -1,0 +1,44 @@
+"""Atomic file writes shared by the checkpoint and safetensors writers."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one:
+    a temp file in the same folder, fsync, rename over, fsync the folder. File-like objects
+    (with .write) are simply written to."""
+    if hasattr(path, "write"):
+        path.write(data)
+        return
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass          # some filesystems cannot fsync a directory; the rename is still atomic
+
+
+def read_all(path) -> bytes:
+    if hasattr(path, "read"):
+        return path.read()
+    with open(os.fspath(path), "rb") as f:
+        return f.read()

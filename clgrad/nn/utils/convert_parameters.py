@@ -1,0 +1,55 @@
+"""Flatten parameters into one vector and back."""
+from __future__ import annotations
+
+from ... import autograd
+from ...tensor import Tensor
+
+
+def parameters_to_vector(parameters):
+    """All parameters flattened and joined into one 1-D tensor (differentiable)."""
+    params = list(parameters)
+    if not params:
+        from ...creation import empty
+        return empty(0)
+    _check_device(params)
+    flats = [p.reshape(-1) for p in params]
+    try:
+        from ..._shape import cat
+    except ImportError:
+        cat = getattr(Tensor, "cat", None)
+    if cat is not None:
+        return cat(flats)
+    # without a cat kernel: copy into slices of one buffer (the copies are not differentiable)
+    from ...creation import empty
+    total = sum(f.numel() for f in flats)
+    out = empty(total, dtype=flats[0].dtype, device=flats[0].device)
+    with autograd.no_grad():
+        off = 0
+        for f in flats:
+            out.narrow(0, off, f.numel()).copy_(f)
+            off += f.numel()
+    return out
+
+
+def vector_to_parameters(vec, parameters) -> None:
+    """Point each parameter's data at its slice of `vec` (reshaped)."""
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
+    params = list(parameters)
+    _check_device(params)
+    need = sum(p.numel() for p in params)
+    if vec.numel() != need:
+        raise RuntimeError(f"vector has {vec.numel()} elements, the parameters need {need}")
+    off = 0
+    for p in params:
+        n = p.numel()
+        p.data = vec.detach().narrow(0, off, n).view_as(p)
+        off += n
+
+
+def _check_device(params):
+    dev = params[0].device if params else None
+    for p in params:
+        if p.device != dev:
+            raise TypeError("Found two parameters on different devices, this is currently not "
+                            "supported.")

@@ -1,0 +1,193 @@
+"""clgrad.save / clgrad.load: checkpoints of nested containers of tensors and Python values.
+
+File layout (all little-endian):
+    b"CLGRADCK" | u32 format version | u64 header length | 32-byte sha256 of the header |
+    header (UTF-8 JSON) | payload (raw tensor bytes, back to back)
+The header describes the object tree (tagged JSON: no code, no pickle) and each tensor's
+dtype, shape, payload offset and length; it also holds the payload's sha256. Loading checks
+every length and both checksums before building any tensor, so a truncated or corrupted file
+raises CheckpointError and never yields a partial object."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+from collections import OrderedDict
+
+import numpy as np
+
+from . import dtypes as dt
+from ._fileio import atomic_write, read_all
+
+MAGIC = b"CLGRADCK"
+VERSION = 1
+_PREFIX = struct.Struct("<8sIQ32s")
+
+
+class CheckpointError(RuntimeError):
+    """The file is not a clgrad checkpoint, or it is truncated or corrupted."""
+
+
+def _encode(obj, tensors, blobs):
+    from .tensor import Tensor
+    from .nn.parameter import Parameter
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return obj if not isinstance(obj, np.integer) else int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"t": "float", "v": repr(obj)}
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return _encode(obj.item(), tensors, blobs)
+    if isinstance(obj, Tensor):
+        arr = obj.detach().numpy(force=True)
+        entry = _blob(arr, obj.dtype.name, blobs)
+        entry.update(t="tensor", param=isinstance(obj, Parameter),
+                     requires_grad=bool(obj.requires_grad))
+        return entry
+    if isinstance(obj, np.ndarray):
+        try:
+            dname = dt.from_numpy_dtype(obj.dtype).name
+        except Exception:      # noqa: BLE001 - reported as unsupported below
+            raise TypeError(f"clgrad.save cannot store numpy arrays of dtype {obj.dtype}")
+        entry = _blob(obj, dname, blobs)
+        entry["t"] = "ndarray"
+        return entry
+    if isinstance(obj, dt.DType):
+        return {"t": "dtype", "v": obj.name}
+    if isinstance(obj, bytes):
+        return {"t": "bytes", "v": base64.b64encode(obj).decode()}
+    if isinstance(obj, dict):
+        kind = "odict" if isinstance(obj, OrderedDict) else "dict"
+        return {"t": kind, "items": [[_encode(k, tensors, blobs), _encode(v, tensors, blobs)]
+                                     for k, v in obj.items()]}
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return {"t": "tuple", "items": [_encode(v, tensors, blobs) for v in obj]}
+    if isinstance(obj, list):
+        return {"t": "list", "items": [_encode(v, tensors, blobs) for v in obj]}
+    if isinstance(obj, (set, frozenset)):
+        return {"t": "set", "items": [_encode(v, tensors, blobs) for v in obj]}
+    raise TypeError(f"clgrad.save cannot store objects of type {type(obj).__name__}: only "
+                    "tensors, numpy arrays, dicts, lists, tuples, sets, numbers, strings, bytes "
+                    "and None")
+
+
+def _blob(arr, dname, blobs):
+    d = dt._NAMES[dname]
+    host = np.ascontiguousarray(arr, dtype=d.np.newbyteorder("<") if d.np.itemsize > 1
+                                else d.np)
+    raw = host.view(np.uint8).tobytes() if host.size else b""
+    offset = sum(len(b) for b in blobs)
+    blobs.append(raw)
+    return {"dtype": dname, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)}
+
+
+def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
+    """Write `obj` (nested dicts/lists/tuples of tensors and plain values) to path or file
+    object `f`; a path is written atomically (temp file, fsync, rename)."""
+    if pickle_module is not None:
+        raise ValueError("clgrad.save never pickles: pickle_module is not supported")
+    blobs: list = []
+    tree = _encode(obj, None, blobs)
+    payload = b"".join(blobs)
+    header = json.dumps({"format": "clgrad-checkpoint", "obj": tree,
+                         "payload_len": len(payload),
+                         "payload_sha256": hashlib.sha256(payload).hexdigest()},
+                        separators=(",", ":"), allow_nan=False).encode()
+    prefix = _PREFIX.pack(MAGIC, VERSION, len(header), hashlib.sha256(header).digest())
+    atomic_write(f, prefix + header + payload)
+
+
+def _decode(node, payload, device):
+    from .tensor import Tensor
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, list):
+        raise CheckpointError("malformed checkpoint header (bare list)")
+    t = node.get("t")
+    if t == "float":
+        return float(node["v"])
+    if t in ("tensor", "ndarray"):
+        d = dt._NAMES.get(node["dtype"])
+        if d is None:
+            raise CheckpointError(f"unknown dtype {node['dtype']!r} in checkpoint")
+        shape = tuple(int(s) for s in node["shape"])
+        n = math.prod(shape)
+        off, nb = int(node["offset"]), int(node["nbytes"])
+        if nb != n * d.itemsize or off < 0 or off + nb > len(payload):
+            raise CheckpointError("tensor data out of the payload's bounds: the checkpoint is "
+                                  "corrupted")
+        le = d.np.newbyteorder("<") if d.itemsize > 1 else d.np
+        arr = np.frombuffer(payload, dtype=le, count=n, offset=off).astype(d.np).reshape(shape)
+        if t == "ndarray":
+            return arr.copy()
+        out = Tensor._from_numpy(arr, d, device)
+        if node.get("param"):
+            from .nn.parameter import Parameter
+            return Parameter(out, requires_grad=node.get("requires_grad", True))
+        if node.get("requires_grad"):
+            out.requires_grad_(True)
+        return out
+    if t == "dtype":
+        return dt._NAMES[node["v"]]
+    if t == "bytes":
+        return base64.b64decode(node["v"])
+    if t in ("dict", "odict"):
+        items = [(_hashable(_decode(k, payload, device)), _decode(v, payload, device))
+                 for k, v in node["items"]]
+        return OrderedDict(items) if t == "odict" else dict(items)
+    if t == "list":
+        return [_decode(v, payload, device) for v in node["items"]]
+    if t == "tuple":
+        return tuple(_decode(v, payload, device) for v in node["items"])
+    if t == "set":
+        return set(_hashable(_decode(v, payload, device)) for v in node["items"])
+    raise CheckpointError(f"unknown entry type {t!r} in checkpoint")
+
+
+def _hashable(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+def _target_device(map_location):
+    from .runtime import get_device
+    if map_location is None or callable(map_location) or isinstance(map_location, dict):
+        return get_device(None)
+    if isinstance(map_location, str) and map_location in ("cpu", "cuda"):
+        return get_device(None)
+    return get_device(map_location)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
+    """Read a checkpoint written by `clgrad.save`; tensors land on `map_location` (a device or
+    device spec; default: the default device). Never executes code from the file."""
+    data = read_all(f)
+    if len(data) < _PREFIX.size:
+        raise CheckpointError(f"checkpoint is truncated: {len(data)} bytes is shorter than the "
+                              f"{_PREFIX.size}-byte preamble")
+    magic, version, hlen, hsum = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise CheckpointError("not a clgrad checkpoint (bad magic bytes); safetensors files "
+                              "load with clgrad.safetensors.load_file")
+    if version != VERSION:
+        raise CheckpointError(f"unsupported checkpoint format version {version}")
+    start = _PREFIX.size
+    if start + hlen > len(data):
+        raise CheckpointError(f"checkpoint is truncated: header needs {hlen} bytes, "
+                              f"{len(data) - start} present")
+    header = data[start:start + hlen]
+    if hashlib.sha256(header).digest() != hsum:
+        raise CheckpointError("checkpoint header checksum mismatch: the file is corrupted")
+    try:
+        meta = json.loads(header)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint header is not valid JSON: {e}") from None
+    payload = data[start + hlen:]
+    if len(payload) != meta["payload_len"]:
+        raise CheckpointError(f"checkpoint is truncated or padded: payload is {len(payload)} "
+                              f"bytes, header says {meta['payload_len']}")
+    if hashlib.sha256(payload).hexdigest() != meta["payload_sha256"]:
+        raise CheckpointError("checkpoint payload checksum mismatch: the file is corrupted")
+    return _decode(meta["obj"], payload, _target_device(map_location))

@@ -1,0 +1,167 @@
+"""clgrad.save/load checkpoints and the safetensors reader/writer."""
+import io
+import json
+import os
+import struct
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import clgrad
+import clgrad.nn as nn
+from clgrad import safetensors as st
+from clgrad.serialization import CheckpointError
+
+DTYPES = ["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"]
+
+
+def _arr(dtype, shape=(2, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype.startswith("float"):
+        return rng.standard_normal(shape).astype(dtype)
+    return rng.integers(-5 if dtype != "uint8" else 0, 100, shape).astype(dtype)
+
+
+def test_round_trip_nested(tmp_path, device):
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).to(device)
+    tensors = {d: clgrad.tensor(_arr(d), device=device) for d in DTYPES}
+    obj = {"model": model.state_dict(), "tensors": tensors, "step": 12, "lr": 1e-3,
+           "nan": float("nan"), "name": "run", "flags": [True, None, (1, 2.5)],
+           "state": {0: {"exp_avg": clgrad.zeros(2, device=device)}}, "blob": b"\x00\x01",
+           "empty": clgrad.zeros(0, 4, device=device), "scalar": clgrad.tensor(3.5),
+           "np": np.arange(4), "dtype": clgrad.float16}
+    path = tmp_path / "ck.pt"
+    clgrad.save(obj, path)
+    out = clgrad.load(path, map_location=device)
+    assert isinstance(out["model"], OrderedDict) and list(out["model"]) == list(obj["model"])
+    for d in DTYPES:
+        t = out["tensors"][d]
+        assert t.dtype is clgrad.dtypes.to_dtype(d) and t.device == device
+        np.testing.assert_array_equal(t.numpy(), _arr(d))
+    assert out["step"] == 12 and out["lr"] == 1e-3 and np.isnan(out["nan"])
+    assert out["flags"] == [True, None, (1, 2.5)] and out["blob"] == b"\x00\x01"
+    assert out["state"][0]["exp_avg"].shape == (2,)
+    assert out["empty"].shape == (0, 4) and out["scalar"].item() == 3.5
+    np.testing.assert_array_equal(out["np"], np.arange(4))
+    assert out["dtype"] is clgrad.float16
+    model2 = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    model2.load_state_dict(out["model"])
+    np.testing.assert_array_equal(model2[0].weight.detach().numpy(),
+                                  model[0].weight.detach().numpy())
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_across_devices(tmp_path):
+    devs = clgrad.runtime.devices()
+    path = tmp_path / "x.pt"
+    clgrad.save({"w": clgrad.arange(6, device=devs[0]).reshape(2, 3)}, path)
+    for d in devs:
+        w = clgrad.load(path, map_location=d)["w"]
+        assert w.device == d
+        np.testing.assert_array_equal(w.numpy(), np.arange(6).reshape(2, 3))
+
+
+def test_file_object_and_parameters():
+    buf = io.BytesIO()
+    p = nn.Parameter(clgrad.ones(2))
+    clgrad.save({"p": p}, buf)
+    buf.seek(0)
+    q = clgrad.load(buf)["p"]
+    assert isinstance(q, nn.Parameter) and q.requires_grad
+
+
+def test_truncated_and_corrupt(tmp_path):
+    path = tmp_path / "ck.pt"
+    clgrad.save({"w": clgrad.arange(100, dtype=clgrad.float32)}, path)
+    data = path.read_bytes()
+    for cut in (0, 10, 60, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            clgrad.load(path)
+    bad = bytearray(data)
+    bad[-5] ^= 0xFF                                   # a flipped bit in the tensor data
+    path.write_bytes(bytes(bad))
+    with pytest.raises(CheckpointError, match="payload checksum"):
+        clgrad.load(path)
+    bad = bytearray(data)
+    bad[60] ^= 0x01                                   # inside the JSON header
+    path.write_bytes(bytes(bad))
+    with pytest.raises(CheckpointError, match="header checksum"):
+        clgrad.load(path)
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a clgrad checkpoint"):
+        clgrad.load(path)
+
+
+def test_unsupported_objects_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="cannot store"):
+        clgrad.save({"f": lambda: 0}, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "ck.pt"
+    clgrad.save({"v": 1}, path)
+    with pytest.raises(TypeError):
+        clgrad.save({"v": object()}, path)
+    assert clgrad.load(path) == {"v": 1}
+
+
+def test_safetensors_round_trip(tmp_path, device):
+    tensors = {f"t_{d}": clgrad.tensor(_arr(d, (3, 2)), device=device) for d in DTYPES}
+    tensors["scalar"] = clgrad.tensor(2.0, device=device)
+    path = tmp_path / "w.safetensors"
+    st.save_file(tensors, path, metadata={"format": "pt"})
+    out = st.load_file(path, device=device)
+    assert set(out) == set(tensors)
+    for k, t in tensors.items():
+        assert out[k].dtype is t.dtype and out[k].shape == t.shape
+        np.testing.assert_array_equal(out[k].numpy(), t.numpy())
+    assert st.load_metadata(path) == {"format": "pt"}
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert n % 8 == 0
+    assert json.loads(raw[8:8 + n])["t_int64"]["dtype"] == "I64"
+
+
+def test_safetensors_hand_built():
+    a = np.array([[1.5, -2.0], [0.25, 8.0]], dtype="<f4")
+    b = np.array([7, -1, 3], dtype="<i8")
+    header = {"b": {"dtype": "I64", "shape": [3], "data_offsets": [0, 24]},
+              "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [24, 40]},
+              "__metadata__": {"who": "hand"}}
+    hb = json.dumps(header).encode()
+    data = struct.pack("<Q", len(hb)) + hb + b.tobytes() + a.tobytes()
+    out = st.load(data)
+    np.testing.assert_array_equal(out["a"].numpy(), a)
+    np.testing.assert_array_equal(out["b"].numpy(), b)
+    assert out["b"].dtype is clgrad.int64
+    # our bytes read back the same way
+    again = st.load(st.save(out))
+    np.testing.assert_array_equal(again["a"].numpy(), a)
+
+
+def test_safetensors_errors():
+    good = st.save({"x": clgrad.ones(4)})
+    with pytest.raises(st.SafetensorError, match="truncated|outside"):
+        st.load(good[:-3])
+    with pytest.raises(st.SafetensorError):
+        st.load(good[:5])
+    hb = json.dumps({"x": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}).encode()
+    with pytest.raises(st.SafetensorError, match="unsupported dtype"):
+        st.load(struct.pack("<Q", len(hb)) + hb + b"\x00\x00")
+    hb = json.dumps({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}).encode()
+    with pytest.raises(st.SafetensorError, match="do not hold"):
+        st.load(struct.pack("<Q", len(hb)) + hb + b"\x00" * 4)
+
+
+def test_model_weights_through_safetensors(tmp_path):
+    m = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+    st.save_file(m.state_dict(), tmp_path / "m.safetensors")
+    m2 = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+    m2.load_state_dict(st.load_file(tmp_path / "m.safetensors"))
+    x = clgrad.randn(2, 4)
+    np.testing.assert_array_equal(m(x).detach().numpy(), m2(x).detach().numpy())
