@@ -162,3 +162,4 @@ from ._conv import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d
 # (records and functions of this group go below this line)
 #
 #
+from . import optim, utils

@@ -1,9 +1,9 @@
-"""Adam and its relatives: AdamW, Adamax, NAdam, RAdam (bias corrections computed as PyTorch does)."""
+"""Adam and relatives: AdamW, Adamax, NAdam, RAdam (bias corrections as PyTorch computes them)."""
 from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, _check, _grad_lines
+from .optimizer import Optimizer, _check, _flags, _grad_lines
 
 
 def _check_adam(lr, betas, eps, weight_decay):
@@ -13,9 +13,6 @@ def _check_adam(lr, betas, eps, weight_decay):
     _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
     _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
 
-
-def _flags(group, *keys) -> str:
-    return "".join(k[0] for k in keys if group.get(k))
 
 
 class Adam(Optimizer):

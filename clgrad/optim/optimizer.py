@@ -13,7 +13,7 @@ contiguous runs of parameters that have one), as PyTorch skips them.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class _Arena:
         self.steps = [0] * len(self.params)      # per-parameter step counts (host ints)
         self.host: dict[str, list] = {}          # per-parameter host scalars (NAdam's mu_product)
         self.views, self.slots = [], []
+        self.sizes = [p.numel() for p in self.params]
         for p, off in zip(self.params, self.offsets):
             v = View.contiguous(tuple(p.shape), off)
             view = Tensor._make(self.data._buf, v, dtype)
@@ -76,7 +77,12 @@ class _Arena:
         """Bring a parameter whose storage the user replaced (p.data = ...) back into the arena."""
         p = self.params[i]
         if p._buf is self.data._buf and p._view == self.views[i]:
+            p._view = self.views[i]
             return
+        if p.dtype is not self.dtype or p.device != self.device:
+            raise RuntimeError(f"a parameter of the optimizer changed from {self.dtype} on "
+                               f"{self.device} to {p.dtype} on {p.device}; convert or move the "
+                               "model before constructing its optimizer")
         view = Tensor._make(self.data._buf, self.views[i], self.dtype)
         if tuple(p.shape) != self.views[i].shape:
             raise RuntimeError(f"a parameter of shape {list(self.views[i].shape)} was replaced by "
@@ -118,6 +124,10 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
         self.param_groups: list[dict] = []
+        # a PyTorch-style subclass (its own step() over self.state) keeps a plain state dict
+        self._custom_state = defaultdict(dict)
+        self._step_pre_hooks: dict = OrderedDict()
+        self._step_post_hooks: dict = OrderedDict()
         self._arenas: list[list[_Arena]] = []
         self._group_lists: list = []
         if isinstance(params, Tensor):
@@ -246,9 +256,25 @@ class Optimizer:
                             p.grad.requires_grad_(False)
                         ops.copy_into(p.grad, 0.0)
 
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) runs before each fused step()."""
+        return _register(self._step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook):
+        """hook(optimizer, args, kwargs) runs after each fused step()."""
+        return _register(self._step_post_hooks, hook)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the model and returns the
         loss (it runs with gradients enabled)."""
+        for hook in list(self._step_pre_hooks.values()):
+            hook(self, (closure,), {})
+        loss = self._fused_step(closure)
+        for hook in list(self._step_post_hooks.values()):
+            hook(self, (closure,), {})
+        return loss
+
+    def _fused_step(self, closure):
         loss = None
         if closure is not None:
             with autograd.enable_grad():
@@ -262,13 +288,23 @@ class Optimizer:
 
     def _step_arena(self, group, arena: _Arena) -> None:
         runs, cur = [], None
+        data_buf, views, slots, sizes = arena.data._buf, arena.views, arena.slots, arena.sizes
+        run_key = self._run_key
+        after = self._after_step if type(self)._after_step is not Optimizer._after_step else None
         for i, p in enumerate(arena.params):
-            arena.rebind(i)
+            if p._buf is not data_buf or p._view is not views[i]:
+                arena.rebind(i)
             g = p.grad
-            if g is None or arena.views[i].numel == 0:
+            if g is None:
                 cur = None
                 continue
-            slot = arena.slots[i]
+            if sizes[i] == 0:
+                # nothing to launch, but the step still counts, as in PyTorch
+                if after is not None:
+                    after(group, arena, i)
+                arena.steps[i] += 1
+                continue
+            slot = slots[i]
             if g is not slot:
                 # a gradient outside the arena (assigned by the user, or built with
                 # create_graph): move it into its slot, where the fused kernel reads it
@@ -277,7 +313,7 @@ class Optimizer:
                 p._grad_slot = slot
             elif p._grad_slot is not slot:
                 p._grad_slot = slot
-            key = self._run_key(arena, i)
+            key = run_key(arena, i)
             if cur is not None and cur[0] == key:
                 cur[2] = i
             else:
@@ -288,17 +324,18 @@ class Optimizer:
         name, update, scalar_names = self._update(group)
         names = tuple(self._state_names(group).items())
         states = tuple((n, arena.ensure(n, init)) for n, init in names)
+        steps = arena.steps
         for _, first, last in runs:
-            step = arena.steps[first] + 1
-            values = self._scalars(group, step, arena, first)
+            values = self._scalars(group, steps[first] + 1, arena, first)
             start = arena.offsets[first]
-            end = arena.offsets[last] + arena.views[last].numel
+            end = arena.offsets[last] + sizes[last]
             ops.optim_update(name, update, arena.data, arena.grad, states,
                              tuple((s, values[s]) for s in scalar_names), start, end - start)
             for i in range(first, last + 1):
-                if arena.views[i].numel and arena.params[i].grad is not None:
-                    self._after_step(group, arena, i)
-                    arena.steps[i] += 1
+                if sizes[i]:
+                    if after is not None:
+                        after(group, arena, i)
+                    steps[i] += 1
 
     # ---- state ---------------------------------------------------------------------------------
     def _state_keys(self, group) -> list:
@@ -335,11 +372,17 @@ class Optimizer:
                 out.append(where[id(p)])
         return out
 
+    def _is_custom(self) -> bool:
+        return type(self)._update is Optimizer._update
+
     @property
     def state(self) -> dict:
         """Per-parameter state, keyed by parameter: views into the state arenas (writes to them
-        reach the optimizer); 'step' is a fresh 0-d tensor."""
-        out = {}
+        reach the optimizer); 'step' is a fresh 0-d tensor. A subclass that writes its own
+        step() gets a plain persistent dict, as in PyTorch."""
+        if self._is_custom():
+            return self._custom_state
+        out = defaultdict(dict)
         groups = self.param_groups
         for gi, arena, i in self._locate():
             st = self._param_state(groups[gi], arena, i)
@@ -347,17 +390,25 @@ class Optimizer:
                 out[arena.params[i]] = st
         return out
 
+    @state.setter
+    def state(self, value) -> None:
+        self._custom_state = value
+
     def state_dict(self) -> dict:
         """PyTorch's layout: 'state' keyed by parameter index (counting through all groups) and
         'param_groups' whose 'params' are those indices."""
         state, groups, idx = {}, [], 0
+        if self._is_custom():
+            params = [p for g in self.param_groups for p in g["params"]]
+            state = {i: dict(self._custom_state[p]) for i, p in enumerate(params)
+                     if p in self._custom_state}
         locs = self._locate()
         for group in self.param_groups:
             g = {k: v for k, v in group.items() if k != "params"}
             g["params"] = list(range(idx, idx + len(group["params"])))
             groups.append(g)
             idx += len(group["params"])
-        for k, (gi, arena, i) in enumerate(locs):
+        for k, (gi, arena, i) in enumerate(locs if not self._is_custom() else ()):
             st = self._param_state(self.param_groups[gi], arena, i)
             if st is not None:
                 state[k] = st
@@ -378,8 +429,17 @@ class Optimizer:
                     mine[k] = v
             for pid in theirs["params"]:
                 index[pid] = len(index)
-        locs = self._locate()
         saved = state_dict["state"]
+        if self._is_custom():
+            params = [p for g in self.param_groups for p in g["params"]]
+            self._custom_state = defaultdict(dict)
+            for pid, k in index.items():
+                st = saved.get(pid, saved.get(str(pid)))
+                if st is not None:
+                    self._custom_state[params[k]] = {
+                        name: v.clone() if isinstance(v, Tensor) else v for name, v in st.items()}
+            return
+        locs = self._locate()
         for pid, k in index.items():
             gi, arena, i = locs[k]
             st = saved.get(pid, saved.get(str(pid)))
@@ -409,9 +469,6 @@ class Optimizer:
     def _implied_step(self, st) -> int:
         return 1
 
-    def __getstate__(self):
-        raise TypeError("pickle an optimizer's state_dict(), not the optimizer")
-
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
         for i, group in enumerate(self.param_groups):
@@ -421,6 +478,20 @@ class Optimizer:
                     lines.append(f"    {k}: {group[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _Handle:
+    def __init__(self, table, key):
+        self.table, self.key = table, key
+
+    def remove(self):
+        self.table.pop(self.key, None)
+
+
+def _register(table, hook):
+    key = object()
+    table[key] = hook
+    return _Handle(table, key)
 
 
 def _float32():
@@ -443,6 +514,15 @@ def _as_tensor(v, arena: _Arena) -> Tensor:
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
+
+
+_TAGS = {"maximize": "max", "weight_decay": "wd", "momentum": "mom", "nesterov": "nest",
+         "amsgrad": "ams", "centered": "ctr", "decoupled_weight_decay": "dwd"}
+
+
+def _flags(group, *keys) -> str:
+    """A kernel-name suffix listing the switches that select this update variant."""
+    return "_".join(_TAGS[k] for k in keys if group.get(k)) or "plain"
 
 
 def _grad_lines(group, decoupled: bool = False) -> str:

@@ -1,11 +1,8 @@
 """Optimizers that scale by running averages of squared gradients: RMSprop, Adagrad, Adadelta."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check, _grad_lines
+from .optimizer import Optimizer, _check, _flags, _grad_lines
 
-
-def _flags(group, *keys) -> str:
-    return "".join(k[0] for k in keys if group.get(k))
 
 
 class RMSprop(Optimizer):
@@ -60,8 +57,7 @@ class RMSprop(Optimizer):
             lines.append("p = p + neg_lr * momentum_buffer;")
         else:
             lines.append("p = p + neg_lr * (d / avg);")
-        flags = _flags(group, "maximize", "weight_decay", "centered")
-        flags += "m" if group["momentum"] > 0 else ""
+        flags = _flags(group, "maximize", "weight_decay", "centered", "momentum")
         return (f"rmsprop_{flags}", "\n".join(lines),
                 ("alpha", "one_minus_alpha", "eps", "momentum", "neg_lr", "weight_decay"))
 

@@ -1,7 +1,7 @@
 """Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, _check, _grad_lines
+from .optimizer import Optimizer, _check, _flags, _grad_lines
 
 
 class SGD(Optimizer):
@@ -57,8 +57,7 @@ class SGD(Optimizer):
             lines.append("d = d + momentum * momentum_buffer;" if group["nesterov"]
                          else "d = momentum_buffer;")
         lines.append("p = p + neg_lr * d;")
-        flags = "".join(k[0] for k in ("maximize", "weight_decay", "momentum", "nesterov")
-                        if group[k])
+        flags = _flags(group, "maximize", "weight_decay", "momentum", "nesterov")
         return (f"sgd_{flags}", "\n".join(lines),
                 ("neg_lr", "momentum", "one_minus_damp", "weight_decay", "first"))
 

@@ -51,6 +51,8 @@ class Pool:
         # re-entrant: a garbage collection inside alloc may free (release) a Buffer
         self.lock = threading.RLock()
         self.lock = threading.RLock()   # a gc pass inside alloc may free buffers
+        # re-entrant: a garbage collection inside alloc() may run Buffer.__del__ -> release()
+        self.lock = threading.RLock()
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
