@@ -96,7 +96,6 @@ LT = Op("lt", "x0 < x1", dtype="bool")
 LE = Op("le", "x0 <= x1", dtype="bool")
 GT = Op("gt", "x0 > x1", dtype="bool")
 GE = Op("ge", "x0 >= x1", dtype="bool")
-WHERE = Op("where", "(x0 != (clg_t)0) ? x1 : x2",
 WHERE = Op("where", "x0 != (clg_t)0 ? x1 : x2",
            lambda ctx, g: (None,
                            g.where(ctx.arg(0), 0) if _need(ctx, 1) else None,

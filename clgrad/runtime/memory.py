@@ -47,10 +47,6 @@ class Pool:
         self.pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
-        self.lock = threading.RLock()   # a __del__ run by GC inside alloc re-enters
-        # re-entrant: a garbage collection inside alloc may free (release) a Buffer
-        self.lock = threading.RLock()
-        self.lock = threading.RLock()   # a gc pass inside alloc may free buffers
         # re-entrant: a garbage collection inside alloc() may run Buffer.__del__ -> release()
         self.lock = threading.RLock()
 
