@@ -525,3 +525,21 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     k = _memo[key] = kernel(device, src, name, dtypes)
     return k
 
+
+
+# ==== sequence models (helper: seq) ====
+# (records and functions of this group go below this line)
+#
+#
+def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
+    """A kernel of rnn.cl or attention.cl: rendered once per real type (and per `subst`, e.g.
+    attention's private accumulator length); sizes and flags are arguments."""
+    key = ("seq", device, family, kname, real, tuple(sorted(subst.items())))
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    suffix = {"float": "f32", "double": "f64"}[real]
+    src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
+    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
+                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
+    return k

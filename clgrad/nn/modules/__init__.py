@@ -28,3 +28,6 @@ try:
     from .upsampling import *  # noqa: F401,F403
 except ImportError:
     pass
+
+# ==== sequence models (helper: seq) ====
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
