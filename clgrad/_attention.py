@@ -49,6 +49,13 @@ def scores(q, k, bias, scale, is_causal):
     return s
 
 
+def probs(s):
+    """softmax over the last dim, with rows whose scores are all -inf (every key masked out)
+    giving zeros instead of NaN, as PyTorch's attention does; those rows pass no gradient."""
+    dead = s.amax(-1, keepdim=True) == float("-inf")
+    return s.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
+
+
 def _mask_strides(bias, batch, L, S):
     """(offset, sb, sh, sl, ss) reading `bias` as (outer batch, last batch dim, L, S)."""
     nb = len(batch)
@@ -81,7 +88,6 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
     kc = kc if kc._view.offset == 0 else kc.clone()
     vc = vc if vc._view.offset == 0 else vc.clone()
     out = T._empty(batch + (L, Ev), q.dtype, q.device)
-    lse = T._empty(batch + (L,), q.dtype, q.device)
     if N * L:
         if bias is not None:
             mbuf, moff, (mb, mh, ml, ms) = _mask_strides(bias, batch, L, S)
@@ -91,9 +97,9 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
         while dv < Ev:
             dv *= 2
         kern = codegen.seq_kernel(q.device, "attention", "clg_sdpa_fwd", real,
-                                  [None] * 6 + [_I, _L, _L, _L, _L, _L, _I, real] + [_I] * 6,
+                                  [None] * 5 + [_I, _L, _L, _L, _L, _L, _I, real] + [_I] * 6,
                                   dv=dv)
-        kern.launch_1d(N * L, out._buf.raw, lse._buf.raw, qc._buf.raw, kc._buf.raw, vc._buf.raw,
+        kern.launch_1d(N * L, out._buf.raw, qc._buf.raw, kc._buf.raw, vc._buf.raw,
                        mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
                        int(is_causal), float(scale), N, Hh, L, S, E, Ev)
     args = (q, k, v, bias)
@@ -105,7 +111,7 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
             # recompute the probabilities with matmul + softmax; written with Tensor ops, so
             # create_graph=True differentiates through it
             sq, sk, sv, sb = ctx.saved_tensors
-            p = scores(sq, sk, sb, scale, is_causal).softmax(-1)      # (..., L, S)
+            p = probs(scores(sq, sk, sb, scale, is_causal))           # (..., L, S)
             n = ctx.needs_input_grad
             dv_ = p.mT @ g if n[2] else None
             ds = None
@@ -121,7 +127,7 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
 
 def sdpa_math(q, k, v, bias, scale: float, is_causal: bool, dropout_p: float):
     """softmax(q k^T * scale + bias) (dropped out) @ v with Tensor ops."""
-    p = scores(q, k, bias, scale, is_causal).softmax(-1)
+    p = probs(scores(q, k, bias, scale, is_causal))
     if dropout_p > 0.0:
         from .nn import functional as F
         p = F.dropout(p, dropout_p, True)

@@ -1553,3 +1553,8 @@ def optim_update(name, update, param, grad, states, scalars, offset: int, n: int
     for _, t in states:
         t._buf.version += 1
 
+
+
+# ==== sequence models (helper: seq) ====
+# The fused recurrent-cell and attention records live in clgrad/_rnn.py and clgrad/_attention.py
+# (kernels: kernels_cl/rnn.cl, kernels_cl/attention.cl via codegen.seq_kernel).

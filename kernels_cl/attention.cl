@@ -3,13 +3,12 @@
  * unnormalised output row in private memory, rescaling them when m grows, so the (L, S) score
  * matrix is never stored. q (N, L, E), k (N, S, E), v (N, S, Ev), out (N, L, Ev) are contiguous;
  * the optional additive mask is read through (batch, head, row, column) strides (0 where it
- * broadcasts). Rows whose every key is masked out give NaN, as the softmax of all -inf does.
- * lse receives m + log(l) per row. */
+ * broadcasts). A row whose every key is masked out gives zeros, as PyTorch's attention does. */
 ${extensions}
 typedef ${real} clg_t;
 #define CLG_DV ${dv}
 
-__kernel void clg_sdpa_fwd_${suffix}(__global clg_t* clg_out, __global clg_t* clg_lse,
+__kernel void clg_sdpa_fwd_${suffix}(__global clg_t* clg_out,
                                      __global const clg_t* clg_q, __global const clg_t* clg_k,
                                      __global const clg_t* clg_v, __global const clg_t* clg_mask,
                                      int clg_has_mask, long clg_moff, long clg_mb, long clg_mh,
@@ -55,8 +54,7 @@ __kernel void clg_sdpa_fwd_${suffix}(__global clg_t* clg_out, __global clg_t* cl
         }
     }
     __global clg_t* o = clg_out + gid * clg_Ev;
-    const clg_t inv = l > (clg_t)0 ? (clg_t)1 / l : (clg_t)NAN;
+    const clg_t inv = l > (clg_t)0 ? (clg_t)1 / l : (clg_t)0;
     for (int e = 0; e < clg_Ev; ++e)
         o[e] = acc[e] * inv;
-    clg_lse[gid] = m + log(l);
 }
