@@ -9,6 +9,10 @@ from .runtime import codegen
 
 _I, _L = "int", "long"
 MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memory
+# Measured on PoCL (2 shared cores), causal, float32: (N, L, E) = (8, 64, 16) 2.3 ms fused vs
+# 18.8 ms matmul + softmax; (8, 256, 32) 44 vs 166 ms; (4, 512, 64) 124 vs 507 ms. So the fused
+# kernel is used whenever it applies (no dropout, float32/64, Ev <= MAX_FUSED_DV). It streams
+# keys from global memory without __local tiles: on CPU devices the caches do that work.
 
 
 def _tensor():

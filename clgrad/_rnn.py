@@ -131,3 +131,18 @@ def rnn_cell(gi, gh, relu: bool):
         autograd.record("RnnTanhCellBackward0" if not relu else "RnnReluCellBackward0",
                         backward, ctx, (gi, gh), [h])
     return h
+
+
+def time_steps(x):
+    """The T views x[0], ..., x[T-1] of x (T, ...) as one autograd node whose backward stacks
+    their gradients: slicing each step separately would give every step a full-size zero
+    gradient to accumulate, O(T^2) work over a sequence."""
+    from ._shape import stack
+    T_ = x.shape[0]
+    with autograd.no_grad():
+        outs = [x.detach()[t] for t in range(T_)]
+    if autograd.needs_grad(x) and T_:
+        def backward(ctx, *gs):
+            return (stack(gs, 0),)
+        autograd.record("UnbindBackward0", backward, autograd.Context(), (x,), outs)
+    return outs

@@ -171,12 +171,13 @@ class RNNBase(Module):
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, d)
                 gi_all = F.linear(x, w_ih, b_ih)                    # (T, B, I) -> (T, B, G*H)
+                gis = _rnn.time_steps(gi_all)                        # T x (B, G*H)
                 h = h0[layer * D + d]                                # (B, real_h)
                 c = c0[layer * D + d] if lstm else None              # (B, H)
                 steps = [None] * T_
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
                     gh = F.linear(h, w_hh, b_hh)                     # (B, G*H)
-                    h, c = _step(self.mode, gi_all[t], gh, h, c)
+                    h, c = _step(self.mode, gis[t], gh, h, c)
                     if w_hr is not None:
                         h = F.linear(h, w_hr)                        # (B, H) -> (B, P)
                     steps[t] = h
