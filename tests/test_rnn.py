@@ -307,3 +307,10 @@ def test_char_lstm_learns(device):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_double_backward_is_refused_clearly(device):
+    m = nn.GRU(2, 3, device=device)
+    x = clgrad.randn(2, 1, 2, device=device, requires_grad=True)
+    with pytest.raises(NotImplementedError, match="double backward"):
+        clgrad.autograd.grad(m(x)[0].sum(), x, create_graph=True)
