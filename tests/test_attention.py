@@ -173,6 +173,8 @@ def _np_mha(m, q, k, v, kpm=None, attn_mask=None, avg=True):
         bias = np.concatenate([bias, np.zeros((N, H, L, 1))], -1)
     if attn_mask is not None:
         am = np.where(attn_mask, NINF, 0.0) if attn_mask.dtype == bool else attn_mask
+        if am.ndim == 3:                                   # (N*H, L, S)
+            am = am.reshape(N, H, L, -1)
         bias[..., :am.shape[-1]] += am
     if kpm is not None:
         bias[..., :kpm.shape[-1]] += np.where(kpm, NINF, 0.0)[:, None, None, :]
@@ -235,6 +237,23 @@ def test_mha_batch_first_unbatched_and_causal(device):
     assert tuple(wu.shape) == (5, 5)
     with pytest.raises(RuntimeError, match="Need attn_mask"):
         m(t, t, t, is_causal=True)
+
+
+def test_mha_per_head_3d_mask(device):
+    clgrad.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, device=device)
+    (q, k, v), (tq, tk, tv) = _mha_inputs(device)
+    am = np.random.default_rng(6).random((4, 3, 4)) < 0.3          # (N*H, L, S), True = drop
+    am[..., 0] = False
+    ref_o, ref_w = _np_mha(m, q, k, v, None, am, avg=False)
+    for need in (True, False):
+        o, w = m(tq, tk, tv, attn_mask=clgrad.tensor(am, device=device), need_weights=need,
+                 average_attn_weights=False)
+        np.testing.assert_allclose(o.detach().numpy(), ref_o, atol=1e-5, rtol=1e-4)
+        if need:
+            np.testing.assert_allclose(w.detach().numpy(), ref_w, atol=1e-6, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="3D attn_mask"):
+        m(tq, tk, tv, attn_mask=clgrad.zeros(3, 3, 4, device=device))
 
 
 def test_mha_gradcheck(fp64):
