@@ -100,12 +100,21 @@ abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, c
 # (records and functions of this group go below this line)
 #
 #
+from ._reduce import log_softmax, softmax
+from . import linalg
+var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, nanmean = (
+    Tensor.var, Tensor.std, Tensor.var_mean, Tensor.std_mean, Tensor.logsumexp, Tensor.cumsum,
+    Tensor.cumprod, Tensor.count_nonzero, Tensor.norm, Tensor.nanmean)
 
 
 # ==== linear algebra (helper: reduce/linalg) ====
 # (records and functions of this group go below this line)
 #
 #
+from ._linalg import einsum, tensordot
+outer, ger, addmm, addmv, addr, baddbmm, addbmm = (Tensor.outer, Tensor.ger, Tensor.addmm,
+                                                   Tensor.addmv, Tensor.addr, Tensor.baddbmm,
+                                                   Tensor.addbmm)
 
 
 # ==== shape and indexing (helper: shape/index) ====

@@ -1,10 +1,13 @@
-"""Reduction Tensor methods: sum, mean, prod, max/min, argmax/argmin, all/any."""
+"""Reduction Tensor methods: sum, mean, prod, max/min, arg*, var/std, norms, logsumexp, softmax,
+scans, all/any."""
 from __future__ import annotations
 
 from collections import namedtuple
 
+import math
+
 from . import autograd, ops
-from .dtypes import bool_, int64, to_dtype
+from .dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from .view import normalize_dim
 
 values_indices = namedtuple("return_types", ["values", "indices"])
@@ -154,10 +157,137 @@ class ReduceMixin:
         return self._arg("argmin", dim, keepdim)
 
     def all(self, dim=None, keepdim=False):
-        return ops.reduce("all", self, _dims(self, dim), keepdim, bool_, self.dtype)
+        out_dt = uint8 if self.dtype is uint8 else bool_
+        return ops.reduce("all", self, _dims(self, dim), keepdim, out_dt, self.dtype)
 
     def any(self, dim=None, keepdim=False):
-        return ops.reduce("any", self, _dims(self, dim), keepdim, bool_, self.dtype)
+        out_dt = uint8 if self.dtype is uint8 else bool_
+        return ops.reduce("any", self, _dims(self, dim), keepdim, out_dt, self.dtype)
+
+    def count_nonzero(self, dim=None):
+        return (self != 0).sum(dim)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("nanmean(): expected input to have floating point or complex "
+                               f"dtype but got {ops.torch_name(x.dtype)}")
+        keep = x == x
+        return x.nansum(dim, keepdim) / keep.sum(dim, keepdim)
+
+    # ---- moments ----------------------------------------------------------------------------
+    def _moments(self, name, dim, unbiased, keepdim, correction):
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise RuntimeError(f"{name}: can't specify both unbiased and correction")
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        if not self.dtype.is_floating:
+            raise RuntimeError("std and var only support floating point and complex dtypes")
+        dims = _dims(self, dim)
+        n = math.prod(self.shape[d] for d in dims) if self.ndim else 1
+        mean = self.mean(dims, keepdim=True)
+        d = self - mean
+        # two passes (mean, then squared deviations) keep var accurate for large means
+        var = (d * d).sum(dims, keepdim) / max(0, n - correction)
+        return var, (mean if keepdim or not self.ndim else mean.squeeze(dims))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("var", dim, unbiased, keepdim, correction)[0]
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("std", dim, unbiased, keepdim, correction)[0].sqrt()
+
+    def var_mean(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("var_mean", dim, unbiased, keepdim, correction)
+
+    def std_mean(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        var, mean = self._moments("std_mean", dim, unbiased, keepdim, correction)
+        return var.sqrt(), mean
+
+    # ---- log-sum-exp, softmax, scans --------------------------------------------------------
+    def logsumexp(self, dim=None, keepdim=False):
+        x = self if self.dtype.is_floating else self.to(get_default_dtype())
+        dims = _dims(x, dim)
+        if x.numel() == 0 or not x.ndim:
+            return x.exp().sum(dims, keepdim).log()
+        # shift by the (detached) max so exp cannot overflow; infinite maxima shift by 0
+        m = x.detach().amax(dims, keepdim=True)
+        m = m.where(m.isfinite(), 0)
+        out = (x - m).exp().sum(dims, keepdim=True).log() + m
+        return out if keepdim else out.squeeze(dims)
+
+    def softmax(self, dim=None, dtype=None):
+        return ops.softmax(self, _implicit_dim(self, dim), False,
+                           to_dtype(dtype) if dtype is not None else None)
+
+    def log_softmax(self, dim=None, dtype=None):
+        return ops.softmax(self, _implicit_dim(self, dim), True,
+                           to_dtype(dtype) if dtype is not None else None)
+
+    def cumsum(self, dim, *, dtype=None):
+        return ops.cumsum(self, dim, to_dtype(dtype) if dtype is not None else None)
+
+    def cumprod(self, dim, *, dtype=None):
+        return ops.cumprod(self, dim, to_dtype(dtype) if dtype is not None else None)
+
+    # ---- norms ------------------------------------------------------------------------------
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        if p is None or p == "fro":
+            if dim is not None and not isinstance(dim, int) and len(dim) > 2:
+                raise RuntimeError(f"The Frobenius norm is only defined over 1 or 2 dims, "
+                                   f"got {len(dim)}")
+            return self._vector_norm(2, dim, keepdim, dtype)
+        if p == "nuc":
+            raise NotImplementedError("norm(p='nuc') needs an SVD, which clgrad does not have")
+        if isinstance(p, str):
+            raise RuntimeError(f"norm: unsupported p={p!r}")
+        return self._vector_norm(p, dim, keepdim, dtype)
+
+    def _vector_norm(self, ord=2, dim=None, keepdim=False, dtype=None):
+        """linalg.vector_norm: sum(|x|^ord)^(1/ord) over dim, with inf/-inf/0 as max/min/count."""
+        if isinstance(ord, str):
+            raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor "
+                               f"as input. Got {ops.torch_name(x.dtype)}")
+        dims = _dims(x, dim)
+        ord = float(ord)
+        if ord in (math.inf, -math.inf):
+            if x.numel() == 0:
+                raise RuntimeError("linalg.vector_norm cannot compute the "
+                                   f"{'inf' if ord > 0 else '-inf'} norm on an empty tensor "
+                                   "because the operation does not have an identity")
+            return x.abs().amax(dims, keepdim) if ord > 0 else x.abs().amin(dims, keepdim)
+        if ord == 0:
+            # the count of non-zeros; x * 0 keeps it in the graph with PyTorch's zero gradient
+            return (x * 0).sum(dims, keepdim) + (x != 0).sum(dims, keepdim).to(x.dtype)
+        if ord == 1:
+            return x.abs().sum(dims, keepdim)
+        return ops.pnorm(x, ord, dims, keepdim)
+
+
+def _implicit_dim(x, dim):
+    # PyTorch's legacy rule for softmax without dim
+    if dim is None:
+        return 0 if x.ndim in (0, 1, 3) else 1
+    return dim
+
+
+def softmax(input, dim=None, dtype=None):
+    return input.softmax(dim, dtype)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    return input.log_softmax(dim, dtype)
+
+
+def softmin(input, dim=None, dtype=None):
+    """softmax(-input): the nn.functional helper wraps this."""
+    x = input.to(to_dtype(dtype)) if dtype is not None else input
+    return (-x).softmax(dim)
 
 
 class _Shape:

@@ -803,6 +803,159 @@ RSHIFT = Op("bitwise_right_shift", "0",
 # (records and functions of this group go below this line)
 #
 #
+def _row_layout(x, out, dim):
+    """(row shape, out row strides, in row strides, out dim stride, in dim stride, n) of the rows
+    of `x` along `dim` (every other dim, coalesced) and the matching rows of `out`."""
+    if x.ndim == 0:
+        return (1,), (0,), (0,), 0, 0, 1
+    keep = [d for d in range(x.ndim) if d != dim]
+    xs, os_ = x._view.strides, out._view.strides
+    shape, (o_st, i_st) = coalesce(tuple(x.shape[d] for d in keep),
+                                   tuple(os_[d] for d in keep), tuple(xs[d] for d in keep))
+    return shape, o_st, i_st, os_[dim], xs[dim], x.shape[dim]
+
+
+def softmax_fwd(x, dim: int, log: bool, out_dtype: DType):
+    """Softmax (or log-softmax) of x along dim into a new contiguous tensor; no autograd."""
+    T = _tensor()
+    out = T._empty(x.shape, out_dtype, x.device)
+    if out.numel() == 0:
+        return out
+    src = x if x.dtype.is_floating else cast(x, out_dtype)
+    shape, o_st, i_st, o_rst, i_rst, n = _row_layout(src, out, dim)
+    k = codegen.softmax_kernel(x.device, log, src.dtype, out_dtype, len(shape),
+                               _wide([src._view, out._view]))
+    acc_bytes = 8 if "double" in (src.dtype.ctype, out_dtype.ctype) else 4
+    codegen.launch_softmax(k, acc_bytes, out._buf.raw, out._view.offset, o_st, o_rst,
+                           src._buf.raw, src._view.offset, i_st, i_rst, shape, n)
+    return out
+
+
+def _softmax_backward(ctx, g):
+    y, = ctx.saved_tensors
+    d = ctx.dim
+    # dL/dx = y * (g - <g, y>) along the dim; written with Tensor ops so it differentiates again
+    return (y * (g - (g * y).sum(d, keepdim=True)),)
+
+
+def _log_softmax_backward(ctx, g):
+    y, = ctx.saved_tensors
+    return (g - y.exp() * g.sum(ctx.dim, keepdim=True),)
+
+
+def softmax(x, dim: int, log: bool = False, dtype: DType | None = None):
+    """softmax / log_softmax along `dim` as one fused, max-shifted kernel, with its gradient."""
+    if dtype is not None and dtype is not x.dtype:
+        x = x.to(dtype)
+    if not x.dtype.is_floating:
+        raise RuntimeError(f"\"{'log_' if log else ''}softmax_lastdim_kernel_impl\" not "
+                           f"implemented for '{torch_name(x.dtype)}'")
+    d = normalize_dim(dim, x.ndim)
+    out = softmax_fwd(x, d, log, x.dtype)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(out)
+        ctx.dim = d
+        autograd.record("LogSoftmaxBackward0" if log else "SoftmaxBackward0",
+                        _log_softmax_backward if log else _softmax_backward, ctx, (x,), [out])
+    return out
+
+
+def scan(kind: str, x, dim: int, out_dtype: DType, reverse: bool = False):
+    """Inclusive cumulative sum/product of x along dim (reversed: from the end); no autograd."""
+    T = _tensor()
+    out = T._empty(x.shape, out_dtype, x.device)
+    if out.numel() == 0:
+        return out
+    shape, o_st, i_st, o_rst, i_rst, n = _row_layout(x, out, dim)
+    k = codegen.scan_kernel(x.device, kind, x.dtype, out_dtype, len(shape),
+                            _wide([x._view, out._view]))
+    codegen.launch_scan(k, out._buf.raw, out._view.offset, o_st, o_rst, x._buf.raw,
+                        x._view.offset, i_st, i_rst, shape, n, reverse)
+    return out
+
+
+def cumsum(x, dim: int, dtype: DType | None = None, reverse: bool = False):
+    """cumsum with its gradient (the reversed cumsum of the incoming gradient)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    out_dt = x.dtype if x.dtype.is_floating else int64
+    d = normalize_dim(dim, x.ndim)
+    out = scan("sum", x, d, out_dt, reverse)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        autograd.record("CumsumBackward0", lambda c, g: (cumsum(g, d, reverse=not reverse),),
+                        ctx, (x,), [out])
+    return out
+
+
+def _cumprod_backward(ctx, g):
+    x, y = ctx.saved_tensors
+    d = ctx.dim
+    # Before the first zero of a row: sum_{j>=i} g_j y_j / x_i. At the first zero z: the
+    # products skip x_z, i.e. the cumprod with x_z replaced by 1, summed over j >= z. After it
+    # every product holds x_z = 0, so the gradient is 0 (PyTorch's zero-aware formula).
+    zero = x == 0
+    nz = cumsum(zero, d)
+    before = nz == 0
+    first = zero * (nz == 1)
+    safe = x.where(before, 1)
+    lead = cumsum(g * y, d, reverse=True) / safe
+    patched = cumprod(x.where(first.logical_not(), 1), d)
+    at_first = (g * patched).where(nz >= 1, 0).sum(d, keepdim=True)
+    return (lead.where(before, at_first.where(first, 0)),)
+
+
+def cumprod(x, dim: int, dtype: DType | None = None):
+    if dtype is not None:
+        x = x.to(dtype)
+    out_dt = x.dtype if x.dtype.is_floating else int64
+    d = normalize_dim(dim, x.ndim)
+    out = scan("prod", x, d, out_dt)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(x, out)
+        ctx.dim = d
+        autograd.record("CumprodBackward0", _cumprod_backward, ctx, (x,), [out])
+    return out
+
+
+
+
+# |x|^p for the p-norms: its own record so the gradient is p sign(x) |x|^(p-1), finite at 0
+ABSPOW = Op("abspow", "pow(fabs(x0), x1)",
+            lambda ctx, g: (g * ctx.arg(1) * ctx.arg(0).sign() *
+                            ew(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
+
+
+def _pnorm_backward(ctx, g):
+    x, out = ctx.saved_tensors
+    p, dims, keepdim = ctx.p, ctx.dims, ctx.keepdim
+    if not keepdim and x.ndim:
+        shape = tuple(1 if d in dims else s for d, s in enumerate(x.shape))
+        g, out = g.reshape(shape), out.reshape(shape)
+    # d|x|_p/dx = sign(x) |x|^(p-1) / |x|_p^(p-1); PyTorch's gradient where the norm is 0 is 0
+    nz = out != 0
+    if p == 2:
+        scale = (g / out.where(nz, 1)).where(nz, 0)
+        return (x * scale,)
+    scale = (g / ew(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
+    return (x.sign() * ew(ABSPOW, x, p - 1) * scale,)
+
+
+def pnorm(x, p: float, dims: tuple, keepdim: bool):
+    """sum(|x|^p)^(1/p) over dims (float x), with a gradient that is 0 where the norm is 0."""
+    with autograd.no_grad():
+        if p == 2:
+            out = (x * x).sum(dims, keepdim).sqrt()
+        else:
+            out = ew(ABSPOW, ew(ABSPOW, x, p).sum(dims, keepdim), 1.0 / p)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(x, out)
+        ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
+        autograd.record("NormBackward1", _pnorm_backward, ctx, (x,), [out])
+    return out
 
 
 # ==== linear algebra (helper: reduce/linalg) ====
@@ -1465,3 +1618,8 @@ def optim_update(name, update, param, grad, states, scalars, offset: int, n: int
     for _, t in states:
         t._buf.version += 1
 
+
+
+# ==== sequence models (helper: seq) ====
+# The fused recurrent-cell and attention records live in clgrad/_rnn.py and clgrad/_attention.py
+# (kernels: kernels_cl/rnn.cl, kernels_cl/attention.cl via codegen.seq_kernel).

@@ -249,6 +249,96 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
 # (records and functions of this group go below this line)
 #
 #
+def _row_args(idx, rank):
+    """Arguments of a row-wise kernel: output and input with per-row strides and row shape."""
+    args = [f"__global clg_out_t* clg_out", f"{idx} clg_out_off"]
+    args += [f"{idx} clg_out_st{d}" for d in range(rank)] + [f"{idx} clg_out_rst"]
+    args += [f"__global const clg_in_t* clg_in", f"{idx} clg_in_off"]
+    args += [f"{idx} clg_in_st{d}" for d in range(rank)] + [f"{idx} clg_in_rst"]
+    args += [f"{idx} clg_nrows"] + [f"{idx} clg_rshape{d}" for d in range(rank)] + [f"{idx} clg_n"]
+    I = _NP[idx]
+    dtypes = [None, I] + [I] * (rank + 1) + [None, I] + [I] * (rank + 1) + [I] * (rank + 2)
+    return args, dtypes
+
+
+def _row_kernel(family, device, name, in_dt: DType, out: DType, acc_t, rank, wide, **extra):
+    idx = "long" if wide else "int"
+    args, dtypes = _row_args(idx, rank)
+    args = [a.replace("clg_out_t", out.ctype).replace("clg_in_t", in_dt.ctype) for a in args]
+    if family == "scan":
+        args.append("int clg_rev")
+        dtypes.append(np.int32)
+    else:
+        dtypes.append(LOCAL)
+    value = extra.pop("value")
+    src = render(family, extensions=_extensions(in_dt.ctype, out.ctype, acc_t), acc_t=acc_t,
+                 name=name, args=", ".join(args), idx=idx,
+                 row_index=_index_lines(rank, [f"clg_rshape{d}" for d in range(rank)],
+                                        [("clg_o_out", "clg_out_st"), ("clg_o_in", "clg_in_st")]),
+                 load=_load("clg_in", in_dt.ctype, "clg_o_in + clg_r * clg_in_rst", acc_t),
+                 store="            " + _store("clg_out", out.ctype,
+                                               "clg_o_out + clg_r * clg_out_rst", value,
+                                               out.name == "bool"),
+                 **extra)
+    return kernel(device, src, name, dtypes)
+
+
+def softmax_kernel(device, log: bool, in_dt: DType, out: DType, rank, wide):
+    """Fused, max-shifted softmax (or log-softmax) along one strided dim of each row."""
+    acc_t = "double" if "double" in (in_dt.ctype, out.ctype) else "float"
+    key = ("softmax", device, log, in_dt, out, rank, wide)
+    k = _memo.get(key)
+    if k is None:
+        name = f"{'log_' if log else ''}softmax_{in_dt.short}_{out.short}_r{rank}"
+        expr = "x - m - log(s)" if log else "exp(x - m) / s"
+        k = _memo[key] = _row_kernel("softmax", device, name, in_dt, out, acc_t, rank, wide,
+                                     out_expr=expr, value="CLG_OUT(clg_x, clg_m, clg_s)")
+    return k
+
+
+def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st,
+                   in_rst, row_shape, n):
+    n_rows = int(np.prod(row_shape, dtype=np.int64)) if row_shape else 1
+    if n_rows == 0 or n == 0:
+        return
+    dev = k.device
+    limit = max(1, min(k.max_group, dev.max_work_group_size,
+                       dev.local_mem_size // max(acc_bytes, 1)))
+    # a work-group shares a long row when rows are few; short rows get one work-item each
+    lanes = 1
+    target = 256 if not dev.is_cpu else 64
+    while lanes * 2 <= min(limit, target) and lanes * 8 <= n and \
+            n_rows * lanes < 512 * max(dev.compute_units, 1):
+        lanes *= 2
+    rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
+    rows = min(rows, 1 << (n_rows - 1).bit_length())
+    g1 = (n_rows + rows - 1) // rows * rows
+    k((lanes, g1), (lanes, rows), out_raw, out_off, *out_st, out_rst, in_raw, in_off, *in_st,
+      in_rst, n_rows, *row_shape, n, local_mem(acc_bytes * lanes * rows))
+
+
+def scan_kernel(device, kind: str, in_dt: DType, out: DType, rank, wide):
+    """Inclusive cumulative sum or product along one strided dim, one work-item per row."""
+    acc_t = out.compute
+    key = ("scan", device, kind, in_dt, out, rank, wide)
+    k = _memo.get(key)
+    if k is None:
+        name = f"cum{kind}_{in_dt.short}_{out.short}_r{rank}"
+        k = _memo[key] = _row_kernel("scan", device, name, in_dt, out, acc_t, rank, wide,
+                                     combine="a + b" if kind == "sum" else "a * b",
+                                     init="(clg_t)0" if kind == "sum" else "(clg_t)1",
+                                     value="clg_acc")
+    return k
+
+
+def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_rst, row_shape,
+                n, reverse):
+    n_rows = int(np.prod(row_shape, dtype=np.int64)) if row_shape else 1
+    if n_rows == 0 or n == 0:
+        return
+    k.launch_1d(n_rows, out_raw, out_off, *out_st, out_rst, in_raw, in_off, *in_st, in_rst,
+                n_rows, *row_shape, n, int(bool(reverse)))
+
 
 
 # ==== shape, gather/scatter, sort, indexing (helper: shape/index) ====
@@ -460,3 +550,21 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     k = _memo[key] = kernel(device, src, name, dtypes)
     return k
 
+
+
+# ==== sequence models (helper: seq) ====
+# (records and functions of this group go below this line)
+#
+#
+def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
+    """A kernel of rnn.cl or attention.cl: rendered once per real type (and per `subst`, e.g.
+    attention's private accumulator length); sizes and flags are arguments."""
+    key = ("seq", device, family, kname, real, tuple(sorted(subst.items())))
+    k = _memo.get(key)
+    if k is not None:
+        return k
+    suffix = {"float": "f32", "double": "f64"}[real]
+    src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
+    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
+                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
+    return k

@@ -28,3 +28,9 @@ try:
     from .upsampling import *  # noqa: F401,F403
 except ImportError:
     pass
+
+# ==== sequence models (helper: seq) ====
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .activation import MultiheadAttention
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                          TransformerEncoder, TransformerEncoderLayer)

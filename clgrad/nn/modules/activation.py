@@ -260,3 +260,100 @@ class RReLU(Module):
     def extra_repr(self) -> str:
         return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace
                                                              else "")
+
+
+# ==== sequence models (helper: seq) ====
+class MultiheadAttention(Module):
+    """Multi-head attention: softmax(Q K^T / sqrt(d)) V over num_heads subspaces of embed_dim.
+
+    Args:
+        embed_dim, num_heads: embed_dim must be divisible by num_heads.
+        dropout: on the attention weights (training only). bias: in/out projection biases.
+        add_bias_kv: learned bias_k/bias_v rows appended to key and value.
+        add_zero_attn: a zero row appended to key and value.
+        kdim, vdim: key/value feature sizes (default embed_dim; when they differ, separate
+            q_proj_weight/k_proj_weight/v_proj_weight replace in_proj_weight).
+        batch_first: inputs and output are (N, L, E) instead of (L, N, E).
+
+    Shape: query (L, N, E), key (S, N, kdim), value (S, N, vdim) -> (L, N, E) and weights
+    (N, L, S) (averaged over heads) or (N, H, L, S). key_padding_mask (N, S) and a boolean
+    attn_mask (L, S) or (N*H, L, S) mark with True what is left out; float masks are added.
+
+    Example: ``out, w = nn.MultiheadAttention(16, 4)(x, x, x)``
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False, kdim=None, vdim=None,
+                 batch_first: bool = False, device=None, dtype=None):
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
+                             f"embed_dim={embed_dim} and num_heads={num_heads} instead")
+        from .linear import Linear
+        self.embed_dim = embed_dim
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.head_dim = embed_dim // num_heads
+        if self.head_dim * num_heads != embed_dim:
+            raise AssertionError("embed_dim must be divisible by num_heads")
+        E = embed_dim
+        mk = lambda *s: Parameter(creation.empty(*s, device=device, dtype=dtype))  # noqa: E731
+        if not self._qkv_same_embed_dim:
+            self.q_proj_weight = mk(E, E)
+            self.k_proj_weight = mk(E, self.kdim)
+            self.v_proj_weight = mk(E, self.vdim)
+            self.register_parameter("in_proj_weight", None)
+        else:
+            self.in_proj_weight = mk(3 * E, E)
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        if bias:
+            self.in_proj_bias = mk(3 * E)
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(E, E, bias=bias, device=device, dtype=dtype)
+        if add_bias_kv:
+            self.bias_k = mk(1, 1, E)
+            self.bias_v = mk(1, 1, E)
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        from .. import init
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
+        if self.in_proj_bias is not None:
+            init.constant_(self.in_proj_bias, 0.0)
+            init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,
+                attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
+        batched = query.ndim == 3
+        if self.batch_first and batched:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        out, w = F.multi_head_attention_forward(
+            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+            self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
+            self.out_proj.weight, self.out_proj.bias, training=self.training,
+            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
+            use_separate_proj_weight=not self._qkv_same_embed_dim,
+            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
+            v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
+            is_causal=is_causal)
+        if self.batch_first and batched:
+            out = out.transpose(0, 1)
+        return out, w
