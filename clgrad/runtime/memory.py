@@ -47,7 +47,7 @@ class Pool:
         self.pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()   # a GC-run Buffer.__del__ may release inside alloc
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
