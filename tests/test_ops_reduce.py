@@ -7,7 +7,7 @@ import pytest
 import clgrad
 from clgrad import runtime
 from clgrad.autograd import gradcheck, gradgradcheck
-from helpers import check_op, make
+from helpers import check_op
 
 
 def _gg(fn, inputs):
