@@ -99,7 +99,11 @@ class LinalgMixin:
 def _scaled_add(inp, prod, beta, alpha):
     """beta * inp + alpha * prod, as addmm and friends define it (beta=0 ignores inp, NaN too)."""
     from .view import broadcast_shapes
-    if broadcast_shapes(inp.shape, prod.shape) != prod.shape:
+    try:
+        ok = broadcast_shapes(inp.shape, prod.shape) == prod.shape
+    except (RuntimeError, ValueError):
+        ok = False
+    if not ok:
         raise RuntimeError(f"The expanded size of the tensor ({list(prod.shape)}) must match "
                            f"the existing size ({list(inp.shape)}) of input")
     if alpha != 1:

@@ -93,11 +93,21 @@ class ReduceMixin:
             return ((g * _expand_back(out, inp, dims, kd) / safe).where(zeros == 0, one_zero),)
         return x._reduce("prod", dim, keepdim, out_dt, out_dt, backward, save=True)
 
-    def _minmax_all(self, kind, dim, keepdim):
-        if self.numel() == 0 and (dim is None or self.shape[_dims(self, dim)[0]] == 0):
-            raise RuntimeError(f"{kind}(): Expected reduction dim to be specified for "
-                               "input.numel() == 0. Specify the reduction dim with the 'dim' "
-                               "argument.")
+    def _check_nonempty(self, name, dim):
+        """max/min/arg* have no identity: PyTorch refuses to reduce over a size-0 dim."""
+        if self.numel() != 0:
+            return
+        if dim is None:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0." + (" Specify the reduction dim with the "
+                                                        "'dim' argument." if "arg" not in name
+                                                        else ""))
+        for d in _dims(self, dim):
+            if self.ndim and self.shape[d] == 0:
+                raise RuntimeError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+    def _minmax_all(self, kind, dim, keepdim, name=None):
+        self._check_nonempty(name or kind, dim)
 
         def backward(ctx, g):
             inp, out = ctx.saved_tensors
@@ -116,10 +126,11 @@ class ReduceMixin:
 
     def _minmax(self, kind, dim, keepdim):
         if dim is None:
-            return self._minmax_all("a" + kind, None, False)
+            return self._minmax_all("a" + kind, None, False, kind)
         if hasattr(dim, "_view"):
             return getattr(ops, "ew")(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
         d = normalize_dim(dim, self.ndim)
+        self._check_nonempty(kind, d)
         idx = self._arg("arg" + kind, d, keepdim)
         values = self._minmax_all("a" + kind, d, keepdim).detach()
         if autograd.needs_grad(self):
@@ -140,9 +151,7 @@ class ReduceMixin:
         return self._minmax("min", dim, keepdim)
 
     def _arg(self, kind, dim, keepdim):
-        if self.numel() == 0:
-            raise RuntimeError(f"{kind}(): Expected reduction dim to be specified for "
-                               "input.numel() == 0.")
+        self._check_nonempty(kind, dim)
         if dim is None:
             flat = self.reshape(-1)
             out = ops.reduce(kind, flat, (0,), False, int64, self.dtype)
@@ -301,6 +310,8 @@ class _Shape:
 def _index_grad(g, idx, shape, d, keepdim):
     """Gradient of picking `idx` along dim d: g at the picked positions, zero elsewhere."""
     from .creation import arange
+    if not shape:
+        return g.reshape(())
     if not keepdim:
         g = g.unsqueeze(d)
         idx = idx.unsqueeze(d)

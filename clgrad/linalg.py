@@ -19,8 +19,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """Matrix norm over the two dims `dim`: 'fro', or the induced 1, -1, inf, -inf norms."""
     if A.ndim < 2:
-        raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 "
-                           f"dimensions.")
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 "
+                           "dimensions.")
     x = A.to(to_dtype(dtype)) if dtype is not None else A
     d0, d1 = (d % A.ndim for d in dim)
     if d0 == d1:

@@ -297,13 +297,13 @@ def reduce_spec(kind: str, dt: DType):
     }
     if kind in ("argmax", "argmin"):
         better = ">" if kind == "argmax" else "<"
-        nan = "isnan(b.v) && !isnan(a.v)" if dt.is_floating else "0"
+        # NaN wins (its first occurrence), as in PyTorch; integers have no NaN (and no isnan)
+        nan_rules = ("    if (isnan(a.v)) return (b.i < a.i && isnan(b.v)) ? b : a;\n"
+                     "    if (isnan(b.v)) return b;\n") if dt.is_floating else ""
         defs = (f"typedef struct {{ {acc} v; long i; }} clg_pair;\n"
                 f"clg_pair clg_pick(clg_pair a, clg_pair b) {{\n"
                 f"    if (a.i < 0) return b;\n    if (b.i < 0) return a;\n"
-                + (f"    if (isnan(a.v)) return (b.i < a.i && isnan(b.v)) ? b : a;\n"
-                   if dt.is_floating else "") +
-                f"    if ({nan}) return b;\n"
+                f"{nan_rules}"
                 f"    if (b.v {better} a.v || (b.v == a.v && b.i < a.i)) return b;\n"
                 f"    return a;\n}}\n"
                 f"clg_pair clg_mk(clg_t v, long i) {{ clg_pair p; p.v = v; p.i = i; return p; }}\n"

@@ -251,9 +251,9 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
 #
 def _row_args(idx, rank):
     """Arguments of a row-wise kernel: output and input with per-row strides and row shape."""
-    args = [f"__global clg_out_t* clg_out", f"{idx} clg_out_off"]
+    args = ["__global clg_out_t* clg_out", f"{idx} clg_out_off"]
     args += [f"{idx} clg_out_st{d}" for d in range(rank)] + [f"{idx} clg_out_rst"]
-    args += [f"__global const clg_in_t* clg_in", f"{idx} clg_in_off"]
+    args += ["__global const clg_in_t* clg_in", f"{idx} clg_in_off"]
     args += [f"{idx} clg_in_st{d}" for d in range(rank)] + [f"{idx} clg_in_rst"]
     args += [f"{idx} clg_nrows"] + [f"{idx} clg_rshape{d}" for d in range(rank)] + [f"{idx} clg_n"]
     I = _NP[idx]
@@ -338,7 +338,6 @@ def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_
         return
     k.launch_1d(n_rows, out_raw, out_off, *out_st, out_rst, in_raw, in_off, *in_st, in_rst,
                 n_rows, *row_shape, n, int(bool(reverse)))
-
 
 
 # ==== shape, gather/scatter, sort, indexing (helper: shape/index) ====
