@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd, ops
+from ._indexing import int_index, plan_fn, slice_bounds
 from .dtypes import bool_, int64, uint8
 from .view import View, broadcast_shapes
 
@@ -194,10 +195,7 @@ def _parse(x, idx):
             plan.append(("new", d))
             d += 1
         elif isinstance(i, slice):
-            start, stop, step = i.indices(x.shape[src])
-            if step <= 0:
-                raise ValueError("step must be greater than zero")
-            plan.append(("slice", d, start, max(stop, start), step))
+            plan.append(("slice", d) + slice_bounds(i, x.shape[src]))
             src += 1
             d += 1
         elif _is_t(i) and i.dtype in (bool_, uint8):
@@ -222,28 +220,10 @@ def _parse(x, idx):
             src += 1
             d += 1
         else:
-            try:
-                k = int(i.__index__())
-            except (AttributeError, TypeError):
-                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
-                                 "or byte or bool tensors are valid indices") from None
-            size = x.shape[src]
-            if not -size <= k < size:
-                raise IndexError(f"index {k} is out of bounds for dimension {src} with size "
-                                 f"{size}")
-            plan.append(("int", d, k % size))
+            plan.append(("int", d, int_index(i, x.shape[src], src)))
             # an int removes its dim before the tensor indices are placed, as in PyTorch
             src += 1
-
-    def fn(v):
-        for p in plan:
-            if p[0] == "new":
-                v = v.unsqueeze(p[1])
-            elif p[0] == "slice":
-                v = v.slice(p[1], p[2], p[3], p[4])
-            else:
-                v = v.select(p[1], p[2])
-        return v
+    fn = plan_fn(plan)
     return fn, fn(x._view).shape, adv, trusted
 
 

@@ -43,27 +43,39 @@ def basic_view_fn(x, idx):
             d += 1
         elif isinstance(i, slice):
             size = x.shape[len([p for p in plan if p[0] != "new"])]
-            start, stop, step = i.indices(size)
-            if step <= 0:
-                raise ValueError("step must be greater than zero")
-            stop = max(stop, start)
-            plan.append(("slice", d, start, stop, step))
+            plan.append(("slice", d) + slice_bounds(i, size))
             d += 1
         elif isinstance(i, bool) or _is_t(i) or isinstance(i, (list, tuple)):
             return None
         else:
-            try:
-                k = int(i.__index__())
-            except (AttributeError, TypeError):
-                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
-                                 "or byte or bool tensors are valid indices") from None
             src_dim = len([p for p in plan if p[0] != "new"])
-            size = x.shape[src_dim]
-            if not -size <= k < size:
-                raise IndexError(f"index {k} is out of bounds for dimension {src_dim} with "
-                                 f"size {size}")
-            plan.append(("int", d, k % size))
+            plan.append(("int", d, int_index(i, x.shape[src_dim], src_dim)))
+    return plan_fn(plan)
 
+
+def slice_bounds(i, size):
+    """(start, stop, step) of slice `i` over a dim of `size`, an empty range kept non-negative."""
+    start, stop, step = i.indices(size)
+    if step <= 0:
+        raise ValueError("step must be greater than zero")
+    return start, max(stop, start), step
+
+
+def int_index(i, size, dim):
+    """The integer index `i` into dim `dim` of `size`, wrapped to [0, size)."""
+    try:
+        k = int(i.__index__())
+    except (AttributeError, TypeError):
+        raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
+                         "or byte or bool tensors are valid indices") from None
+    if not -size <= k < size:
+        raise IndexError(f"index {k} is out of bounds for dimension {dim} with size {size}")
+    return k % size
+
+
+def plan_fn(plan):
+    """A View -> View function applying a plan of ("new", d), ("slice", d, start, stop, step)
+    and ("int", d, k) steps in order."""
     def fn(v):
         for p in plan:
             if p[0] == "new":
