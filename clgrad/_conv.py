@@ -88,9 +88,10 @@ def _add_bias(y, b):
     return ops.ew(ops.ADD, y, b.reshape(1, -1, 1, 1), out=y)
 
 
-def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
+def _record_biased(x, w, b, run, grad_x, grad_w):
+    """y = run(x, w) (+ bias per channel), recorded with grad_x(g, x, w) and grad_w(g, x, w)."""
     with autograd.no_grad():
-        y = conv_forward(x, w, stride, pad, dilation, groups, out_hw)
+        y = run(x, w)
         if b is not None:
             _add_bias(y, b)
     if autograd.needs_grad(x, w, b):
@@ -101,37 +102,28 @@ def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
         def backward(c, g):
             xs, ws = c.saved_tensors
             n = c.needs_input_grad
-            return (conv_input_grad(g, ws, xs.shape, stride, pad, dilation, groups)
-                    if n[0] else None,
-                    conv_weight_grad(g, xs, ws.shape, stride, pad, dilation, groups)
-                    if n[1] else None,
+            return (grad_x(g, xs, ws) if n[0] else None,
+                    grad_w(g, xs, ws) if n[1] else None,
                     g.sum((0, 2, 3)) if n[2] else None)
 
         autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
     return y
+
+
+def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
+    return _record_biased(
+        x, w, b,
+        lambda xs, ws: conv_forward(xs, ws, stride, pad, dilation, groups, out_hw),
+        lambda g, xs, ws: conv_input_grad(g, ws, xs.shape, stride, pad, dilation, groups),
+        lambda g, xs, ws: conv_weight_grad(g, xs, ws.shape, stride, pad, dilation, groups))
 
 
 def _conv_transpose_record(x, w, b, stride, pad, dilation, groups, out_shape):
-    with autograd.no_grad():
-        y = conv_input_grad(x, w, out_shape, stride, pad, dilation, groups)
-        if b is not None:
-            _add_bias(y, b)
-    if autograd.needs_grad(x, w, b):
-        ctx = autograd.Context([x.requires_grad, w.requires_grad,
-                                b is not None and b.requires_grad])
-        ctx.save_for_backward(x, w)
-
-        def backward(c, g):
-            xs, ws = c.saved_tensors
-            n = c.needs_input_grad
-            return (conv_forward(g, ws, stride, pad, dilation, groups, xs.shape[2:])
-                    if n[0] else None,
-                    conv_weight_grad(xs, g, ws.shape, stride, pad, dilation, groups)
-                    if n[1] else None,
-                    g.sum((0, 2, 3)) if n[2] else None)
-
-        autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
-    return y
+    return _record_biased(
+        x, w, b,
+        lambda xs, ws: conv_input_grad(xs, ws, out_shape, stride, pad, dilation, groups),
+        lambda g, xs, ws: conv_forward(g, ws, stride, pad, dilation, groups, xs.shape[2:]),
+        lambda g, xs, ws: conv_weight_grad(xs, g, ws.shape, stride, pad, dilation, groups))
 
 
 # ---- public convolutions ---------------------------------------------------------------------
