@@ -17,6 +17,22 @@ def _index(idx, n: int) -> int:
     return idx % n
 
 
+def _renumber(container) -> None:
+    # keep the keys 0..n-1 after a removal, as PyTorch does
+    items = list(container._modules.values())
+    container._modules.clear()
+    for i, m in enumerate(items):
+        container._modules[str(i)] = m
+
+
+def _insert(container, index: int, module) -> None:
+    items = list(container._modules.values())
+    items.insert(index, module)
+    container._modules.clear()
+    for i, m in enumerate(items):
+        container.add_module(str(i), m)
+
+
 class Sequential(Module):
     """Modules applied in order; built from modules or an OrderedDict of named modules.
 
@@ -49,11 +65,7 @@ class Sequential(Module):
                 delattr(self, k)
         else:
             delattr(self, keys[_index(idx, len(self))])
-        # keep the keys 0..n-1 as PyTorch does
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _renumber(self)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -80,11 +92,7 @@ class Sequential(Module):
             raise IndexError(f"Index out of range: {index}")
         if index < 0:
             index += n
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
+        _insert(self, index, module)
         return self
 
     def extend(self, sequential) -> "Sequential":
@@ -125,10 +133,7 @@ class ModuleList(Module):
                 delattr(self, str(k))
         else:
             delattr(self, str(_index(idx, len(self))))
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _renumber(self)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -152,11 +157,7 @@ class ModuleList(Module):
         return self
 
     def insert(self, index: int, module) -> None:
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
+        _insert(self, index, module)
 
     def pop(self, key):
         v = self[key]
