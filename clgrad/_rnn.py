@@ -3,6 +3,7 @@ step backward, each an autograd record over the step's gate pre-activations."""
 from __future__ import annotations
 
 from . import autograd
+from .ops import _fused_guard
 from .runtime import codegen
 
 _I, _L = "int", "long"
@@ -33,12 +34,6 @@ def _real(t):
     return c
 
 
-def _no_double(name):
-    if autograd.is_grad_enabled():
-        raise NotImplementedError(f"double backward (create_graph=True) through {name} is not "
-                                  "supported: its gradient is a fused kernel")
-
-
 def _k(t, name, args):
     return codegen.seq_kernel(t.device, "rnn", name, _real(t), args)
 
@@ -60,7 +55,7 @@ def lstm_cell(gi, gh, c0):
         ctx.save_for_backward(gi, gh, c0, c)
 
         def backward(ctx, dh, dc):
-            _no_double("LSTM")
+            _fused_guard("LSTM")
             sgi, sgh, sc0, sc = ctx.saved_tensors
             dh, dc = _dense0(dh), _dense0(dc)
             dg = T._empty((B, 4 * H), sc.dtype, sc.device)
@@ -91,7 +86,7 @@ def gru_cell(gi, gh, h0):
         ctx.save_for_backward(gi, gh, h0)
 
         def backward(ctx, dh):
-            _no_double("GRU")
+            _fused_guard("GRU")
             sgi, sgh, sh0 = ctx.saved_tensors
             dh = _dense0(dh)
             dgi = T._empty((B, 3 * H), sh0.dtype, sh0.device)
@@ -120,7 +115,7 @@ def rnn_cell(gi, gh, relu: bool):
         ctx.save_for_backward(h)
 
         def backward(ctx, dh):
-            _no_double("RNN")
+            _fused_guard("RNN")
             (sh,) = ctx.saved_tensors
             dh = _dense0(dh)
             da = T._empty((B, H), sh.dtype, sh.device)
