@@ -103,6 +103,13 @@ class _ConvNd(Module):
             s += ", padding_mode={padding_mode}"
         return s.format(**self.__dict__)
 
+    def _conv_forward(self, conv, input):
+        if self.padding_mode != "zeros":
+            return conv(C.pad_spatial(input, self._pad_rev, self.padding_mode), self.weight,
+                        self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                    self.groups)
+
 
 class Conv1d(_ConvNd):
     """1-D convolution over (N, C_in, L) or (C_in, L) input.
@@ -120,11 +127,7 @@ class Conv1d(_ConvNd):
                          False, 0, groups, bias, padding_mode, 1, device, dtype)
 
     def forward(self, input):
-        if self.padding_mode != "zeros":
-            return C.conv1d(C.pad_spatial(input, self._pad_rev, self.padding_mode), self.weight,
-                            self.bias, self.stride, 0, self.dilation, self.groups)
-        return C.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return self._conv_forward(C.conv1d, input)
 
 
 class Conv2d(_ConvNd):
@@ -145,11 +148,7 @@ class Conv2d(_ConvNd):
                          False, 0, groups, bias, padding_mode, 2, device, dtype)
 
     def forward(self, input):
-        if self.padding_mode != "zeros":
-            return C.conv2d(C.pad_spatial(input, self._pad_rev, self.padding_mode), self.weight,
-                            self.bias, self.stride, 0, self.dilation, self.groups)
-        return C.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return self._conv_forward(C.conv2d, input)
 
 
 class _ConvTransposeNd(_ConvNd):
