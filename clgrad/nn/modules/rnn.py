@@ -24,6 +24,13 @@ def _step(mode, gi, gh, h, c):
     return _rnn.rnn_cell(gi, gh, mode == "RNN_RELU"), None
 
 
+def _uniform_by_hidden_size(m) -> None:
+    # PyTorch's recurrent init: every weight and bias U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))
+    stdv = 1.0 / math.sqrt(m.hidden_size) if m.hidden_size > 0 else 0
+    for w in m.parameters():
+        init.uniform_(w, -stdv, stdv)
+
+
 class RNNBase(Module):
     """The shared machinery of RNN, LSTM and GRU.
 
@@ -88,9 +95,7 @@ class RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for w in self.parameters():
-            init.uniform_(w, -stdv, stdv)
+        _uniform_by_hidden_size(self)
 
     def flatten_parameters(self) -> None:
         """Kept for PyTorch compatibility: parameters are already separate buffers here."""
@@ -306,9 +311,7 @@ class RNNCellBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for w in self.parameters():
-            init.uniform_(w, -stdv, stdv)
+        _uniform_by_hidden_size(self)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
