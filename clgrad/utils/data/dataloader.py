@@ -21,7 +21,8 @@ import numpy as np
 
 from . import _collate
 from .dataset import IterableDataset, TensorDataset
-from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, _as_generator)
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, _as_generator,
+                      _batched)
 
 __all__ = ["DataLoader", "get_worker_info"]
 
@@ -199,14 +200,7 @@ class DataLoader:
             for sample in it:
                 yield [sample]
             return
-        batch = []
-        for sample in it:
-            batch.append(sample)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
-            yield batch
+        yield from _batched(it, self.batch_size, self.drop_last)
 
     def _host_batches(self):
         if self._iterable:

@@ -142,6 +142,18 @@ class WeightedRandomSampler(Sampler):
         return self.num_samples
 
 
+def _batched(items, batch_size, drop_last):
+    """Lists of `batch_size` consecutive items (the last may be short unless drop_last)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch and not drop_last:
+        yield batch
+
+
 class BatchSampler(Sampler):
     """Group the indices of `sampler` into lists of `batch_size` (the last may be short unless
     drop_last)."""
@@ -157,14 +169,7 @@ class BatchSampler(Sampler):
         self.drop_last = drop_last
 
     def __iter__(self):
-        batch = []
-        for idx in self.sampler:
-            batch.append(idx)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
-            yield batch
+        yield from _batched(self.sampler, self.batch_size, self.drop_last)
 
     def __len__(self):
         if self.drop_last:
