@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from . import autograd, ops
+from ._shape import check_pad_size
 
 
 def _tuple(v, n, name="argument"):
@@ -307,12 +308,7 @@ def pad_spatial(x, pads, mode):
     pl, pr = pads[:2]
     pt, pb = pads[2:] if nd == 2 else (0, 0)
     for n, a, b, dim in ((W, pl, pr, x.ndim - 1), (H, pt, pb, x.ndim - 2)):
-        if mode == "reflect" and (a >= n or b >= n):
-            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
-                               f"input dimension, but got: padding ({a}, {b}) at dimension "
-                               f"{dim} of input {list(x.shape)}")
-        if mode == "circular" and (a > n or b > n):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
+        check_pad_size(mode, n, a, b, dim, x.shape)
         if mode == "replicate" and n == 0 and (a or b):
             raise RuntimeError("padding of an empty dimension is not supported")
         if nd == 1:

@@ -673,6 +673,16 @@ def dstack(tensors):
     return cat(out, 2)
 
 
+def check_pad_size(mode, n, lo, hi, dim, shape):
+    """PyTorch's errors for reflect/circular padding (lo, hi) too wide for a dim of size n."""
+    if mode == "reflect" and (lo >= n or hi >= n):
+        raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
+                           f"input dimension, but got: padding ({lo}, {hi}) at dimension {dim} "
+                           f"of input {list(shape)}")
+    if mode == "circular" and (lo > n or hi > n):
+        raise RuntimeError("Padding value causes wrapping around more than once.")
+
+
 def _pad_index(n, lo, hi, mode):
     idx = np.arange(-lo, n + hi)
     if mode == "reflect":
@@ -742,12 +752,7 @@ def pad(input, pad, mode="constant", value=None):
     x = input
     for d, lo, hi in pads:
         n = x.shape[d]
-        if mode == "reflect" and (lo >= n or hi >= n):
-            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
-                               f"input dimension, but got: padding ({lo}, {hi}) at dimension {d} "
-                               f"of input {list(input.shape)}")
-        if mode == "circular" and (lo > n or hi > n):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
+        check_pad_size(mode, n, lo, hi, d, input.shape)
         if n == 0:
             raise RuntimeError(f"Expected a non-empty dimension {d} for {mode} padding")
         idx = tensor(_pad_index(n, lo, hi, mode).astype(np.int64), dtype=int64, device=x.device)
