@@ -55,8 +55,9 @@ def diagonal_view(v: View, offset: int, d1: int, d2: int) -> View:
                 start if n else v.offset)
 
 
-def _select_map(x, dim, index, n_out=None):
-    """The map of index_select along dim (index: 1-D), also used by index_add/fill/copy."""
+def _select_map(x, dim, index, n_out=None, trusted=False):
+    """The map of index_select along dim (index: 1-D), also used by index_add/fill/copy.
+    `trusted` indices are made by clgrad itself and skip the out-of-range read-back."""
     idx = index.reshape(-1) if index.ndim == 0 else index
     if idx.ndim != 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -67,7 +68,8 @@ def _select_map(x, dim, index, n_out=None):
     direct = [(i, i) for i in range(nd) if i != d]
     fn = (lambda v: v.unsqueeze(0)) if x.ndim == 0 else None
     m = IndexMap(x.shape, out_shape, direct,
-                 [(d, placed(idx, (idx.shape[0],), out_shape, d))], fn, out_of_range_in_self)
+                 [(d, placed(idx, (idx.shape[0],), out_shape, d))], fn,
+                 None if trusted else out_of_range_in_self)
     return m, d
 
 
@@ -683,17 +685,19 @@ def check_pad_size(mode, n, lo, hi, dim, shape):
         raise RuntimeError("Padding value causes wrapping around more than once.")
 
 
-def _pad_index(n, lo, hi, mode):
-    idx = np.arange(-lo, n + hi)
+def _pad_index(n, lo, hi, mode, device):
+    """Source positions along one dim for positions -lo .. n + hi - 1, computed on the device."""
+    from .creation import arange
+    idx = arange(-lo, n + hi, device=device)
     if mode == "reflect":
         period = 2 * (n - 1)
-        idx = np.abs(idx) % period if period else np.zeros_like(idx)
-        idx = np.where(idx >= n, period - idx, idx)
-    elif mode == "replicate":
-        idx = np.clip(idx, 0, n - 1)
-    else:
-        idx = idx % n
-    return idx
+        if not period:
+            return idx * 0
+        idx = idx.abs().remainder(period)
+        return (period - idx).where(idx >= n, idx)
+    if mode == "replicate":
+        return idx.clamp(0, n - 1)
+    return idx.remainder(n)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -755,8 +759,8 @@ def pad(input, pad, mode="constant", value=None):
         check_pad_size(mode, n, lo, hi, d, input.shape)
         if n == 0:
             raise RuntimeError(f"Expected a non-empty dimension {d} for {mode} padding")
-        idx = tensor(_pad_index(n, lo, hi, mode).astype(np.int64), dtype=int64, device=x.device)
-        x = x.index_select(d, idx)
+        m, _ = _select_map(x, d, _pad_index(n, lo, hi, mode, x.device), trusted=True)
+        x = gather_map(x, m)
     return x
 
 

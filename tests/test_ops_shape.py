@@ -576,3 +576,14 @@ def test_nonzero_many_blocks(device):
     np.testing.assert_array_equal(t.nonzero().numpy(), np.argwhere(a))
     x = np.random.default_rng(5).standard_normal((101, 99)).astype(np.float32)
     np.testing.assert_array_equal(clgrad.tensor(x, device=device).masked_select(t).numpy(), x[a])
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_moves_no_data(device, mode):
+    # the gather positions are computed on the device: a pad in a training step copies nothing
+    x = clgrad.randn(2, 3, 5, 6, device=device)
+    clgrad.nn.functional.pad(x, (2, 1, 1, 2), mode=mode)
+    clgrad.runtime.reset_stats()
+    clgrad.nn.functional.pad(x, (2, 1, 1, 2), mode=mode)
+    s = clgrad.runtime.stats()
+    assert s["h2d"] == 0 and s["d2h"] == 0, s
