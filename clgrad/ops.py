@@ -52,10 +52,6 @@ def _binary_grads(fa, fb):
     return backward
 
 
-def _arg(ctx, i):
-    return ctx.arg(i)
-
-
 NEG = Op("neg", "-x0", lambda ctx, g: (-g,))
 EXP = Op("exp", "exp(x0)", lambda ctx, g: (g * ctx.out(),), dtype="float", save="o")
 LOG = Op("log", "log(x0)", lambda ctx, g: (g / ctx.arg(0),), dtype="float", save="x")
