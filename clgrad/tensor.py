@@ -160,7 +160,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
     def requires_grad(self, value: bool):
         value = bool(value)
         if value and not self.dtype.is_floating:
-            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+            raise RuntimeError("only Tensors of floating point dtype can require "
                                "gradients")
         if not value and self._ctx is not None and self._requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
@@ -225,7 +225,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
         if requires_grad and not (self.dtype.is_floating or self.dtype.is_complex):
-            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+            raise RuntimeError("only Tensors of floating point dtype can require "
                                "gradients")
         self._requires_grad = bool(requires_grad)
         return self
