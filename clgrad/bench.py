@@ -434,7 +434,7 @@ def run(device=None, *, repeat: int | None = None, quick: bool = False, sections
                          "torch": torch.__version__ if torch is not None else None,
                          "pyclblast": "yes" if _pyclblast() is not None else None},
             "torch_threads": torch.get_num_threads() if torch is not None else None,
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), "load_before": _load()}
     rows = []
     try:
         for s in sections:
@@ -445,4 +445,14 @@ def run(device=None, *, repeat: int | None = None, quick: bool = False, sections
     finally:
         if torch is not None:
             torch.set_num_threads(threads)
+    meta["load_after"] = _load()
     return {"meta": meta, "rows": rows}
+
+
+def _load():
+    """The 1-minute load average (None where the OS has none): above the CPU count, other work
+    shared the machine and every ratio is suspect."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None

@@ -204,8 +204,12 @@ def _bench_header(m: dict) -> str:
             f"({m['platform_version']}), driver {m['driver']}\n"
             f"clgrad {m['versions']['clgrad']}, numpy {m['versions']['numpy']}, {torch}, "
             f"pyclblast {'yes' if m['versions']['pyclblast'] else 'not installed'}; "
-            f"{m['cpu_count']} CPUs; median of {m['repeat']}"
-            + ("; --quick sizes (not a measurement)" if m["quick"] else ""))
+            f"{m['cpu_count']} CPUs, load {m['load_before']} -> {m['load_after']}; "
+            f"median of {m['repeat']}"
+            + ("; --quick sizes (not a measurement)" if m["quick"] else "")
+            + ("\nwarning: the load average exceeded the CPU count: other work shared the "
+               "machine, so these times and ratios are distorted"
+               if max(m["load_before"] or 0, m["load_after"] or 0) > m["cpu_count"] else ""))
 
 
 def _first_step_lines(rows) -> list[str]:
@@ -248,6 +252,7 @@ def bench(spec, repeat, quick, sections, as_json):
         return
     click.echo(_bench_header(result["meta"]))
     click.echo(_bench_table(result))
+    click.echo("ratios a/b are time ratios: above 1, a is slower than b")
     for line in _first_step_lines(result["rows"]):
         click.echo(line)
 

@@ -50,6 +50,8 @@ def test_bench_quick_json(device):
     meta, rows = out["meta"], out["rows"]
     assert meta["spec"] == device.spec and meta["quick"] and meta["repeat"] == 1
     assert meta["sections"] == FAST
+    for key in ("load_before", "load_after"):
+        assert meta[key] is None or meta[key] >= 0
     for row in rows:
         _check_row(row, device)
     by = {}
@@ -78,10 +80,12 @@ def test_bench_table(device):
     r = _invoke("--quick", "--repeat", "1", "--device", device.spec, "--section", "launch")
     lines = r.stdout.splitlines()
     assert device.name in lines[0] and device.platform_name in lines[0]
-    assert device.driver_version in lines[0]
-    assert lines[2].split()[:5] == ["device", "section", "case", "unit", "clgrad"]
-    body = [line for line in lines[4:] if line.startswith(device.spec)]
+    assert device.driver_version in lines[0] and "load " in lines[1]
+    head = next(i for i, line in enumerate(lines) if line.startswith("device "))
+    assert lines[head].split()[:5] == ["device", "section", "case", "unit", "clgrad"]
+    body = [line for line in lines[head + 2:] if line.startswith(device.spec)]
     assert len(body) == 2 and all(" launch " in line and " µs " in line for line in body)
+    assert "time ratios" in lines[-1]
 
 
 def test_bench_first_step_cold_then_warm(device):
