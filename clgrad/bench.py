@@ -119,17 +119,17 @@ def bench_gemm(device, sizes: Sizes, repeat: int):
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             fns["torch"] = lambda: ta @ tb
-        notes = []
+        extra = {}
         if blast is not None:
             fn, note = _clblast_gemm(blast, device, a, b)
             if fn is not None:
                 fns["clblast"] = fn
             else:
-                notes.append(note)
+                extra["note"] = note
         s = interleaved(fns, repeat)
         yield make_row(device, "gemm", f"{n}x{n}x{n} fp32", "GFLOP/s", s, work=2 * n ** 3,
                        ratios=[("clgrad", "numpy"), ("torch", "numpy"), ("clblast", "numpy")],
-                       **({"note": "; ".join(notes)} if notes else {}))
+                       **extra)
 
 
 def _clblast_gemm(blast, device, a, b):
@@ -165,7 +165,8 @@ def bench_conv(device, sizes: Sizes, repeat: int):
         if torch is not None:
             fns["torch"] = _conv_step(torch, arrays, cin > 1, None)
         s = interleaved(fns, repeat)
-        flops = 3 * 2 * B * cout * ho * ho * cin * 25     # forward + two backward products
+        # forward, weight gradient and (inner layer only) input gradient: one product each
+        flops = (3 if cin > 1 else 2) * 2 * B * cout * ho * ho * cin * 25
         yield make_row(device, "conv",
                        f"conv {cin}->{cout} 5x5 on {hw}x{hw}, batch {B}, fwd+bwd", "ms", s,
                        ratios=[("clgrad", "torch")],
