@@ -173,5 +173,89 @@ def cache_clear_cmd():
     click.echo(f"removed {n} cached programs from {runtime.cache_dir()}")
 
 
+
+# ==== bench (helper: bench) ====
+# the sections of clgrad.bench.SECTIONS, written out so that the CLI does not import nn to start
+BENCH_SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "first_step")
+
+
+def _num(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _bench_table(result: dict) -> str:
+    rows = result["rows"]
+    impls = ["clgrad"] + [k for k in ("numpy", "torch", "clblast")
+                          if any(k in r["values"] for r in rows)]
+    ratios = [k for k in ("clgrad/numpy", "clgrad/torch", "torch/numpy", "clblast/numpy")
+              if any(k in r["ratios"] for r in rows)]
+    body = [[r["spec"], r["section"], r["case"], r["unit"]]
+            + [_num(r["values"].get(k)) for k in impls]
+            + [_num(r["ratios"].get(k)) for k in ratios] for r in rows]
+    return _table(body, ["device", "section", "case", "unit"] + impls + ratios)
+
+
+def _bench_header(m: dict) -> str:
+    torch = (f"torch {m['versions']['torch']} ({m['torch_threads']} threads)"
+             if m["versions"]["torch"] else "torch not installed")
+    return (f"clgrad bench {m['date']}: {m['spec']} = {m['device']}, {m['platform']} "
+            f"({m['platform_version']}), driver {m['driver']}\n"
+            f"clgrad {m['versions']['clgrad']}, numpy {m['versions']['numpy']}, {torch}, "
+            f"pyclblast {'yes' if m['versions']['pyclblast'] else 'not installed'}; "
+            f"{m['cpu_count']} CPUs, load {m['load_before']} -> {m['load_after']}; "
+            f"median of {m['repeat']}"
+            + ("; --quick sizes (not a measurement)" if m["quick"] else "")
+            + ("\nwarning: the load average exceeded the CPU count: other work shared the "
+               "machine, so these times and ratios are distorted"
+               if max(m["load_before"] or 0, m["load_after"] or 0) > m["cpu_count"] else ""))
+
+
+def _first_step_lines(rows) -> list[str]:
+    out = []
+    for r in rows:
+        d = r.get("detail")
+        if r["section"] != "first_step" or not d:
+            continue
+        out.append(f"{r['case']}: {d['first_step_s']:.2f} s = context {d['context_s']:.2f} + "
+                   f"model {d['model_s']:.2f} + step {d['step_s']:.2f}; {d['builds']} builds, "
+                   f"{d['disk_cache_hits']} cache hits, {d['launches']} launches; second step "
+                   f"{d['second_step_s'] * 1e3:.1f} ms; import {d['import_s']:.2f} s, whole "
+                   f"process {d['process_s']:.2f} s")
+    return out
+
+
+@main.command()
+@click.option("--device", "spec", default=None, help="Device spec (default: the chosen one).")
+@click.option("--repeat", type=click.IntRange(1), default=None,
+              help="Timed repetitions per case; the median is shown (default 5, --quick 2).")
+@click.option("--quick", is_flag=True, help="Tiny sizes: checks that everything runs.")
+@click.option("--section", "sections", multiple=True, type=click.Choice(BENCH_SECTIONS),
+              help="Only these sections (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench(spec, repeat, quick, sections, as_json):
+    """Time GEMM, conv, elementwise, launch overhead, training steps and the cold/warm first
+    step on one device, against numpy and PyTorch CPU (ratios are time ratios: above 1 is
+    slower)."""
+    from . import bench as scoreboard
+
+    def show(row):
+        click.echo(f"  {row['section']:<11} {row['case']}", err=True)
+    try:
+        result = scoreboard.run(spec, repeat=repeat, quick=quick, sections=sections or None,
+                                progress=None if as_json else show)
+    except CLGradError as e:
+        _fail(e)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(_bench_header(result["meta"]))
+    click.echo(_bench_table(result))
+    click.echo("ratios a/b are time ratios: above 1, a is slower than b")
+    for line in _first_step_lines(result["rows"]):
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()
