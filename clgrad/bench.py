@@ -18,6 +18,7 @@ import numpy as np
 import clgrad
 import clgrad.nn      # noqa: F401 -- the models below reach nn and optim through `lib`
 import clgrad.optim   # noqa: F401
+from clgrad.runtime import clblast
 
 SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "first_step")
 IMPLS = ("clgrad", "numpy", "torch", "clblast")
@@ -122,7 +123,7 @@ def bench_gemm(device, sizes: Sizes, repeat: int):
             fns["torch"] = lambda: ta @ tb
         extra = {}
         if blast is not None:
-            fn, note = _clblast_gemm(blast, device, a, b)
+            fn, note = clblast.sgemm_runner(blast, device, a, b)
             if fn is not None:
                 fns["clblast"] = fn
             else:
@@ -131,26 +132,6 @@ def bench_gemm(device, sizes: Sizes, repeat: int):
         yield make_row(device, "gemm", f"{n}x{n}x{n} fp32", "GFLOP/s", s, work=2 * n ** 3,
                        ratios=[("clgrad", "numpy"), ("torch", "numpy"), ("clblast", "numpy")],
                        **extra)
-
-
-def _clblast_gemm(blast, device, a, b):
-    """CLBlast's SGEMM on the same device and queue as clgrad, or (None, why not)."""
-    import pyopencl.array as cla      # the optional CLBlast column only; clgrad uses runtime/
-    n = a.shape[0]
-    q = device.queue
-    try:
-        da, db = cla.to_device(q, a), cla.to_device(q, b)
-        dc = cla.empty(q, (n, n), np.float32)
-
-        def run():
-            blast.gemm(q, n, n, n, da, db, dc, a_ld=n, b_ld=n, c_ld=n)
-            q.finish()
-        run()
-        if not np.allclose(dc.get(), a @ b, rtol=1e-3, atol=1e-3 * n):
-            return None, "pyclblast gave a wrong product on this device"
-    except Exception as e:       # noqa: BLE001 -- an optional column must not stop the run
-        return None, f"pyclblast failed: {e}"
-    return run, ""
 
 
 def bench_conv(device, sizes: Sizes, repeat: int):

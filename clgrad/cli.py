@@ -173,8 +173,7 @@ def cache_clear_cmd():
     click.echo(f"removed {n} cached programs from {runtime.cache_dir()}")
 
 
-
-# ==== bench (helper: bench) ====
+# ---- bench ----
 # the sections of clgrad.bench.SECTIONS, written out so that the CLI does not import nn to start
 BENCH_SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "first_step")
 
