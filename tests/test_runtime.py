@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -311,6 +312,43 @@ def test_build_error_has_log_and_source(device):
     assert Path(err.source_path).read_text() == src
     assert "clg_no_such_function" in err.build_log
     assert str(err.source_path) in str(err) and "-cl-std=CL1.2" in str(err)
+
+
+def test_build_log_kept_with_the_program(device, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    src, name = _unique_source()
+    assert program.build_log(device, src) is None           # not built yet
+    _run(device, src, name)
+    log = program.build_log(device, src)
+    assert isinstance(log, str)
+    if device.speed_label == "Intel CPU runtime":
+        assert log.strip()                                   # Intel's compiler talks on success
+    key = program.cache_key(src, program.BUILD_OPTIONS, device)
+    assert (tmp_path / key[:2] / key / "build.log").read_text() == log
+    # loaded from disk in a "new process": the record still has the original build's log
+    _forget_in_memory(monkeypatch)
+    monkeypatch.setattr(program, "_logs", {})
+    runtime.reset_stats()
+    _run(device, src, name)
+    assert runtime.stats()["disk_cache_hits"] == 1 and program.build_log(device, src) == log
+
+
+def test_no_compiler_warning_escapes(device, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    tag = uuid.uuid4().hex[:12]
+    # an unused variable: compilers that stay quiet on success still log a warning here
+    src = (f"__kernel void chatty_{tag}(__global float* x)\n"
+           "{ int unused = 3; x[get_global_id(0)] += 1.0f; }\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        program.kernel(device, src, f"chatty_{tag}", [None])        # source build
+        _forget_in_memory(monkeypatch)
+        program.kernel(device, src, f"chatty_{tag}", [None])        # binary from disk
+        warnings.warn("a user's own", program.cl.CompilerWarning)   # not silenced for others
+    compiler = [w for w in seen if issubclass(w.category, program.cl.CompilerWarning)]
+    assert [str(w.message) for w in compiler] == ["a user's own"]
 
 
 def test_render_names_missing_placeholder():
