@@ -60,10 +60,11 @@ def prefixes() -> list[Path]:
         out.append(Path(site.getuserbase()))
     except Exception:  # site may be stripped down (embedded interpreters)
         pass
+    # site-packages sits at lib/pythonX.Y/site-packages (Lib/site-packages on Windows)
+    up = 1 if sys.platform == "win32" else 2
     try:
-        # lib/pythonX.Y/site-packages -> the prefix three levels up
-        out += [Path(p).parents[2] for p in site.getsitepackages()]
-    except Exception:
+        out += [Path(p).parents[up] for p in site.getsitepackages()]
+    except Exception:  # virtualenv's old site.py has no getsitepackages
         pass
     return list(dict.fromkeys(out))
 
