@@ -297,20 +297,23 @@ SPEED_CLASSES = (
     ("other accelerator", "unknown speed for clgrad's kernels"),
     ("emulator", "Oclgrind or an FPGA emulator: for checking kernels, not for speed"),
 )
+_CLASS_INDEX = {label: i for i, (label, _) in enumerate(SPEED_CLASSES)}
 
 
 def speed_class(kind: str, platform: str, name: str, unified_memory: bool) -> int:
     """The index into SPEED_CLASSES for a device description (0 is fastest)."""
     plat, low = platform.lower(), name.lower()
     if any(w in plat or w in low for w in ("oclgrind", "emulat")):
-        return 6
-    if kind == "gpu":
-        return 1 if unified_memory else 0
-    if "portable computing language" in plat or plat.startswith("pocl"):
-        return 4
-    if kind == "cpu":
-        return 2 if "intel" in plat else 3
-    return 5
+        label = "emulator"
+    elif kind == "gpu":          # PoCL driving a GPU (pocl-cuda) is ranked as a GPU too
+        label = "integrated GPU" if unified_memory else "discrete GPU"
+    elif "portable computing language" in plat or plat.startswith("pocl"):
+        label = "PoCL"
+    elif kind == "cpu":
+        label = "Intel CPU runtime" if "intel" in plat else "other CPU runtime"
+    else:
+        label = "other accelerator"
+    return _CLASS_INDEX[label]
 
 
 def _rank_key(d: Device):

@@ -55,7 +55,7 @@ def intel_runtime() -> dict:
     st = icd.status() or icd.register()
     out = {"state": st.state, "detail": st.detail, "library": st.library,
            "vendors_dir": st.vendors_dir}
-    visible = [d.spec for d in _device.devices() if d.speed_class == 2]
+    visible = [d.spec for d in _device.devices() if d.speed_label == "Intel CPU runtime"]
     out["devices"] = visible
     if st.visible and not visible:
         out["detail"] += ("; but no Intel CPU device appeared: OpenCL was already initialised "
