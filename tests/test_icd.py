@@ -67,12 +67,14 @@ def test_user_vendors_are_merged(layout, tmp_path):
     user = tmp_path / "user-vendors"
     user.mkdir()
     (user / "amd.icd").write_text("/opt/rocm/lib/libamdocl64.so\n")
+    (user / icd.ICD_NAME).write_text("libsomething-else.so\n")     # same file name as ours
     env["OCL_ICD_VENDORS"] = str(user)
     st = icd._register(env, [venv])
     assert st.state == "registered" and f"OCL_ICD_VENDORS={user}" in st.detail
     # the user's folder replaced the system one, so the system's ICDs stay out
     assert _files(env["OCL_ICD_VENDORS"]) == {icd.ICD_NAME: f"{lib}\n",
-                                              "amd.icd": "/opt/rocm/lib/libamdocl64.so\n"}
+                                              "amd.icd": "/opt/rocm/lib/libamdocl64.so\n",
+                                              f"other-{icd.ICD_NAME}": "libsomething-else.so\n"}
     # OCL_ICD_VENDORS may also name one .icd file, or a library
     env["OCL_ICD_VENDORS"] = str(user / "amd.icd")
     icd._register(env, [venv])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OPT_OUT = "CLGRAD_NO_INTEL_ICD"
-ICD_NAME = "clgrad-intel-cpu.icd"
+ICD_NAME = "intel-cpu.icd"
 SYSTEM_VENDORS = "/etc/OpenCL/vendors"
 # where the wheel puts the runtime below an installation prefix, per OS
 _LIBRARIES = {
@@ -194,7 +194,7 @@ def plan(env=None, roots=None) -> tuple[IcdStatus, dict[str, str] | None]:
                              f"{origin}/{name} registers another Intel CPU runtime ({target}); "
                              f"{lib} is not added, so the device does not appear twice",
                              str(lib)), None
-        kept[name] = target + "\n"
+        kept[f"other-{name}" if name == ICD_NAME else name] = target + "\n"
     kept[ICD_NAME] = str(lib) + "\n"
     return IcdStatus("registered", f"{lib} added to the ICDs of {origin}", str(lib)), kept
 
