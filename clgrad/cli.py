@@ -46,21 +46,32 @@ def devices(as_json):
     if not devs:
         _fail(runtime.NoOpenCLError(runtime.device.NO_PLATFORM_HELP))
     results = runtime.probe_all(devs)
+    rank = {d.index: i + 1 for i, d in enumerate(runtime.ranked(devs))}
     if as_json:
         out = []
         for r in results:
-            out.append({**r.device.properties(), "probe": r.status, "error": r.error or None})
+            out.append({**r.device.properties(), "rank": rank[r.device.index],
+                        "reason": r.device.speed_reason, "probe": r.status,
+                        "error": r.error or None})
         click.echo(json.dumps(out, indent=2))
     else:
         rows = []
         for r in results:
             p = r.device.properties()
-            rows.append([p["index"], p["spec"], p["platform"], p["name"], p["type"],
-                         p["compute_units"], _size(p["global_mem"]),
-                         "yes" if p["fp16"] else "no", "yes" if p["fp64"] else "no",
-                         p["opencl_c_version"], r.status])
-        click.echo(_table(rows, ["#", "spec", "platform", "name", "type", "CUs", "memory",
-                                 "fp16", "fp64", "OpenCL C", "probe"]))
+            rows.append([p["index"], p["spec"], rank[p["index"]], p["speed_class"],
+                         p["platform"], p["name"], p["type"], p["compute_units"],
+                         _size(p["global_mem"]), "yes" if p["fp16"] else "no",
+                         "yes" if p["fp64"] else "no", p["opencl_c_version"], r.status])
+        click.echo(_table(rows, ["#", "spec", "rank", "class", "platform", "name", "type", "CUs",
+                                 "memory", "fp16", "fp64", "OpenCL C", "probe"]))
+        click.echo("\nranking (fastest first; cl:N numbers follow the OpenCL enumeration order):")
+        for d in runtime.ranked(devs):
+            click.echo(f"  {rank[d.index]}. {d.spec} {d.speed_label}: {d.speed_reason}")
+        try:
+            dev, rule = runtime.choose_device()
+            click.echo(f"default: {dev.spec} ({rule})")
+        except CLGradError as e:
+            click.echo(f"default: none ({e})")
         for r in results:
             if not r.ok:
                 click.echo(f"{r.device.spec} FAIL: {r.error}")
@@ -84,6 +95,9 @@ def info(as_json):
     else:
         click.echo("device:    none")
     click.echo(f"chosen by: {i['rule']}")
+    if d:
+        click.echo(f"runtime:   {d['speed_class']}, rank {d['rank']} of {i['devices']}: "
+                   f"{d['reason']}")
     click.echo(f"devices:   {i['devices']} (see `clgrad devices`)")
     click.echo(f"config:    {i['config']}" +
                (f" (default {i['saved_default']!r})" if i["saved_default"] else " (no default)"))
@@ -92,6 +106,8 @@ def info(as_json):
     click.echo(f"cache:     {c['path']}  {c['entries']} programs, {_size(c['bytes'])} ({state})")
     for p in i["pocl"]:
         click.echo(f"PoCL:      {p['spec']} {p['origin']}: {p['platform_version']}")
+    intel = i["intel"]
+    click.echo(f"Intel CPU: {intel['state']}: {intel['detail']}")
     for s in i["icd"]:
         click.echo(f"ICD:       {s}")
     v = i["versions"]

@@ -1,6 +1,7 @@
 """Test configuration: devices come from CLGRAD_TEST_DEVICES (default: every device), and each
 test runs with the kernel cache and config in temporary folders unless it asks otherwise."""
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -41,3 +42,53 @@ def fp64(device):
     if not device.has_fp64:
         pytest.skip(f"{device.name} has no cl_khr_fp64: float64 gradcheck cannot run")
     return device
+
+
+class FakeDevice(runtime.Device):
+    """A Device with made-up properties, for the selection rules and the CLI's formatting (never
+    touches OpenCL; its probe answer is preset)."""
+
+    def __init__(self, index, plat, dev, name, kind, cus=8, vendor="Acme", platform="Acme CL",
+                 unified=False, probe=(True, "")):
+        super().__init__(index, plat, dev, SimpleNamespace(preferred_vector_width_float=4))
+        self._props = dict(name=name, kind=kind, cus=cus, vendor=vendor, platform=platform,
+                           unified=unified)
+        self._probe = probe
+
+    name = property(lambda self: self._props["name"])
+    vendor = property(lambda self: self._props["vendor"])
+    platform_name = property(lambda self: self._props["platform"])
+    platform_version = property(lambda self: "OpenCL 1.2 made-up")
+    kind = property(lambda self: self._props["kind"])
+    compute_units = property(lambda self: self._props["cus"])
+    host_unified_memory = property(lambda self: self._props["unified"])
+    clock_mhz = property(lambda self: 1000)
+
+    def properties(self) -> dict:
+        return {"index": self.index, "spec": self.spec, "platform": self.platform_name,
+                "name": self.name, "vendor": self.vendor, "type": self.kind,
+                "compute_units": self.compute_units, "global_mem": 1 << 30, "fp16": False,
+                "fp64": True, "opencl_c_version": "OpenCL C 1.2",
+                "speed_class": self.speed_label}
+
+
+@pytest.fixture
+def fake_device():
+    return FakeDevice
+
+
+@pytest.fixture
+def fake_devices(monkeypatch):
+    """Four made-up devices in place of the real ones: a PoCL CPU and three GPUs."""
+    from clgrad.runtime import device as devmod
+    devs = [FakeDevice(0, 0, 0, "pthread-Zen CPU", "cpu", cus=32,
+                       platform="Portable Computing Language"),
+            FakeDevice(1, 1, 0, "GeForce small", "gpu", cus=10, vendor="NVIDIA Corporation",
+                       platform="NVIDIA CUDA"),
+            FakeDevice(2, 1, 1, "GeForce big", "gpu", cus=80, vendor="NVIDIA Corporation",
+                       platform="NVIDIA CUDA"),
+            FakeDevice(3, 2, 0, "gfx1030", "gpu", cus=40, vendor="AMD", platform="AMD APP")]
+    monkeypatch.setattr(devmod, "_devices", devs)
+    runtime.reset_default()
+    yield devs
+    runtime.reset_default()

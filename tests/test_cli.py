@@ -12,6 +12,7 @@ import clgrad
 from clgrad import runtime, selftest
 from clgrad.cli import main
 from clgrad.runtime import device as devmod
+from clgrad.runtime import icd
 
 
 @pytest.fixture
@@ -26,11 +27,33 @@ def cli(monkeypatch, tmp_path):
 def test_devices_table(cli):
     r = cli("devices")
     assert r.exit_code == 0, r.output
+    ranked = runtime.ranked()
     for d in runtime.devices():
         row = next(line for line in r.output.splitlines() if line.split()[:2] == [str(d.index),
                                                                                    d.spec])
         assert d.name in row and row.rstrip().endswith("PASS")
+        assert row.split()[2] == str(ranked.index(d) + 1) and d.speed_label in row
+        assert f"{ranked.index(d) + 1}. {d.spec} {d.speed_label}: {d.speed_reason}" in r.output
     assert "fp64" in r.output and "OpenCL C" in r.output
+    dev, rule = runtime.choose_device()
+    assert f"default: {dev.spec} ({rule})" in r.output
+
+
+def test_devices_ranked_on_synthetic_devices(cli, fake_devices, monkeypatch):
+    monkeypatch.setattr(runtime, "probe_all",
+                        lambda devs: [runtime.ProbeResult(d, True) for d in devs])
+    r = cli("devices")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    ranking = lines[lines.index(next(x for x in lines if x.startswith("ranking"))) + 1:][:4]
+    assert [x.split()[1] for x in ranking] == ["cl:2", "cl:3", "cl:1", "cl:0"]
+    assert "4. cl:0 PoCL:" in r.output and "1. cl:2 discrete GPU:" in r.output
+    assert "default: cl:2 (fastest device class that passes its probe: discrete GPU)" in r.output
+    rows = json.loads(cli("devices", "--json").output)
+    assert [(x["spec"], x["rank"], x["speed_class"]) for x in rows] == [
+        ("cl:0", 4, "PoCL"), ("cl:1", 3, "discrete GPU"), ("cl:2", 1, "discrete GPU"),
+        ("cl:3", 2, "discrete GPU")]
+    assert all(x["reason"] for x in rows)
 
 
 def test_devices_json(cli):
@@ -56,7 +79,7 @@ def test_devices_failure_exits_nonzero(cli, monkeypatch):
 def test_devices_without_opencl(cli, monkeypatch):
     monkeypatch.setattr(devmod, "_devices", [])
     r = cli("devices")
-    assert r.exit_code == 1 and "clgrad[pocl]" in r.output
+    assert r.exit_code == 1 and "clgrad[cpu]" in r.output
 
 
 def test_info(cli, monkeypatch):
@@ -71,8 +94,28 @@ def test_info(cli, monkeypatch):
     assert "numpy" in r.output
     if any("Portable" in d.platform_name for d in runtime.devices()):
         assert "PoCL:" in r.output
+    assert f"runtime:   {dev.speed_label}, rank {runtime.ranked().index(dev) + 1}" in r.output
+    st = icd.status()
+    assert f"Intel CPU: {st.state}: {st.detail}" in r.output
     j = json.loads(cli("info", "--json").output)
     assert j["device"]["spec"] == dev.spec and j["rule"] == rule
+    assert j["intel"]["state"] == st.state and j["device"]["speed_class"] == dev.speed_label
+
+
+def test_info_says_why_intel_is_not_visible(cli, fake_devices, monkeypatch):
+    monkeypatch.setattr(icd, "_status", icd.IcdStatus(
+        "fails to load", "/v/lib/libintelocl.so cannot be loaded: libimf.so: cannot open "
+        "shared object file (the Intel compiler runtime is missing: install intel-cmplr-lib-rt)",
+        "/v/lib/libintelocl.so"))
+    r = cli("info")
+    assert "Intel CPU: fails to load: /v/lib/libintelocl.so cannot be loaded" in r.output
+    assert "intel-cmplr-lib-rt" in r.output
+    # registered, yet no Intel device listed: OpenCL started before clgrad registered it
+    monkeypatch.setattr(icd, "_status", icd.IcdStatus("registered", "added", "/v/lib/x.so",
+                                                      "/c/icd/vendors-1"))
+    r = cli("info")
+    assert "Intel CPU: registered: added; but no Intel CPU device appeared" in r.output
+    assert "already initialised" in r.output
 
 
 def test_info_follows_env(cli, monkeypatch):

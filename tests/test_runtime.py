@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,35 +18,6 @@ from clgrad.runtime import memory, program
 
 
 # ---- device selection ---------------------------------------------------------------------------
-class FakeDevice(runtime.Device):
-    """A Device with made-up properties, for the selection rules (never touches OpenCL)."""
-
-    def __init__(self, index, plat, dev, name, kind, cus=8, vendor="Acme", platform="Acme CL"):
-        super().__init__(index, plat, dev, SimpleNamespace(preferred_vector_width_float=4))
-        self._props = dict(name=name, kind=kind, cus=cus, vendor=vendor, platform=platform)
-
-    name = property(lambda self: self._props["name"])
-    vendor = property(lambda self: self._props["vendor"])
-    platform_name = property(lambda self: self._props["platform"])
-    kind = property(lambda self: self._props["kind"])
-    compute_units = property(lambda self: self._props["cus"])
-    clock_mhz = property(lambda self: 1000)
-
-
-@pytest.fixture
-def fake_devices(monkeypatch):
-    devs = [FakeDevice(0, 0, 0, "pthread-Zen CPU", "cpu", cus=32, platform="Portable Computing"),
-            FakeDevice(1, 1, 0, "GeForce small", "gpu", cus=10, vendor="NVIDIA Corporation",
-                       platform="NVIDIA CUDA"),
-            FakeDevice(2, 1, 1, "GeForce big", "gpu", cus=80, vendor="NVIDIA Corporation",
-                       platform="NVIDIA CUDA"),
-            FakeDevice(3, 2, 0, "gfx1030", "gpu", cus=40, vendor="AMD", platform="AMD APP")]
-    monkeypatch.setattr(devmod, "_devices", devs)
-    runtime.reset_default()
-    yield devs
-    runtime.reset_default()
-
-
 def test_specs_resolve(fake_devices):
     d = fake_devices
     assert runtime.get_device("cl:1") is d[1]
@@ -70,11 +42,14 @@ def test_spec_without_match_lists_devices(fake_devices):
             assert dev.spec in msg and dev.name in msg
 
 
+BEST = "fastest device class that passes its probe: "
+
+
 def test_selection_order(fake_devices, monkeypatch, tmp_path):
     d = fake_devices
     monkeypatch.setenv("CLGRAD_CONFIG_DIR", str(tmp_path))
     monkeypatch.delenv("CLGRAD_DEVICE", raising=False)
-    assert runtime.choose_device() == (d[2], "best GPU")
+    assert runtime.choose_device() == (d[2], BEST + "discrete GPU")
     runtime.save_default_spec("gfx")
     assert json.loads((tmp_path / "config.json").read_text()) == {"device": "gfx"}
     dev, rule = runtime.choose_device()
@@ -94,7 +69,69 @@ def test_selection_order(fake_devices, monkeypatch, tmp_path):
 
 def test_no_gpu_falls_back_to_cpu(fake_devices, monkeypatch):
     monkeypatch.setattr(devmod, "_devices", [fake_devices[0]])
-    assert runtime.choose_device() == (fake_devices[0], "no GPU: best other device")
+    assert runtime.choose_device() == (fake_devices[0], BEST + "PoCL")
+
+
+# one synthetic description per speed class, fastest first
+CLASSES = [
+    ("gpu", "NVIDIA CUDA", "GeForce RTX", False, "discrete GPU"),
+    ("gpu", "Intel(R) OpenCL Graphics", "Intel(R) UHD Graphics", True, "integrated GPU"),
+    ("cpu", "Intel(R) OpenCL", "AMD EPYC", True, "Intel CPU runtime"),
+    ("cpu", "AMD Accelerated Parallel Processing", "AMD Ryzen", True, "other CPU runtime"),
+    ("cpu", "Portable Computing Language", "pthread-AMD EPYC", True, "PoCL"),
+    ("accelerator", "Xilinx", "xilinx_u250", False, "other accelerator"),
+    ("cpu", "Oclgrind", "Oclgrind Simulator", False, "emulator"),
+    ("accelerator", "Intel(R) FPGA Emulation Platform for OpenCL(TM)",
+     "Intel(R) FPGA Emulation Device", False, "emulator"),
+]
+
+
+def test_speed_classes_in_order():
+    got = [devmod.SPEED_CLASSES[devmod.speed_class(k, p, n, u)][0] for k, p, n, u, _ in CLASSES]
+    assert got == [c[-1] for c in CLASSES]
+    assert [devmod.speed_class(k, p, n, u) for k, p, n, u, _ in CLASSES] == \
+        sorted(devmod.speed_class(k, p, n, u) for k, p, n, u, _ in CLASSES)
+    # PoCL can drive a GPU (pocl-cuda): a GPU is ranked as a GPU whatever its runtime
+    assert devmod.speed_class("gpu", "Portable Computing Language", "NVIDIA A100", False) == 0
+
+
+def test_ranking_of_synthetic_devices(monkeypatch, fake_device):
+    # enumerated slowest first: the ranking reverses them, and cl:N keeps enumeration order
+    devs = [fake_device(i, i, 0, n, k, platform=p, unified=u)
+            for i, (k, p, n, u, _) in enumerate(reversed(CLASSES))]
+    monkeypatch.setattr(devmod, "_devices", devs)
+    runtime.reset_default()
+    try:
+        assert [d.speed_label for d in runtime.ranked()] == [c[-1] for c in CLASSES]
+        assert [d.spec for d in runtime.devices()] == [f"cl:{i}" for i in range(len(devs))]
+        assert runtime.choose_device() == (devs[-1], BEST + "discrete GPU")
+        assert runtime.get_device("cpu").speed_label == "Intel CPU runtime"
+    finally:
+        runtime.reset_default()
+
+
+def test_default_skips_a_device_that_fails_its_probe(fake_devices, monkeypatch):
+    d = fake_devices
+    d[2]._probe = (False, "CL_BUILD_PROGRAM_FAILURE")
+    dev, rule = runtime.choose_device()
+    assert dev is d[3] and rule.startswith(BEST + "discrete GPU")
+    assert "cl:2 discrete GPU failed its probe: CL_BUILD_PROGRAM_FAILURE" in rule
+    for x in d:
+        x._probe = (False, "broken")
+    dev, rule = runtime.choose_device()
+    assert dev is d[2] and rule.startswith("no device passed its probe")
+
+
+def test_real_devices_ranked():
+    devs = runtime.devices()
+    order = runtime.ranked()
+    assert sorted(order, key=lambda d: d.index) == devs
+    classes = [d.speed_class for d in order]
+    assert classes == sorted(classes)
+    # on a machine with both CPU runtimes (CI), Intel's is preferred to PoCL
+    labels = [d.speed_label for d in order]
+    if "Intel CPU runtime" in labels and "PoCL" in labels:
+        assert labels.index("Intel CPU runtime") < labels.index("PoCL")
 
 
 def test_saving_an_unknown_spec_fails_and_keeps_config(fake_devices, monkeypatch, tmp_path):
@@ -120,7 +157,7 @@ def test_no_platform(monkeypatch):
                      runtime.default_device):
             with pytest.raises(clgrad.NoOpenCLError) as e:
                 call()
-            assert "pip install 'clgrad[pocl]'" in str(e.value) and "ICD" in str(e.value)
+            assert "pip install 'clgrad[cpu]'" in str(e.value) and "ICD" in str(e.value)
     finally:
         monkeypatch.setattr(devmod, "_devices", None)
         runtime.reset_default()
@@ -275,6 +312,43 @@ def test_build_error_has_log_and_source(device):
     assert Path(err.source_path).read_text() == src
     assert "clg_no_such_function" in err.build_log
     assert str(err.source_path) in str(err) and "-cl-std=CL1.2" in str(err)
+
+
+def test_build_log_kept_with_the_program(device, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    src, name = _unique_source()
+    assert program.build_log(device, src) is None           # not built yet
+    _run(device, src, name)
+    log = program.build_log(device, src)
+    assert isinstance(log, str)
+    if device.speed_label == "Intel CPU runtime":
+        assert log.strip()                                   # Intel's compiler talks on success
+    key = program.cache_key(src, program.BUILD_OPTIONS, device)
+    assert (tmp_path / key[:2] / key / "build.log").read_text() == log
+    # loaded from disk in a "new process": the record still has the original build's log
+    _forget_in_memory(monkeypatch)
+    monkeypatch.setattr(program, "_logs", {})
+    runtime.reset_stats()
+    _run(device, src, name)
+    assert runtime.stats()["disk_cache_hits"] == 1 and program.build_log(device, src) == log
+
+
+def test_no_compiler_warning_escapes(device, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLGRAD_NO_CACHE", raising=False)
+    tag = uuid.uuid4().hex[:12]
+    # an unused variable: compilers that stay quiet on success still log a warning here
+    src = (f"__kernel void chatty_{tag}(__global float* x)\n"
+           "{ int unused = 3; x[get_global_id(0)] += 1.0f; }\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        program.kernel(device, src, f"chatty_{tag}", [None])        # source build
+        _forget_in_memory(monkeypatch)
+        program.kernel(device, src, f"chatty_{tag}", [None])        # binary from disk
+        warnings.warn("a user's own", program.cl.CompilerWarning)   # not silenced for others
+    compiler = [w for w in seen if issubclass(w.category, program.cl.CompilerWarning)]
+    assert [str(w.message) for w in compiler] == ["a user's own"]
 
 
 def test_render_names_missing_placeholder():

@@ -11,7 +11,8 @@
 OP is any elementwise record of clgrad/ops.py by name (exp, add, where, ...), a reduction,
 matmul, cast:DST, a creation kernel, or a Tensor method taking only tensors. The op runs once on
 small inputs with every kernel request recorded, so what is printed is what gets built; the
-shape and layout matter because the rank of the strided loop is part of the program."""
+shape and layout matter because the rank of the strided loop is part of the program. The
+compiler's build log follows each source, as a comment, when the compiler wrote one."""
 from __future__ import annotations
 
 import argparse
@@ -110,6 +111,9 @@ def main(argv=None) -> int:
         print(f"/* ==== kernel {name} on {device.spec} ({device.name}); "
               f"build options: {' '.join(options)} ==== */")
         print(source)
+        log = (program.build_log(device, source, options) or "").strip()
+        if log:
+            print("/* build log:\n" + log.replace("*/", "* /") + "\n*/")
     return 0
 
 

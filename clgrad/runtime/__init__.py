@@ -1,6 +1,6 @@
 """The OpenCL runtime: the only package that imports pyopencl."""
 from .device import (Device, choose_device, config_path, default_device, default_rule, devices,
-                     get_device, reset_default, save_default_spec, set_default_device)
+                     get_device, ranked, reset_default, save_default_spec, set_default_device)
 from .errors import (CLGradError, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
                      OutOfMemoryError, UnsupportedDTypeError)
 from .memory import Buffer, empty_cache, memory_stats, reset_peak_memory_stats, reset_stats, stats
@@ -11,7 +11,8 @@ from .info import runtime_info
 
 __all__ = [
     "Device", "choose_device", "config_path", "default_device", "default_rule", "devices",
-    "get_device", "reset_default", "save_default_spec", "set_default_device", "CLGradError",
+    "get_device", "ranked", "reset_default", "save_default_spec", "set_default_device",
+    "CLGradError",
     "DeviceNotFoundError", "KernelBuildError", "NoOpenCLError", "OutOfMemoryError",
     "UnsupportedDTypeError", "Buffer", "empty_cache", "memory_stats", "reset_peak_memory_stats",
     "reset_stats", "stats", "cache_dir", "cache_info", "clear_cache", "kernels_dir",

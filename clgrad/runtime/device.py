@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyopencl as cl
 
+from . import icd
 from .errors import DeviceNotFoundError, NoOpenCLError
 
 _lock = threading.RLock()
@@ -18,7 +19,7 @@ _default_rule: str = ""
 
 NO_PLATFORM_HELP = (
     "No OpenCL platform was found. Install the OpenCL driver (ICD) of your GPU vendor, "
-    "or a CPU device with `pip install 'clgrad[pocl]'` (PoCL)."
+    "or CPU devices with `pip install 'clgrad[cpu]'` (Intel's CPU runtime on x86-64, and PoCL)."
 )
 
 
@@ -32,6 +33,7 @@ class Device:
     cl_device: object = field(repr=False)
     _context: object = field(default=None, repr=False)
     _queue: object = field(default=None, repr=False)
+    _probe: tuple | None = field(default=None, repr=False)
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -140,6 +142,26 @@ class Device:
         return self.cl_device.driver_version.strip()
 
     @property
+    def host_unified_memory(self) -> bool:
+        try:
+            return bool(self.cl_device.host_unified_memory)
+        except (AttributeError, cl.Error):       # dropped from the OpenCL 3.0 core
+            return False
+
+    @property
+    def speed_class(self) -> int:
+        """Index into SPEED_CLASSES; lower is faster (see `ranked`)."""
+        return speed_class(self.kind, self.platform_name, self.name, self.host_unified_memory)
+
+    @property
+    def speed_label(self) -> str:
+        return SPEED_CLASSES[self.speed_class][0]
+
+    @property
+    def speed_reason(self) -> str:
+        return SPEED_CLASSES[self.speed_class][1]
+
+    @property
     def identity(self) -> tuple:
         """What distinguishes one compiled binary target from another (the cache key uses it)."""
         return (self.platform_name, self.platform_version, self.name, self.version,
@@ -154,6 +176,7 @@ class Device:
             "max_alloc": self.max_alloc_size, "max_work_group_size": self.max_work_group_size,
             "fp16": self.has_fp16, "fp64": self.has_fp64,
             "opencl_c_version": self.opencl_c_version, "driver_version": self.driver_version,
+            "speed_class": self.speed_label,
         }
 
     # ---- quirks: everything kernels may need to know about the device lives here ------------
@@ -192,6 +215,7 @@ class Device:
 
 
 def _platforms():
+    icd.register()      # must precede the process's first platform query
     try:
         return cl.get_platforms()
     except cl.LogicError:  # PLATFORM_NOT_FOUND_KHR from the ICD loader
@@ -259,16 +283,65 @@ def get_device(spec) -> Device:
         "Specs: cl:N, cl:P:D, gpu, cpu, or part of a device/vendor/platform name.")
 
 
-def _score(d: Device):
-    # GPUs first, then the most compute throughput; between two builds of PoCL on one CPU the
-    # one targeting the wider vector ISA (Debian's AVX-512 vs pip's AVX2) wins.
-    kind = {"gpu": 3, "accelerator": 2, "cpu": 1}.get(d.kind, 0)
-    vec = d.cl_device.preferred_vector_width_float
-    return (kind, d.compute_units * max(d.clock_mhz, 1), vec, -d.index)
+# ---- ranking: which device is fastest, decided here and nowhere else ---------------------------
+# Speed classes, fastest first, with the reason `clgrad devices` prints. The CPU classes follow
+# shared/POCL-FACTS.md: Intel's runtime compiles and runs ~5x faster than pip's PoCL on the same
+# CPU (it vectorizes across work-items); emulators exist to check kernels, not to be fast.
+SPEED_CLASSES = (
+    ("discrete GPU", "its own memory and the most parallel compute"),
+    ("integrated GPU", "shares host memory (host_unified_memory): below a discrete GPU"),
+    ("Intel CPU runtime", "vectorizes across work-items; measured ~5x faster than PoCL to "
+                          "compile and run on the same CPU"),
+    ("other CPU runtime", "a vendor's CPU runtime other than Intel's: assumed faster than PoCL"),
+    ("PoCL", "portable and correct, but slower to compile and run than a vendor's runtime"),
+    ("other accelerator", "unknown speed for clgrad's kernels"),
+    ("emulator", "Oclgrind or an FPGA emulator: for checking kernels, not for speed"),
+)
+_CLASS_INDEX = {label: i for i, (label, _) in enumerate(SPEED_CLASSES)}
+
+
+def speed_class(kind: str, platform: str, name: str, unified_memory: bool) -> int:
+    """The index into SPEED_CLASSES for a device description (0 is fastest)."""
+    plat, low = platform.lower(), name.lower()
+    if any(w in plat or w in low for w in ("oclgrind", "emulat")):
+        label = "emulator"
+    elif kind == "gpu":          # PoCL driving a GPU (pocl-cuda) is ranked as a GPU too
+        label = "integrated GPU" if unified_memory else "discrete GPU"
+    elif "portable computing language" in plat or plat.startswith("pocl"):
+        label = "PoCL"
+    elif kind == "cpu":
+        label = "Intel CPU runtime" if "intel" in plat else "other CPU runtime"
+    else:
+        label = "other accelerator"
+    return _CLASS_INDEX[label]
+
+
+def _rank_key(d: Device):
+    # within a class: the most compute, then the widest preferred float vector (between two
+    # PoCL builds on one CPU, Debian's AVX-512 one beats pip's AVX2 one), then the lower index
+    try:
+        vec = d.cl_device.preferred_vector_width_float
+    except (AttributeError, cl.Error):
+        vec = 0
+    return (d.speed_class, -d.compute_units * max(d.clock_mhz, 1), -vec, d.index)
+
+
+def ranked(devs=None) -> list[Device]:
+    """Devices best first: by speed class, then compute within a class."""
+    return sorted(devices() if devs is None else devs, key=_rank_key)
 
 
 def _best(devs: list[Device]) -> Device:
-    return max(devs, key=_score)
+    return ranked(devs)[0]
+
+
+def _probe_ok(dev: Device) -> tuple[bool, str]:
+    """Whether `dev` runs a tiny kernel correctly (remembered per device)."""
+    if dev._probe is None:
+        from .probe import probe     # probe builds through codegen, which imports this module
+        r = probe(dev)
+        dev._probe = (r.ok, r.error)
+    return dev._probe
 
 
 # ---- persisted default (`clgrad select`) ------------------------------------------------------
@@ -314,11 +387,17 @@ def choose_device(explicit=None) -> tuple[Device, str]:
     saved = _read_config().get("device")
     if saved:
         return get_device(saved), f"saved default {saved!r} in {config_path()}"
-    devs = _require_devices()
-    gpus = [d for d in devs if d.kind == "gpu"]
-    if gpus:
-        return _best(gpus), "best GPU"
-    return _best(devs), "no GPU: best other device"
+    order = ranked(_require_devices())
+    failed = []
+    for d in order:
+        ok, err = _probe_ok(d)
+        if ok:
+            rule = f"fastest device class that passes its probe: {d.speed_label}"
+            if failed:
+                rule += " (" + "; ".join(failed) + ")"
+            return d, rule
+        failed.append(f"{d.spec} {d.speed_label} failed its probe: {err}")
+    return order[0], "no device passed its probe; using the best-ranked: " + "; ".join(failed)
 
 
 def default_device() -> Device:

@@ -30,6 +30,12 @@ def probe(device: Device) -> ProbeResult:
 
     Any failure (no context, build error, wrong numbers) is caught and reported, never raised,
     so one broken device does not hide the others in `clgrad devices`."""
+    r = _probe(device)
+    device._probe = (r.ok, r.error)        # the default-device choice reuses the answer
+    return r
+
+
+def _probe(device: Device) -> ProbeResult:
     from ..dtypes import float32
     from . import codegen
     t0 = time.perf_counter()

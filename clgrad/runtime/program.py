@@ -9,6 +9,7 @@ import shutil
 import string
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ BUILD_OPTIONS = ("-cl-std=CL1.2",)
 _lock = threading.RLock()
 _programs: dict = {}          # (device, source, options) -> cl.Program
 _kernels: dict = {}           # (device, source, options, name) -> Kernel
+_logs: dict = {}              # (device, source, options) -> the compiler's build log
 
 
 def kernels_dir() -> Path:
@@ -103,20 +105,36 @@ def _entry(key: str) -> Path:
     return cache_dir() / key[:2] / key
 
 
+@contextlib.contextmanager
+def _quiet_compiler():
+    # pyopencl turns every non-empty build log into a CompilerWarning, and Intel's compiler
+    # logs on success ("... vectorized ... Done."): clgrad keeps the log in its build record
+    # instead (build_log()), so only clgrad's own builds are silenced
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cl.CompilerWarning)
+        yield
+
+
 def _load_cached(key, device, options):
     entry = _entry(key)
     try:
         binary = (entry / "binary.bin").read_bytes()
     except OSError:
-        return None
+        return None, ""
     try:
-        prg = cl.Program(device.context, [device.cl_device], [binary]).build(options=list(options))
+        with _quiet_compiler():
+            prg = cl.Program(device.context, [device.cl_device], [binary]).build(
+                options=list(options))
     except cl.Error:
         # stale or corrupt entry: drop it so the rebuilt program can take its place
         shutil.rmtree(entry, ignore_errors=True)
-        return None
+        return None, ""
     count("disk_cache_hits")
-    return prg
+    try:
+        log = (entry / "build.log").read_text()
+    except OSError:
+        log = ""
+    return prg, log
 
 
 def _store_cached(key, source, options, device, prg, log):
@@ -156,6 +174,13 @@ def _build_log(prg, device) -> str:
         return ""
 
 
+def build_log(device: Device, source: str, options=BUILD_OPTIONS) -> str | None:
+    """The compiler's log from building `source` for `device` (kept with the cached program,
+    so a program loaded from disk still has the log of its original build); None if this
+    process has not built it."""
+    return _logs.get((device, source, tuple(options)))
+
+
 def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
     """Return a built cl.Program for `source`, from memory, disk, or a fresh build."""
     options = tuple(options)
@@ -169,18 +194,24 @@ def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
             return prg
         use_disk = cache_enabled()
         key = cache_key(source, options, device) if use_disk else None
-        prg = _load_cached(key, device, options) if use_disk else None
+        prg, log = _load_cached(key, device, options) if use_disk else (None, "")
         if prg is None:
             count("builds")
             try:
-                prg = cl.Program(device.context, source).build(options=list(options))
+                # cache_dir=False: pyopencl's own binary cache would hand back a reloaded
+                # binary whose log is not the compiler's; clgrad's cache stands in for it
+                with _quiet_compiler():
+                    prg = cl.Program(device.context, source).build(options=list(options),
+                                                                   cache_dir=False)
             except cl.RuntimeError as e:
-                log = getattr(e, "build_log", None)
-                text = "\n".join(x[1] for x in log) if log else str(e)
+                logs = getattr(e, "build_log", None)
+                text = "\n".join(x[1] for x in logs) if logs else str(e)
                 raise KernelBuildError(name, _failed_source_path(name, source), text,
                                        options) from None
+            log = _build_log(prg, device)
             if use_disk:
-                _store_cached(key, source, options, device, prg, _build_log(prg, device))
+                _store_cached(key, source, options, device, prg, log)
+        _logs[mkey] = log
         _programs[mkey] = prg
         return prg
 
