@@ -173,5 +173,41 @@ def cache_clear_cmd():
     click.echo(f"removed {n} cached programs from {runtime.cache_dir()}")
 
 
+# ---- tune: GEMM tiles per device (runtime/tune.py does the work) --------------------------------
+@main.command()
+@click.option("--op", "ops", default="matmul",
+              help="Comma-separated ops to tune: matmul, conv2d.")
+@click.option("--budget", default=60.0, show_default=True, type=float,
+              help="Seconds to spend in all (shared between the ops, families and dtypes).")
+@click.option("--device", "spec", default=None, help="Device spec (default: the default device).")
+@click.option("--dtype", "dtypes", default="float32", show_default=True,
+              help="Comma-separated: float32, float64.")
+def tune(ops, budget, spec, dtypes):
+    """Time GEMM tile candidates and store the fastest for this device and driver."""
+    from .dtypes import float32, float64
+    from .runtime import gemm
+    from .runtime import tune as tuner
+    names = [o.strip() for o in ops.split(",") if o.strip()]
+    bad = [o for o in names if o not in tuner.OPS]
+    if bad or not names:
+        _fail(ValueError(f"unknown op {', '.join(bad) or '(none)'}; choose from "
+                         f"{', '.join(tuner.OPS)}"))
+    table = {"float32": float32, "float64": float64}
+    dts = [table.get(d.strip()) for d in dtypes.split(",")]
+    if None in dts:
+        _fail(ValueError(f"--dtype takes float32 and/or float64, not {dtypes!r}"))
+    try:
+        dev = runtime.get_device(spec)
+        if not dev.is_cpu:
+            _fail(ValueError(f"{dev.spec} is a {dev.kind}: only CPU GEMM tiles are tunable yet"))
+        winners = tuner.tune(dev, names, budget, dts, progress=click.echo)
+    except CLGradError as e:
+        _fail(e)
+    rows = [[k, v["tile"]["family"], gemm.Tile.from_dict(v["tile"]).key(), f"{v['gflops']:.1f}",
+             v["tried"]] for k, v in winners.items()]
+    click.echo(_table(rows, ["entry", "family", "tile", "GFLOP/s", "tried"]))
+    click.echo(f"stored in {gemm.store_path(dev, 'tune')}")
+
+
 if __name__ == "__main__":
     main()
