@@ -102,11 +102,11 @@ def _hsum(vw: int, v="v") -> str:
 
 
 def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: bool,
-               gather: bool = False, epilogue=None):
+               gather: bool = False, epilogue=None, a_unit: bool = False):
     """Build (memoised) the CPU GEMM kernel for `tile`; `gather`: B's columns are not contiguous
-    (nn only), so its vector is assembled from strided loads."""
+    (nn only), so its vector is assembled from strided loads; `a_unit`: A's k-stride is 1."""
     key = ("gemm", device, dt, tile.family, tile.rm, tile.rn, tile.vw, tile.rows_first,
-           batch_rank, wide, gather, epilogue)
+           batch_rank, wide, gather, epilogue, a_unit)
     k = codegen._memo.get(key)
     if k is not None:
         return k
@@ -122,13 +122,15 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
     ep = f"_{epilogue}" if epilogue else ""
     ind = " " * 12
     if tile.family == "nn":
-        name = f"gemm_nn_{dt.short}_b{batch_rank}_r{rm}v{vw}{'_g' if gather else ''}{ep}"
+        name = (f"gemm_nn_{dt.short}_b{batch_rank}_r{rm}v{vw}{'_g' if gather else ''}"
+                f"{'_au' if a_unit else ''}{ep}")
         if gather:
             load_bv = "(clg_vec_t)(" + ", ".join(
                 f"B[(o) + {j} * b_cs]" for j in range(vw)) + ")"
         else:
             load_bv = f"vload{vw}(0, B + (o))"
-        fma = "\n".join(f"{ind}acc{i} = mad((clg_vec_t)A[ar{i} + k * a_cs], b, acc{i});"
+        ak = "k" if a_unit else "k * a_cs"
+        fma = "\n".join(f"{ind}acc{i} = mad((clg_vec_t)A[ar{i} + {ak}], b, acc{i});"
                         for i in range(rm))
         src = render(
             "gemm_cpu", name=name, **common, load_a="A[o]", load_b="B[o]", load_bv=load_bv,
@@ -215,7 +217,8 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         bias = bias.T if bias is not None else None
     if tile is None or tile.family != family:
         tile = choose(device, family, dt, shape_class(M, N, K))
-    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, epilogue)
+    a_unit = family == "nn" and (a.cs == 1 or K == 1)
+    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, epilogue, a_unit)
     nb = 1
     for s in bshape:
         nb *= s
@@ -391,16 +394,17 @@ def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 180.
 
 
 def probe_child() -> None:
-    """Entry point of the probe process: odd sizes, two k-blocks, a batch of two."""
+    """Entry point of the probe process: odd sizes, two k-blocks each with whole vectors and a
+    tail, a batch of two."""
     from .device import devices
     from .memory import Buffer
     spec = json.loads(sys.argv[-1])
     p, d = spec["device"]
     device = next(x for x in devices() if (x.platform_index, x.device_index) == (p, d))
     dt = {"float32": float32, "float64": float64}[spec["dtype"]]
-    tile = replace(Tile.from_dict(spec["tile"]), kb=8)
+    tile = replace(Tile.from_dict(spec["tile"]), kb=2 * spec["tile"]["vw"] + 3)
     rng = np.random.default_rng(0)
-    M, N, K = 2 * tile.rm + 3, 2 * max(tile.vw, tile.rn) + 5, 29
+    M, N, K = 2 * tile.rm + 3, 2 * max(tile.vw, tile.rn) + 5, 4 * tile.vw + 7
     a = rng.standard_normal((2, M, K)).astype(dt.np)
     b = rng.standard_normal((2, K, N)).astype(dt.np)
     if tile.family == "nt":
@@ -420,7 +424,7 @@ def probe_child() -> None:
     want = a @ b
     tol = 1e-4 if dt is float32 else 1e-10
     if not np.allclose(got, want, rtol=tol, atol=tol):
-        print(f"wrong result: max error {np.abs(got - want).max()}")
+        print(f"wrong result: max error {np.abs(got - want).max()}", file=sys.stderr)
         sys.exit(1)
     print(PROBE_OK)
 
