@@ -1430,8 +1430,10 @@ def im2col(x, g):
     C, H, W, KH, KW, OH, OW = g[:7]
     B = x.shape[0]
     out = _tensor()._empty((B, C * KH * KW, OH * OW), x.dtype, x.device)
-    st = x._view.strides
-    return _window_launch("conv", "im2col", out, out.numel(), x, x._view.offset, *st, *g)
+    _check_cols(x, out)
+    gemm.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g)
+    out._buf.version += 1
+    return out
 
 
 def col2im(cols, g):
@@ -1439,7 +1441,18 @@ def col2im(cols, g):
     C, H, W = g[:3]
     cols = _dense(cols)
     out = _tensor()._empty((cols.shape[0], C, H, W), cols.dtype, cols.device)
-    return _window_launch("conv", "col2im", out, out.numel(), cols, *g)
+    _check_cols(cols, out)
+    gemm.col2im(cols.device, cols.dtype, out._buf.raw, cols._buf.raw, cols.shape[0], g)
+    out._buf.version += 1
+    return out
+
+
+def _check_cols(*ts):
+    if ts[0].dtype.ctype not in ("float", "double"):
+        raise NotImplementedError(f"convolution: only float32 and float64 tensors are supported, "
+                                  f"got {ts[0].dtype.name}")
+    if any(t._view.extent()[1] >= codegen.INT32_LIMIT for t in ts):
+        raise RuntimeError("convolution: tensors of 2**31 or more elements are not supported")
 
 
 PAD_MODES = {"zeros": 0, "constant": 0, "reflect": 1, "replicate": 2, "circular": 3}

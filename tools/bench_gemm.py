@@ -29,7 +29,7 @@ def parse_tile(text):
     return gemm.Tile(f, int(rm), int(vw), int(rn), int(kb), bool(int(rest[0])) if rest else False)
 
 
-def bench(device, n, dtype, layout, tile, rounds):
+def bench(device, n, dtype, layout, tile, rounds, stat=statistics.median):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
@@ -60,8 +60,8 @@ def bench(device, n, dtype, layout, tile, rounds):
         np.dot(a, b)
         tnp.append(time.perf_counter() - t0)
     flop = 2.0 * n ** 3
-    g_cl = flop / statistics.median(tcl) / 1e9
-    g_np = flop / statistics.median(tnp) / 1e9
+    g_cl = flop / stat(tcl) / 1e9
+    g_np = flop / stat(tnp) / 1e9
     return g_cl, g_np, err
 
 
@@ -72,6 +72,8 @@ def main():
     p.add_argument("--dtype", default="float32")
     p.add_argument("--layout", default="nn", choices=["nn", "nt", "tn"])
     p.add_argument("--tile", default="")
+    p.add_argument("--stat", default="median", choices=["median", "min"],
+                   help="min resists other processes on a shared machine")
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     device = clgrad.runtime.get_device(args.device)
@@ -79,7 +81,8 @@ def main():
     print(f"{device.spec} {device.platform_name}: {device.name}  {args.dtype} {args.layout} "
           f"tile={tile.key() if tile else 'device choice'}")
     for n in (int(x) for x in args.sizes.split(",")):
-        g_cl, g_np, err = bench(device, n, np.dtype(args.dtype), args.layout, tile, args.rounds)
+        g_cl, g_np, err = bench(device, n, np.dtype(args.dtype), args.layout, tile, args.rounds,
+                                min if args.stat == "min" else statistics.median)
         print(f"N={n:5d}  clgrad {g_cl:7.1f} GFLOP/s  numpy {g_np:7.1f}  ratio {g_cl / g_np:5.2f}"
               f"  rel.err {err:.1e}")
 

@@ -470,3 +470,35 @@ def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Ope
         if k is None:
             ts //= 2
     k(((N + ts - 1) // ts * ts, (M + ts - 1) // ts * ts, nb), (ts, ts, 1), *args)
+
+
+# ---- convolution lowering: the GEMM operands of a convolution ------------------------------------
+def _cols_kernel(device: Device, base: str, dt: DType):
+    key = ("conv_cols", device, base, dt)
+    k = codegen._memo.get(key)
+    if k is None:
+        src = render("conv_cols", extensions=codegen._extensions(dt.ctype), t=dt.ctype,
+                     sfx=dt.short)
+        name = f"{base}_{dt.short}"
+        i32 = np.int32
+        n_int = 19 if base == "im2col3" else 13
+        k = codegen._memo[key] = kernel(device, src, name, [None, None] + [i32] * n_int)
+    return k
+
+
+def im2col(device: Device, dt: DType, cols_raw, x_raw, x_off: int, x_strides, B: int, g) -> None:
+    """cols (B, C*KH*KW, OH*OW) from x (B, C, H, W) with strides x_strides; g = (C, H, W, KH, KW,
+    OH, OW, SH, SW, PH, PW, DH, DW)."""
+    C, H, W, KH, KW, OH, OW = g[:7]
+    if B * C * KH * KW * OH * OW == 0:
+        return
+    _cols_kernel(device, "im2col3", dt)((OW, OH, C * KH * KW), None, cols_raw, x_raw,
+                                        x_off, *x_strides, B, *g)
+
+
+def col2im(device: Device, dt: DType, x_raw, cols_raw, B: int, g) -> None:
+    """x (B, C, H, W), contiguous, = the adjoint of im2col of contiguous cols."""
+    C, H, W = g[:3]
+    if B * C * H * W == 0:
+        return
+    _cols_kernel(device, "col2im3", dt)((W, H, B * C), None, x_raw, cols_raw, *g)
