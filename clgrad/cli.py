@@ -203,8 +203,14 @@ def tune(ops, budget, spec, dtypes):
         winners = tuner.tune(dev, names, budget, dts, progress=click.echo)
     except CLGradError as e:
         _fail(e)
-    rows = [[k, v["tile"]["family"], gemm.Tile.from_dict(v["tile"]).key(), f"{v['gflops']:.1f}",
-             v["tried"]] for k, v in winners.items()]
+    rows = []
+    for k, v in winners.items():
+        if "tile" in v:
+            rows.append([k, v["tile"]["family"], gemm.Tile.from_dict(v["tile"]).key(),
+                         f"{v['gflops']:.1f}", v["tried"]])
+        else:
+            rows.append([k, v["family"], f"vector {v.get('vector_gflops', '-')} vs scalar "
+                         f"{v.get('blocked_gflops', '-')}", f"{v.get('gflops', 0):.1f}", "-"])
     click.echo(_table(rows, ["entry", "family", "tile", "GFLOP/s", "tried"]))
     click.echo(f"stored in {gemm.store_path(dev, 'tune')}")
 

@@ -9,8 +9,6 @@ ${extensions}
 typedef ${acc_t} clg_acc_t;
 typedef ${vec_t} clg_vec_t;
 #define VW ${vw}
-#define CLG_LA(o) ${load_a}
-#define CLG_LB(o) ${load_b}
 #define CLG_LBV(o) ${load_bv}
 #define CLG_EPI(x, bv) ${epilogue}
 
@@ -20,11 +18,11 @@ inline void clg_store_row(__global clg_acc_t* C, ${idx} co, ${idx} c_cs, int nco
                           int flags, __global const clg_acc_t* bias, ${idx} bo, ${idx} bias_cs)
 {
     if (flags == 0 && ncol == VW && c_cs == 1) {
-        vstore${vw}(v, 0, C + co);
+        ${store_whole}
         return;
     }
     clg_acc_t row[VW];
-    vstore${vw}(v, 0, row);
+    ${store_private}
     for (int j = 0; j < ncol; ++j) {
         clg_acc_t x = row[j];
         if (flags & 1)

@@ -74,12 +74,16 @@ def safe_tile(family: str, dt: DType) -> Tile:
     return Tile("nn", 8, vw, kb=256)
 
 
-def default_tile(device: Device, family: str, dt: DType) -> Tile:
-    """The shipped tile for the device class (before tuning); may be risky, then probed."""
+def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> Tile:
+    """The shipped tile (before tuning; may be risky, then probed). Measured on Intel's runtime
+    (Zen 4): 8 rows x 64-byte vectors with 256-deep k-blocks for nn, 4 x 4 dot products of
+    32-byte vectors for nt; large products gain from 4 x 4 work-groups (B's rows stay cached
+    across row blocks), small batched ones (a convolution's) would only pad rows with them."""
     vw = 64 // dt.itemsize
+    local = (4, 4) if cls == "large" else None
     if family == "nt":
-        return Tile("nt", 4, vw // 2, rn=2, kb=512)
-    return Tile("nn", 8, vw, kb=256)
+        return Tile("nt", 4, vw // 2, rn=4, kb=0, local=local)
+    return Tile("nn", 8, vw, kb=256, local=local)
 
 
 # ---- kernels ------------------------------------------------------------------------------------
@@ -124,7 +128,9 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
     if tile.family == "nn":
         name = (f"gemm_nn_{dt.short}_b{batch_rank}_r{rm}v{vw}{'_g' if gather else ''}"
                 f"{'_au' if a_unit else ''}{ep}")
-        if gather:
+        if vw == 1:
+            load_bv = "B[(o)]"
+        elif gather:
             load_bv = "(clg_vec_t)(" + ", ".join(
                 f"B[(o) + {j} * b_cs]" for j in range(vw)) + ")"
         else:
@@ -133,7 +139,9 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
         fma = "\n".join(f"{ind}acc{i} = mad((clg_vec_t)A[ar{i} + {ak}], b, acc{i});"
                         for i in range(rm))
         src = render(
-            "gemm_cpu", name=name, **common, load_a="A[o]", load_b="B[o]", load_bv=load_bv,
+            "gemm_cpu", name=name, **common, load_bv=load_bv,
+            store_whole="C[co] = v;" if vw == 1 else f"vstore{vw}(v, 0, C + co);",
+            store_private="row[0] = v;" if vw == 1 else f"vstore{vw}(v, 0, row);",
             row_offsets="\n".join(f"    const {idx} ar{i} = a_off + min(row0 + {i}, M - 1) * a_rs;"
                                   for i in range(rm)),
             acc_init="\n".join(f"    clg_vec_t acc{i} = (clg_vec_t)0;" for i in range(rm)),
@@ -245,7 +253,15 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
 
 
 def uses_cpu_kernels(device: Device, dt: DType) -> bool:
-    return device.is_cpu and dt in (float32, float64)
+    """Vector register blocks for float32/64 on CPU devices: by default on Intel's runtime
+    (measured 3-5x its scalar kernel); elsewhere (pip's PoCL measured the scalar kernel faster)
+    only where `clgrad tune` found them faster."""
+    if not device.is_cpu or dt not in (float32, float64):
+        return False
+    entry = tuned(device).get(f"matmul/family/{dt.name}")
+    if isinstance(entry, dict) and entry.get("family") in ("cpu", "blocked"):
+        return entry["family"] == "cpu"
+    return "intel" in device.platform_name.lower()
 
 
 # ---- choosing a tile: tuned store, then shipped default, each probed when risky -----------------
@@ -275,7 +291,7 @@ def choose(device: Device, family: str, dt: DType, cls: str = "large") -> Tile:
                               RuntimeWarning, stacklevel=3)
                 t = None
         if t is None:
-            t = default_tile(device, family, dt)
+            t = default_tile(device, family, dt, cls)
         if t.risky(dt) and not probe_ok(device, dt, t):
             t = safe_tile(family, dt)
         _chosen[key] = t
@@ -429,7 +445,7 @@ def probe_child() -> None:
     print(PROBE_OK)
 
 
-# ---- the entry point for every dtype --------------------------------------------------------------
+# ---- the entry point for every dtype ------------------------------------------------------------
 def family_for(device: Device, dt: DType) -> str:
     """'cpu' (vector register blocks, float32/64 on CPU devices), 'blocked' (scalar register
     blocks: other dtypes on CPU devices, where local memory is ordinary RAM) or 'local'
@@ -445,9 +461,10 @@ BLOCKED_TILE = (8, 8)     # rows x columns of C per work-item for the scalar CPU
 
 
 def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Operand,
-           M: int, N: int, K: int, bshape, wide: bool) -> None:
-    """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst)."""
-    family = family_for(device, dt)
+           M: int, N: int, K: int, bshape, wide: bool, family: str | None = None) -> None:
+    """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst); `family`
+    overrides family_for."""
+    family = family or family_for(device, dt)
     if family == "cpu":
         cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide)
         return

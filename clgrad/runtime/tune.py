@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,18 +41,26 @@ PROBLEMS = {
 SHAPE_CLASS = {"matmul": "large", "conv2d": "small"}
 
 
-def candidates(device: Device, family: str, dt: DType) -> list:
-    """Tiles to try, the shipped default and the safe tile first, then a grid around them."""
+def candidates(device: Device, family: str, dt: DType, cls: str = "large") -> list:
+    """Tiles to try: the shipped default and the safe tile first, then the default with one
+    parameter changed, then a grid."""
     v = 64 // dt.itemsize
-    first = [gemm.default_tile(device, family, dt), gemm.safe_tile(family, dt)]
+    base = gemm.default_tile(device, family, dt, cls)
+    first = [base, gemm.safe_tile(family, dt)]
+    locals_ = (None, (4, 4), (8, 8), (2, 8), (16, 1))
+    first += [replace(base, local=loc) for loc in locals_]
+    first += [replace(base, kb=kb) for kb in (128, 256, 512, 0)]
     if family == "nn":
-        grid = [gemm.Tile("nn", rm, vw, kb=kb, rows_first=rf)
-                for kb, rm, vw, rf in itertools.product((256, 512, 128, 0), (8, 4, 12, 6),
-                                                         (v, v // 2), (False, True))]
+        first += [replace(base, rm=rm) for rm in (4, 6, 12)]
+        grid = [gemm.Tile("nn", rm, vw, kb=kb, rows_first=rf, local=loc)
+                for loc, kb, rm, vw, rf in itertools.product(
+                    locals_, (256, 512, 128, 0), (8, 4, 12, 6), (v, v // 2), (False, True))]
     else:
-        grid = [gemm.Tile("nt", rm, vw, rn=rn, kb=kb)
-                for kb, (rm, rn), vw in itertools.product(
-                    (512, 0, 256), ((4, 2), (4, 4), (2, 4), (2, 2), (8, 2)), (v // 2, v))]
+        first += [replace(base, rm=rm, rn=rn) for rm, rn in ((4, 2), (2, 4), (8, 2), (2, 2))]
+        grid = [gemm.Tile("nt", rm, vw, rn=rn, kb=kb, local=loc)
+                for loc, kb, (rm, rn), vw in itertools.product(
+                    locals_, (0, 512, 256), ((4, 2), (4, 4), (2, 4), (2, 2), (8, 2)),
+                    (v // 2, v))]
     out = []
     for t in first + grid:
         if t not in out:
@@ -80,9 +88,14 @@ class _Operands:
 
 
 def measure(device: Device, dt: DType, tile, p: Problem, ops: _Operands, reps: int = 3) -> float:
-    """GFLOP/s of `tile` on `p` (median of `reps` after one warm-up); 0 if its result is wrong."""
+    """GFLOP/s of `tile` (or "blocked": the scalar kernel) on `p` (median of `reps` after one
+    warm-up); 0 if its result is wrong."""
     def run():
-        gemm.cpu_gemm(device, dt, ops.C, ops.A, ops.B, p.M, p.N, p.K, (p.batch,), tile=tile)
+        if tile == "blocked":
+            gemm.matmul(device, dt, dt.ctype, ops.C, ops.A, ops.B, p.M, p.N, p.K, (p.batch,),
+                        False, family="blocked")
+        else:
+            gemm.cpu_gemm(device, dt, ops.C, ops.A, ops.B, p.M, p.N, p.K, (p.batch,), tile=tile)
         device.synchronize()
 
     run()
@@ -111,7 +124,7 @@ def tune(device: Device, ops=("matmul",), budget: float = 60.0, dtypes=(float32,
         problems = PROBLEMS[op][fam]
         operands = [_Operands(device, dt, p) for p in problems]
         best, best_score, tried = None, -1.0, 0
-        for tile in candidates(device, fam, dt):
+        for tile in candidates(device, fam, dt, SHAPE_CLASS[op]):
             if best is not None and clock() - start >= share:
                 break
             if tile.risky(dt) and not gemm.probe_ok(device, dt, tile):
@@ -127,12 +140,34 @@ def tune(device: Device, ops=("matmul",), budget: float = 60.0, dtypes=(float32,
             key = f"matmul/{fam}/{dt.name}/{SHAPE_CLASS[op]}"
             winners[key] = {"tile": _asdict(best), "gflops": round(best_score, 2),
                             "tried": tried, "op": op}
+    for dt in dtypes:
+        if "matmul" in ops:
+            winners[f"matmul/family/{dt.name}"] = _pick_family(device, dt, measure_fn, winners)
     path = gemm.store_path(device, "tune")
     entries = gemm.read_store(path)
     entries.update(winners)
     gemm.write_store(path, device, entries)
     gemm.forget()
     return winners
+
+
+def _pick_family(device: Device, dt: DType, measure_fn, winners: dict) -> dict:
+    """The vector kernels' best large nn/nt scores against the scalar kernel's on the same
+    problems: which family float GEMMs use on this device."""
+    blocked, vector = [], []
+    for fam in ("nn", "nt"):
+        entry = winners.get(f"matmul/{fam}/{dt.name}/large")
+        if entry is None:
+            continue
+        for p in PROBLEMS["matmul"][fam]:
+            blocked.append(measure_fn(device, dt, "blocked", p, _Operands(device, dt, p)))
+        vector.append(entry["gflops"])
+    if not vector:
+        return {"family": "cpu" if gemm.uses_cpu_kernels(device, dt) else "blocked"}
+    g_vec = statistics.geometric_mean([max(v, 1e-9) for v in vector])
+    g_blk = statistics.geometric_mean([max(v, 1e-9) for v in blocked])
+    return {"family": "cpu" if g_vec >= g_blk else "blocked", "gflops": round(max(g_vec, g_blk), 2),
+            "vector_gflops": round(g_vec, 2), "blocked_gflops": round(g_blk, 2)}
 
 
 def _asdict(t) -> dict:
