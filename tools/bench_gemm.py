@@ -1,11 +1,13 @@
-"""Time clgrad's GEMM against numpy in one process: GFLOP/s medians and the ratio to numpy.
+"""Time clgrad's matmul (`x @ y`) against numpy in one process: GFLOP/s and the ratio to numpy.
 
     OCL_ICD_VENDORS=/work/icd python tools/bench_gemm.py --device cl:0 --sizes 512,1024,2048
-    python tools/bench_gemm.py --device cl:1 --layout nt --tile nn,8,16,1,256
+    python tools/bench_gemm.py --device cl:1 --family cpu,blocked --layout nt --stat min
 
---layout nn|nt|tn picks which operand is transposed (by strides, no copy); --tile family,rm,vw,
-rn,kb[,rows_first] times one configuration instead of the device's choice. Rounds interleave
-clgrad and numpy so a busy machine slows both alike."""
+--layout nn|nt|tn picks which operand is transposed (by strides, no copy); --family times the
+kernel families side by side (cpu: vector register blocks, blocked: scalar register blocks,
+local: local-memory tiles; default: the device's choice); --tile family,rm,vw,rn,kb[,rows_first]
+times one CPU tile. Rounds interleave the variants and numpy so a busy machine slows all alike.
+"""
 from __future__ import annotations
 
 import argparse
@@ -29,40 +31,39 @@ def parse_tile(text):
     return gemm.Tile(f, int(rm), int(vw), int(rn), int(kb), bool(int(rest[0])) if rest else False)
 
 
-def bench(device, n, dtype, layout, tile, rounds, stat=statistics.median):
+def bench(device, n, dtype, layout, families, tile, rounds, stat):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
-    ta = clgrad.tensor(a, device=device)
-    tb = clgrad.tensor(b, device=device)
-    tc = clgrad.empty((n, n), dtype=ta.dtype, device=device)
-    A = gemm.Operand(ta._buf.raw, 0, n, 1)
-    B = gemm.Operand(tb._buf.raw, 0, n, 1)
-    if layout == "nt":
-        B = B.T
-    if layout == "tn":
-        A = A.T
-    C = gemm.Operand(tc._buf.raw, 0, n, 1)
+    ta = clgrad.tensor(a.T.copy() if layout == "tn" else a, device=device)
+    tb = clgrad.tensor(b.T.copy() if layout == "nt" else b, device=device)
+    x = ta.mT if layout == "tn" else ta
+    y = tb.mT if layout == "nt" else tb
+    pick, choose = gemm.family_for, gemm.choose
+    if tile is not None:
+        gemm.choose = lambda dev, fam, dt, cls="large": tile if fam == tile.family else choose(
+            dev, fam, dt, cls)
 
-    def run():
-        gemm.cpu_gemm(device, ta.dtype, C, A, B, n, n, n, tile=tile)
+    def run(fam):
+        gemm.family_for = pick if fam == "default" else (lambda dev, dt: fam)
+        c = x @ y
         device.synchronize()
+        return c
 
-    run()
-    want = (a.T if layout == "tn" else a) @ (b.T if layout == "nt" else b)
-    err = np.abs(tc.numpy() - want).max() / max(1.0, np.abs(want).max())
-    tcl, tnp = [], []
+    want = a @ b
+    errs = {f: float(np.abs(run(f).numpy() - want).max() / np.abs(want).max()) for f in families}
+    times = {f: [] for f in families + ["numpy"]}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        run()
-        tcl.append(time.perf_counter() - t0)
+        for f in families:
+            t0 = time.perf_counter()
+            run(f)
+            times[f].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         np.dot(a, b)
-        tnp.append(time.perf_counter() - t0)
+        times["numpy"].append(time.perf_counter() - t0)
+    gemm.family_for, gemm.choose = pick, choose
     flop = 2.0 * n ** 3
-    g_cl = flop / stat(tcl) / 1e9
-    g_np = flop / stat(tnp) / 1e9
-    return g_cl, g_np, err
+    return {f: flop / stat(t) / 1e9 for f, t in times.items()}, errs
 
 
 def main():
@@ -71,6 +72,7 @@ def main():
     p.add_argument("--sizes", default="512,1024,2048")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--layout", default="nn", choices=["nn", "nt", "tn"])
+    p.add_argument("--family", default="default")
     p.add_argument("--tile", default="")
     p.add_argument("--stat", default="median", choices=["median", "min"],
                    help="min resists other processes on a shared machine")
@@ -78,13 +80,16 @@ def main():
     args = p.parse_args()
     device = clgrad.runtime.get_device(args.device)
     tile = parse_tile(args.tile)
+    families = args.family.split(",")
+    stat = min if args.stat == "min" else statistics.median
     print(f"{device.spec} {device.platform_name}: {device.name}  {args.dtype} {args.layout} "
-          f"tile={tile.key() if tile else 'device choice'}")
+          f"{args.stat} of {args.rounds}" + (f"  tile={tile.key()}" if tile else ""))
     for n in (int(x) for x in args.sizes.split(",")):
-        g_cl, g_np, err = bench(device, n, np.dtype(args.dtype), args.layout, tile, args.rounds,
-                                min if args.stat == "min" else statistics.median)
-        print(f"N={n:5d}  clgrad {g_cl:7.1f} GFLOP/s  numpy {g_np:7.1f}  ratio {g_cl / g_np:5.2f}"
-              f"  rel.err {err:.1e}")
+        g, errs = bench(device, n, np.dtype(args.dtype), args.layout, families, tile,
+                        args.rounds, stat)
+        cols = "  ".join(f"{f} {g[f]:6.1f} ({g[f] / g['numpy']:.2f}x numpy)" for f in families)
+        print(f"N={n:5d}  {cols}  numpy {g['numpy']:6.1f} GFLOP/s  "
+              f"max rel.err {max(errs.values()):.1e}")
 
 
 if __name__ == "__main__":

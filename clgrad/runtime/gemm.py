@@ -79,6 +79,13 @@ def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> 
     (Zen 4): 8 rows x 64-byte vectors with 256-deep k-blocks for nn, 4 x 4 dot products of
     32-byte vectors for nt; large products gain from 4 x 4 work-groups (B's rows stay cached
     across row blocks), small batched ones (a convolution's) would only pad rows with them."""
+    if "intel" not in device.platform_name.lower():
+        # elsewhere 64-byte vectors are unproven: pip's PoCL 3.0 spends minutes compiling them,
+        # then crashes or computes wrong sums; `clgrad tune` may still pick them after a probe
+        local = (4, 4) if cls == "large" else None
+        if family == "nt":
+            return Tile("nt", 4, 32 // dt.itemsize, rn=4, kb=0, local=local)
+        return replace(safe_tile(family, dt), local=local)
     vw = 64 // dt.itemsize
     local = (4, 4) if cls == "large" else None
     if family == "nt":
@@ -136,7 +143,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
         else:
             load_bv = f"vload{vw}(0, B + (o))"
         ak = "k" if a_unit else "k * a_cs"
-        fma = "\n".join(f"{ind}acc{i} = mad((clg_vec_t)A[ar{i} + {ak}], b, acc{i});"
+        fma = "\n".join(f"{ind}acc{i} += (clg_vec_t)A[ar{i} + {ak}] * b;"
                         for i in range(rm))
         src = render(
             "gemm_cpu", name=name, **common, load_bv=load_bv,
@@ -169,7 +176,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
                              for i in range(rm)] +
                             [f"{ind}const clg_vec_t b{j} = vload{vw}(0, B + bc{j} + k);"
                              for j in range(rn)]),
-            fma="\n".join(f"{ind}acc{i}_{j} = mad(a{i}, b{j}, acc{i}_{j});" for i, j in pairs),
+            fma="\n".join(f"{ind}acc{i}_{j} += a{i} * b{j};" for i, j in pairs),
             reduce="\n".join(f"    clg_acc_t s{i}_{j} = clg_hsum(acc{i}_{j});" for i, j in pairs),
             tail="\n".join(f"{ind}s{i}_{j} += A[ar{i} + k] * B[bc{j} + k];" for i, j in pairs),
             store="\n".join(
@@ -253,15 +260,14 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
 
 
 def uses_cpu_kernels(device: Device, dt: DType) -> bool:
-    """Vector register blocks for float32/64 on CPU devices: by default on Intel's runtime
-    (measured 3-5x its scalar kernel); elsewhere (pip's PoCL measured the scalar kernel faster)
-    only where `clgrad tune` found them faster."""
+    """Vector register blocks for float32/64 on CPU devices (measured 2-4x the scalar kernel on
+    Intel's runtime and pip's PoCL) unless `clgrad tune` found the scalar kernel faster."""
     if not device.is_cpu or dt not in (float32, float64):
         return False
     entry = tuned(device).get(f"matmul/family/{dt.name}")
     if isinstance(entry, dict) and entry.get("family") in ("cpu", "blocked"):
         return entry["family"] == "cpu"
-    return "intel" in device.platform_name.lower()
+    return True
 
 
 # ---- choosing a tile: tuned store, then shipped default, each probed when risky -----------------
@@ -390,7 +396,7 @@ def probe_ok(device: Device, dt: DType, tile: Tile) -> bool:
 PROBE_OK = "CLGRAD-GEMM-PROBE-OK"
 
 
-def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 180.0):
+def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 60.0):
     """Build, launch and check `tile` in a fresh interpreter; (ok, detail)."""
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
