@@ -78,7 +78,11 @@ def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> 
     """The shipped tile (before tuning; may be risky, then probed). Measured on Intel's runtime
     (Zen 4): 8 rows x 64-byte vectors with 256-deep k-blocks for nn, 4 x 4 dot products of
     32-byte vectors for nt; large products gain from 4 x 4 work-groups (B's rows stay cached
-    across row blocks), small batched ones (a convolution's) would only pad rows with them."""
+    across row blocks), small batched nn ones (a convolution's) would only pad rows."""
+    if family == "nt" and cls == "small":
+        # a convolution's weight gradient: 2 x 4 blocks in 2 x 8 groups measured 2-3.5x the
+        # large tile on the LeNet shapes (Intel's runtime)
+        return Tile("nt", 2, 32 // dt.itemsize, rn=4, kb=0, local=(2, 8))
     if "intel" not in device.platform_name.lower():
         # elsewhere 64-byte vectors are unproven: pip's PoCL 3.0 spends minutes compiling them,
         # then crashes or computes wrong sums; `clgrad tune` may still pick them after a probe
