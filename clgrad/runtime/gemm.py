@@ -245,7 +245,7 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
     gc, gr = (N + rn - 1) // rn, (M + tile.rm - 1) // tile.rm
     glob = (gr, gc, nb) if tile.rows_first else (gc, gr, nb)
     local = None
-    if tile.local is not None:
+    if tile.local is not None and tile.local[0] * tile.local[1] <= k.max_group:
         local = (tile.local[0], tile.local[1], 1)
         glob = tuple((g + l - 1) // l * l for g, l in zip(glob, local))
     bias = bias or Operand(c.raw, 0, 0, 0)
