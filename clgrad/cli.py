@@ -6,8 +6,13 @@ import sys
 
 import click
 
+from . import bench as scoreboard
 from . import runtime
+from .dtypes import float32, float64
+from .runtime import gemm
+from .runtime import tune as tuner
 from .runtime.errors import CLGradError
+from .selftest import run_selftest
 from .version import __version__
 
 
@@ -140,7 +145,6 @@ def select(spec, clear):
 @click.option("-v", "--verbose", is_flag=True, help="One row per case, not per failure.")
 def selftest(spec, families, verbose):
     """Check every kernel family against numpy on one device; exit 1 on any failure."""
-    from .selftest import run_selftest
     try:
         dev = runtime.get_device(spec)
     except CLGradError as e:
@@ -190,8 +194,6 @@ def cache_clear_cmd():
 
 
 # ---- bench ----
-# the sections of clgrad.bench.SECTIONS, written out so that the CLI does not import nn to start
-BENCH_SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "first_step")
 
 
 def _num(v) -> str:
@@ -246,14 +248,14 @@ def _first_step_lines(rows) -> list[str]:
 @click.option("--repeat", type=click.IntRange(1), default=None,
               help="Timed repetitions per case; the median is shown (default 5, --quick 2).")
 @click.option("--quick", is_flag=True, help="Tiny sizes: checks that everything runs.")
-@click.option("--section", "sections", multiple=True, type=click.Choice(BENCH_SECTIONS),
+@click.option("--section", "sections", multiple=True,
+              type=click.Choice(scoreboard.SECTIONS),
               help="Only these sections (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def bench(spec, repeat, quick, sections, as_json):
     """Time GEMM, conv, elementwise, launch overhead, training steps and the cold/warm first
     step on one device, against numpy and PyTorch CPU (ratios are time ratios: above 1 is
     slower)."""
-    from . import bench as scoreboard
 
     def show(row):
         click.echo(f"  {row['section']:<11} {row['case']}", err=True)
@@ -270,6 +272,45 @@ def bench(spec, repeat, quick, sections, as_json):
     click.echo("ratios a/b are time ratios: above 1, a is slower than b")
     for line in _first_step_lines(result["rows"]):
         click.echo(line)
+
+
+# ---- tune: GEMM tiles per device (runtime/tune.py does the work) --------------------------------
+@main.command()
+@click.option("--op", "ops", default="matmul",
+              help="Comma-separated ops to tune: matmul, conv2d.")
+@click.option("--budget", default=60.0, show_default=True, type=float,
+              help="Seconds to spend in all (shared between the ops, families and dtypes).")
+@click.option("--device", "spec", default=None, help="Device spec (default: the default device).")
+@click.option("--dtype", "dtypes", default="float32", show_default=True,
+              help="Comma-separated: float32, float64.")
+def tune(ops, budget, spec, dtypes):
+    """Time GEMM tile candidates and store the fastest for this device and driver."""
+    names = [o.strip() for o in ops.split(",") if o.strip()]
+    bad = [o for o in names if o not in tuner.OPS]
+    if bad or not names:
+        _fail(ValueError(f"unknown op {', '.join(bad) or '(none)'}; choose from "
+                         f"{', '.join(tuner.OPS)}"))
+    table = {"float32": float32, "float64": float64}
+    dts = [table.get(d.strip()) for d in dtypes.split(",")]
+    if None in dts:
+        _fail(ValueError(f"--dtype takes float32 and/or float64, not {dtypes!r}"))
+    try:
+        dev = runtime.get_device(spec)
+        if not dev.is_cpu:
+            _fail(ValueError(f"{dev.spec} is a {dev.kind}: only CPU GEMM tiles are tunable yet"))
+        winners = tuner.tune(dev, names, budget, dts, progress=click.echo)
+    except CLGradError as e:
+        _fail(e)
+    rows = []
+    for k, v in winners.items():
+        if "tile" in v:
+            rows.append([k, v["tile"]["family"], gemm.Tile.from_dict(v["tile"]).key(),
+                         f"{v['gflops']:.1f}", v["tried"]])
+        else:
+            rows.append([k, v["family"], f"vector {v.get('vector_gflops', '-')} vs scalar "
+                         f"{v.get('blocked_gflops', '-')}", f"{v.get('gflops', 0):.1f}", "-"])
+    click.echo(_table(rows, ["entry", "family", "tile", "GFLOP/s", "tried"]))
+    click.echo(f"stored in {gemm.store_path(dev, 'tune')}")
 
 
 if __name__ == "__main__":

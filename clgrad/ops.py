@@ -8,7 +8,7 @@ from typing import Callable
 
 from . import autograd
 from .dtypes import DType, bool_, float32, float64, get_default_dtype, int64, result_type
-from .runtime import codegen
+from .runtime import codegen, gemm
 from .view import View, broadcast_shapes, coalesce, normalize_dim
 
 _T = None
@@ -346,9 +346,6 @@ def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType
 
 
 # ---- matmul ------------------------------------------------------------------------------------
-MATMUL_BLOCK = (8, 8)     # rows x columns of C per work-item on CPU devices (measured best)
-
-
 def matmul2(a, b):
     """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd."""
     T = _tensor()
@@ -374,33 +371,10 @@ def matmul2(a, b):
                                               bv.strides[:-2]) if batch else ((1,), ((0,),) * 3)
     dt = a.dtype
     acc_t = dt.compute if dt.is_floating else "long"
-    acc_bytes = 8 if acc_t in ("double", "long") else 4
-    wide = _wide([av, bv, cv])
-    nb = 1
-    for s in bshape:
-        nb *= s
-    args = (c._buf.raw, cv.offset, cv.strides[-2], cv.strides[-1],
-            a._buf.raw, av.offset, av.strides[-2], av.strides[-1],
-            b._buf.raw, bv.offset, bv.strides[-2], bv.strides[-1],
-            M, N, K, *bshape, *c_bst, *a_bst, *b_bst)
-    if device.local_mem_is_global:
-        # CPU OpenCL: local tiles live in ordinary RAM and their barriers cost more than they
-        # save (POCL-FACTS: ~4-5 GFLOP/s); a register block per work-item streams from memory
-        rm, rn = MATMUL_BLOCK
-        k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide,
-                                  ("blocked", rm, rn))
-        gx, gy = (N + rn - 1) // rn, (M + rm - 1) // rm
-        k((gx, gy, nb), None, *args)
-        return c
-    ts = codegen.matmul_tile(device, acc_bytes)
-    k = None
-    while k is None:
-        k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide, ("local", ts))
-        if k is None:
-            ts //= 2
-    g0 = (N + ts - 1) // ts * ts
-    g1 = (M + ts - 1) // ts * ts
-    k((g0, g1, nb), (ts, ts, 1), *args)
+    gemm.matmul(device, dt, acc_t, gemm.Operand(c._buf.raw, cv.offset, *cv.strides[-2:], c_bst),
+                gemm.Operand(a._buf.raw, av.offset, *av.strides[-2:], a_bst),
+                gemm.Operand(b._buf.raw, bv.offset, *bv.strides[-2:], b_bst),
+                M, N, K, bshape, _wide([av, bv, cv]))
     return c
 
 
@@ -1456,8 +1430,10 @@ def im2col(x, g):
     C, H, W, KH, KW, OH, OW = g[:7]
     B = x.shape[0]
     out = _tensor()._empty((B, C * KH * KW, OH * OW), x.dtype, x.device)
-    st = x._view.strides
-    return _window_launch("conv", "im2col", out, out.numel(), x, x._view.offset, *st, *g)
+    _check_cols(x, out)
+    gemm.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g)
+    out._buf.version += 1
+    return out
 
 
 def col2im(cols, g):
@@ -1465,7 +1441,18 @@ def col2im(cols, g):
     C, H, W = g[:3]
     cols = _dense(cols)
     out = _tensor()._empty((cols.shape[0], C, H, W), cols.dtype, cols.device)
-    return _window_launch("conv", "col2im", out, out.numel(), cols, *g)
+    _check_cols(cols, out)
+    gemm.col2im(cols.device, cols.dtype, out._buf.raw, cols._buf.raw, cols.shape[0], g)
+    out._buf.version += 1
+    return out
+
+
+def _check_cols(*ts):
+    if ts[0].dtype.ctype not in ("float", "double"):
+        raise NotImplementedError(f"convolution: only float32 and float64 tensors are supported, "
+                                  f"got {ts[0].dtype.name}")
+    if any(t._view.extent()[1] >= codegen.INT32_LIMIT for t in ts):
+        raise RuntimeError("convolution: tensors of 2**31 or more elements are not supported")
 
 
 PAD_MODES = {"zeros": 0, "constant": 0, "reflect": 1, "replicate": 2, "circular": 3}

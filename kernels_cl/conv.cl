@@ -1,64 +1,8 @@
-/* Convolution family: im2col gathers every receptive field of a (B, C, H, W) input into the
- * columns of a (B, C*KH*KW, OH*OW) matrix, so a convolution is one batched GEMM; col2im is its
- * adjoint. col2im is a gather too: each input pixel loops over the kernel taps that can reach
- * it and sums their columns in a fixed order, so the result is deterministic (no atomics).
- * The pad pair maps out-of-range coordinates for the reflect/replicate/circular padding modes.
+/* Padding for convolution: the pad pair maps out-of-range coordinates for the
+ * reflect/replicate/circular padding modes (im2col and col2im live in conv_cols.cl).
  * One work-item per output element; sizes arrive as arguments, so one program per dtype. */
 ${extensions}
 typedef ${t} clg_t;
-
-__kernel void im2col_${sfx}(__global clg_t* cols, __global const clg_t* x, int x_off,
-                            int x_sb, int x_sc, int x_sh, int x_sw,
-                            int C, int H, int W, int KH, int KW, int OH, int OW,
-                            int SH, int SW, int PH, int PW, int DH, int DW, int n)
-{
-    const int gid = get_global_id(0);
-    if (gid >= n)
-        return;
-    int rest = gid;
-    const int ow = rest % OW; rest /= OW;
-    const int oh = rest % OH; rest /= OH;
-    const int kw = rest % KW; rest /= KW;
-    const int kh = rest % KH; rest /= KH;
-    const int c = rest % C;
-    const int b = rest / C;
-    const int h = oh * SH - PH + kh * DH;
-    const int w = ow * SW - PW + kw * DW;
-    clg_t v = (clg_t)0;
-    if (h >= 0 && h < H && w >= 0 && w < W)
-        v = x[x_off + b * x_sb + c * x_sc + h * x_sh + w * x_sw];
-    cols[gid] = v;
-}
-
-__kernel void col2im_${sfx}(__global clg_t* x, __global const clg_t* cols,
-                            int C, int H, int W, int KH, int KW, int OH, int OW,
-                            int SH, int SW, int PH, int PW, int DH, int DW, int n)
-{
-    const int gid = get_global_id(0);
-    if (gid >= n)
-        return;
-    int rest = gid;
-    const int w = rest % W; rest /= W;
-    const int h = rest % H; rest /= H;
-    const int c = rest % C;
-    const int b = rest / C;
-    const int L = OH * OW;
-    clg_t acc = (clg_t)0;
-    for (int kh = 0; kh < KH; ++kh) {
-        const int th = h + PH - kh * DH;
-        if (th < 0 || th % SH != 0 || th / SH >= OH)
-            continue;
-        const int oh = th / SH;
-        for (int kw = 0; kw < KW; ++kw) {
-            const int tw = w + PW - kw * DW;
-            if (tw < 0 || tw % SW != 0 || tw / SW >= OW)
-                continue;
-            const int row = (c * KH + kh) * KW + kw;
-            acc += cols[((long)b * C * KH * KW + row) * L + oh * OW + tw / SW];
-        }
-    }
-    x[gid] = acc;
-}
 
 /* Source coordinate of padded coordinate i in [0, n) under `mode`:
  * 0 zeros (-1 when outside), 1 reflect, 2 replicate, 3 circular. */

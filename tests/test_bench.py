@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from clgrad import bench
-from clgrad.cli import BENCH_SECTIONS, main
+from clgrad.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = [s for s in bench.SECTIONS if s != "first_step"]
@@ -95,10 +95,11 @@ def test_bench_first_step_cold_then_warm(device):
     _check_row(warm, device)
     assert "cold" in cold["case"] and "warm" in warm["case"] and cold["unit"] == "s"
     c, w = cold["detail"], warm["detail"]
-    # the cold process builds every program and finds nothing cached; the warm one, on the
-    # same cache folder, builds nothing and loads every binary the cold one saved
-    assert c["builds"] > 0 and c["disk_cache_hits"] == 0
-    assert w["builds"] == 0 and w["disk_cache_hits"] == c["builds"] == cold["cache_entries"]
+    # the cold process builds its programs (it may load the one a GEMM probe child built and
+    # saved); the warm one, on the same cache folder, builds nothing and loads every binary
+    assert c["builds"] > 0
+    assert w["builds"] == 0
+    assert w["disk_cache_hits"] == c["builds"] + c["disk_cache_hits"] == cold["cache_entries"]
     assert c["launches"] == w["launches"] > 0
     assert c["first_step_s"] == pytest.approx(c["context_s"] + c["model_s"] + c["step_s"])
 
@@ -149,7 +150,6 @@ def test_interleaved_alternates_and_takes_medians():
 
 
 def test_bench_sections():
-    assert BENCH_SECTIONS == bench.SECTIONS
     with pytest.raises(ValueError, match="unknown bench section 'nope'"):
         bench.run(sections=["nope"])
     r = CliRunner().invoke(main, ["bench", "--section", "nope"])
