@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import autograd
-from .dtypes import DType, bool_, float32, float64, get_default_dtype, int64, result_type
+from .dtypes import (DType, bool_, float32, float64, get_default_dtype, int64, result_type,
+                     torch_name)
 from .runtime import codegen
 from .view import View, broadcast_shapes, coalesce, normalize_dim
 
@@ -201,12 +202,6 @@ def ew(op: Op, *args, out=None):
     if op.backward is not None and autograd.needs_grad(*tens):
         _record(op.name, op.backward, op.save, args, out)
     return out
-
-
-def torch_name(d: DType) -> str:
-    return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[d.name]
 
 
 def _scalar(v, dt: DType):

@@ -2,8 +2,10 @@
 on autograd.grad (reverse mode; forward products by the double-backward trick)."""
 from __future__ import annotations
 
-from . import ops
-from .autograd import _tensor_cls, enable_grad, grad
+from .. import ops
+from .engine import grad
+from .grad_mode import enable_grad
+from .graph import _tensor_cls
 
 
 def _tuple(x, what):
