@@ -26,10 +26,10 @@ def additive_mask(attn_mask, dtype):
     if attn_mask is None:
         return None
     if attn_mask.dtype.name == "bool":
-        from .creation import full
+        from .tensor.creation import full
         ninf = full((), float("-inf"), dtype=dtype, device=attn_mask.device)
         zero = full((), 0.0, dtype=dtype, device=attn_mask.device)
-        from ._math import where
+        from .tensor.pointwise import where
         return where(attn_mask, zero, ninf)
     if not attn_mask.dtype.is_floating:
         raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query "
@@ -39,7 +39,7 @@ def additive_mask(attn_mask, dtype):
 
 def causal_bias(L, S, dtype, device):
     """(L, S) float bias, -inf above the diagonal (key j may be seen by query i iff j <= i)."""
-    from .creation import full
+    from .tensor.creation import full
     return full((L, S), float("-inf"), dtype=dtype, device=device).triu(1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import autograd, ops
-from ._shape import check_pad_size
+from .tensor.shape import check_pad_size
 
 
 def _tuple(v, n, name="argument"):

@@ -132,7 +132,7 @@ def time_steps(x):
     """The T views x[0], ..., x[T-1] of x (T, ...) as one autograd node whose backward stacks
     their gradients: slicing each step separately would give every step a full-size zero
     gradient to accumulate, O(T^2) work over a sequence."""
-    from ._shape import stack
+    from .tensor.shape import stack
     T_ = x.shape[0]
     with autograd.no_grad():
         outs = [x.detach()[t] for t in range(T_)]

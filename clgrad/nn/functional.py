@@ -165,7 +165,7 @@ def prelu(input, weight):
 def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
           inplace: bool = False):
     if training:
-        from ..creation import rand
+        from ..tensor.creation import rand
         a = rand(input.shape, dtype=input.dtype, device=input.device) * (upper - lower) + lower
         return _inplace(input, lambda x: x.relu() - (-x).relu() * a, inplace)
     return leaky_relu(input, (lower + upper) / 2, inplace)
@@ -232,14 +232,14 @@ def _check_p(p):
 
 
 def _keep_mask(shape, p, like):
-    from ..creation import rand
+    from ..tensor.creation import rand
     return (rand(shape, dtype=like.dtype, device=like.device) >= p).to(like.dtype)
 
 
 def _fused_dropout(x, p, group, generator=None):
     """One kernel; the keep mask is recomputed from Philox counters in the backward, never
     stored."""
-    from ..random import default_generator
+    from ..tensor.random import default_generator
     xf, orig = _float_for_kernel(x)
     xf = _dense(xf)
     draws = -(-xf.numel() // group) if xf.numel() else 0
@@ -337,12 +337,12 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
 
 
 def _zeros_like_param(p):
-    from ..creation import zeros
+    from ..tensor.creation import zeros
     return zeros(p.shape, dtype=p.dtype, device=p.device)
 
 
 def _ones_like_param(p):
-    from ..creation import ones
+    from ..tensor.creation import ones
     return ones(p.shape, dtype=p.dtype, device=p.device)
 
 
@@ -508,7 +508,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
 def _embedding_renorm_(weight, input, max_norm, norm_type):
     """Rescale in place the rows of `weight` that `input` references and whose norm exceeds
     max_norm (to max_norm / (norm + 1e-7), as PyTorch), all on the device."""
-    from ..creation import arange
+    from ..tensor.creation import arange
     V = weight.shape[0]
     with autograd.no_grad():
         idx = input.reshape(-1, 1)
@@ -520,7 +520,7 @@ def _embedding_renorm_(weight, input, max_norm, norm_type):
 
 def one_hot(tensor, num_classes: int = -1):
     """(*) int64 -> (*, num_classes) int64 with a 1 at each index."""
-    from ..creation import arange
+    from ..tensor.creation import arange
     from ..dtypes import int64
     if tensor.dtype.is_floating:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
@@ -710,7 +710,7 @@ def _check_target(input, target):
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean"):
     """-input[n, target[n]] * weight[target[n]], rows with ignore_index left out."""
-    from ..creation import arange
+    from ..tensor.creation import arange
     red = _reduction(size_average, reduce, reduction)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
@@ -827,16 +827,16 @@ for _name in _CONV_NAMES if _conv is not None else ():
     if hasattr(_conv, _name):
         globals()[_name] = getattr(_conv, _name)
 try:
-    from .._shape import pad  # noqa: F401
+    from ..tensor.shape import pad  # noqa: F401
 except ImportError:
     pass
 try:
-    from .._shape import one_hot  # noqa: F401,F811
+    from ..tensor.shape import one_hot  # noqa: F401,F811
 except ImportError:
     pass
 
 
-# ==== sequence models (helper: seq) ====
+# ---- sequence models
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale=None, enable_gqa: bool = False):
     """softmax(Q K^T * scale + mask) V over the last two dims, batch dims broadcast.
@@ -902,7 +902,7 @@ def _mha_float_mask(mask, dtype, name):
     if mask is None:
         return None
     if mask.dtype.name == "bool":
-        from ..creation import zeros
+        from ..tensor.creation import zeros
         return zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask,
                                                                               float("-inf"))
     if not mask.dtype.is_floating:
@@ -923,7 +923,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     (S, N, E_k/E_v). Returns (output (L, N, E), weights (N, L, S) averaged over heads, or
     (N, H, L, S), or None when need_weights is False). Boolean masks here mark what is masked
     out (True = ignore), as in PyTorch's MultiheadAttention."""
-    from .._shape import cat
+    from ..tensor.shape import cat
     if static_k is not None or static_v is not None:
         raise NotImplementedError("multi_head_attention_forward: static_k/static_v are not "
                                   "supported")
@@ -987,7 +987,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     k = k.reshape(k.shape[0], N * num_heads, hd).transpose(0, 1)  # (N*H, S, hd)
     v = v.reshape(v.shape[0], N * num_heads, hd).transpose(0, 1)
     if add_zero_attn:
-        from ..creation import zeros
+        from ..tensor.creation import zeros
         z = zeros(N * num_heads, 1, hd, dtype=q.dtype, device=q.device)
         k, v = cat([k, z], 1), cat([v, z], 1)
         if attn_mask is not None:
@@ -1034,6 +1034,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
 
 def _pad_last(mask):
     """A zero column appended to the last dim of a float mask (for bias_k / zero attention)."""
-    from .._shape import cat
-    from ..creation import zeros
+    from ..tensor.shape import cat
+    from ..tensor.creation import zeros
     return cat([mask, zeros(*mask.shape[:-1], 1, dtype=mask.dtype, device=mask.device)], -1)

@@ -5,7 +5,7 @@ import math
 import warnings
 
 from .. import autograd, ops
-from ..random import default_generator
+from ..tensor.random import default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
            "zeros_", "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -108,7 +108,7 @@ def zeros_(tensor):
 def eye_(tensor):
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    from ..creation import eye
+    from ..tensor.creation import eye
     with autograd.no_grad():
         tensor.copy_(eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
     return tensor
@@ -179,7 +179,7 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0:
         return tensor
-    from ..creation import randn
+    from ..tensor.creation import randn
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     with autograd.no_grad():
@@ -212,7 +212,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     with autograd.no_grad():
         tensor.normal_(0, std, generator=generator)
         if num_zeros:
-            from ..creation import rand
+            from ..tensor.creation import rand
             keys = rand(rows, cols, generator=generator, device=tensor.device)
             if not hasattr(keys, "sort"):
                 raise NotImplementedError("sparse_ needs Tensor.sort")

@@ -1,7 +1,7 @@
 """Activation modules: thin wrappers over clgrad.nn.functional with PyTorch's arguments."""
 from __future__ import annotations
 
-from ... import creation
+from ...tensor import creation
 from .. import functional as F
 from ..parameter import Parameter
 from .module import Module
@@ -262,7 +262,7 @@ class RReLU(Module):
                                                              else "")
 
 
-# ==== sequence models (helper: seq) ====
+# ---- sequence models
 class MultiheadAttention(Module):
     """Multi-head attention: softmax(Q K^T / sqrt(d)) V over num_heads subspaces of embed_dim.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ... import _conv as C
-from ... import creation
+from ...tensor import creation
 from .. import init
 from ..parameter import Parameter
 from .module import Module

@@ -486,7 +486,7 @@ class Module:
                 continue
             if local_metadata.get("assign_to_params_buffers"):
                 if not isinstance(value, Tensor):
-                    from ...creation import tensor as _tensor
+                    from ...tensor.creation import tensor as _tensor
                     value = _tensor(np.asarray(value), device=param.device)
                 if name in self._parameters:
                     self._parameters[name] = Parameter(value.detach(), param.requires_grad)

@@ -5,8 +5,9 @@ import math
 import numbers
 import warnings
 
-from ... import _rnn, creation
-from ..._shape import cat, stack
+from ... import _rnn
+from ...tensor import creation
+from ...tensor.shape import cat, stack
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 
-from ... import creation
+from ...tensor import creation
 from .. import functional as F
 from .activation import MultiheadAttention
 from .container import ModuleList

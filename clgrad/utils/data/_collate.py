@@ -160,7 +160,7 @@ def to_device(data, device=None):
     if isinstance(data, _Deferred):
         return data.fn(*data.args)
     if isinstance(data, _Host):
-        from ...creation import from_numpy
+        from ...tensor.creation import from_numpy
         from ...runtime import get_device
         arr = data.array
         if arr.dtype.kind not in "biuf":

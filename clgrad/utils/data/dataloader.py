@@ -62,7 +62,7 @@ def _gather_rows(t, indices):
             return t[indices[0]:indices[0] + n].clone()       # one copy launch
         select = getattr(type(t), "index_select", None)
         if select is not None:
-            from ...creation import tensor
+            from ...tensor.creation import tensor
             return select(t, 0, tensor(indices, device=t.device))
         return _collate._stack_device([t[i] for i in indices])
 

@@ -7,15 +7,15 @@ import weakref
 
 import numpy as np
 
-from . import autograd, ops
-from . import dtypes as dt
-from .dtypes import DType, to_dtype
-from .runtime import Buffer, Device, check_dtype, get_device
-from .view import View, broadcast_shapes, normalize_dim
-from ._math import MathMixin
-from ._reduce import ReduceMixin
-from ._shape import ShapeMixin
-from ._linalg import LinalgMixin
+from .. import autograd, ops
+from .. import dtypes as dt
+from ..dtypes import DType, to_dtype
+from ..runtime import Buffer, Device, check_dtype, get_device
+from ..view import View, broadcast_shapes, normalize_dim
+from .pointwise import MathMixin
+from .reduce import ReduceMixin
+from .shape import ShapeMixin
+from .linalg import LinalgMixin
 
 
 def _shape_arg(size) -> tuple:
@@ -422,7 +422,7 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return a.astype(dtype) if dtype is not None else a
 
     def __repr__(self) -> str:
-        from ._format import format_tensor
+        from .format import format_tensor
         return format_tensor(self)
 
     __str__ = __repr__
@@ -754,11 +754,11 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return tuple(self.select(d, i) for i in range(self.shape[d]))
 
     def __getitem__(self, idx):
-        from ._indexing import getitem
+        from .indexing import getitem
         return getitem(self, idx)
 
     def __setitem__(self, idx, value):
-        from ._indexing import setitem
+        from .indexing import setitem
         setitem(self, idx, value)
 
     # ---- in-place basics -------------------------------------------------------------------

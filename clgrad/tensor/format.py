@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import dtypes as dt
+from .. import dtypes as dt
 
 PRECISION = 4
 THRESHOLD = 1000

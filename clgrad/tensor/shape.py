@@ -9,11 +9,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import autograd, ops
-from .dtypes import bool_, int64, promote
-from .view import View, normalize_dim
-from ._advanced import (IndexMap, gather_map, index_put_map_, nonzero_coords, nonzero_flat,
-                        out_of_bounds, out_of_range_in_self, placed, put_map)
+from .. import autograd, ops
+from ..dtypes import bool_, int64, promote
+from ..view import View, normalize_dim
+from .advanced import (IndexMap, gather_map, index_put_map_, nonzero_coords, nonzero_flat,
+                       out_of_bounds, out_of_range_in_self, placed, put_map)
 
 sort_result = namedtuple("sort", ["values", "indices"])
 topk_result = namedtuple("topk", ["values", "indices"])
@@ -267,7 +267,7 @@ class ShapeMixin:
             raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
                                "number of dimensions, but got " f"{self.ndim} dimensions for "
                                f"input, and {indices.ndim} dimensions for indices")
-        from .view import broadcast_shapes
+        from ..view import broadcast_shapes
         xs = list(self.shape)
         ish = list(indices.shape)
         xs[d] = ish[d] = 1
@@ -384,12 +384,12 @@ class ShapeMixin:
         return index_put_map_(self, m, value, False)
 
     def index_put(self, indices, values, accumulate=False):
-        from ._advanced import _advanced_map
+        from .advanced import _advanced_map
         return put_map(self, _advanced_map(self, tuple(indices)), _value_tensor(self, values),
                        accumulate)
 
     def index_put_(self, indices, values, accumulate=False):
-        from ._advanced import _advanced_map
+        from .advanced import _advanced_map
         return index_put_map_(self, _advanced_map(self, tuple(indices)),
                               _value_tensor(self, values), accumulate)
 
@@ -405,7 +405,7 @@ class ShapeMixin:
         if _is_t(value) and value.ndim != 0:
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
                                f"tensor with {value.ndim} dimension(s).")
-        from .view import broadcast_shapes
+        from ..view import broadcast_shapes
         if broadcast_shapes(self.shape, mask.shape) != tuple(self.shape):
             raise RuntimeError(f"The size of the mask ({list(mask.shape)}) must be broadcastable "
                                f"to the size of self ({list(self.shape)})")
@@ -419,7 +419,7 @@ class ShapeMixin:
 
     def masked_select(self, mask):
         self._mask_check(mask, "masked_select")
-        from .view import broadcast_shapes
+        from ..view import broadcast_shapes
         shape = broadcast_shapes(self.shape, mask.shape)
         x = self.expand(shape) if self.shape != shape else self
         pos = nonzero_flat(mask.expand(shape) if mask.shape != shape else mask)
@@ -427,7 +427,7 @@ class ShapeMixin:
 
     def masked_scatter(self, mask, source):
         self._mask_check(mask, "masked_scatter")
-        from .view import broadcast_shapes
+        from ..view import broadcast_shapes
         shape = broadcast_shapes(self.shape, mask.shape)
         pos = nonzero_flat(mask.expand(shape))
         n = pos.shape[0]

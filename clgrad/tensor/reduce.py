@@ -6,9 +6,9 @@ from collections import namedtuple
 
 import math
 
-from . import autograd, ops
-from .dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
-from .view import normalize_dim
+from .. import autograd, ops
+from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
+from ..view import normalize_dim
 
 values_indices = namedtuple("return_types", ["values", "indices"])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autograd, ops
+from .. import autograd, ops
 
 
 def _is_t(x) -> bool:
@@ -91,7 +91,7 @@ def plan_fn(plan):
 def getitem(x, idx):
     fn = basic_view_fn(x, idx)
     if fn is None:
-        from ._advanced import advanced_getitem
+        from .advanced import advanced_getitem
         return advanced_getitem(x, idx)
     return x._view_fn(fn, "IndexBackward0")
 
@@ -99,7 +99,7 @@ def getitem(x, idx):
 def setitem(x, idx, value):
     fn = basic_view_fn(x, idx)
     if fn is None:
-        from ._advanced import advanced_setitem
+        from .advanced import advanced_setitem
         return advanced_setitem(x, idx, value)
     T = type(x)
     target = T._make(x._buf, fn(x._view), x.dtype)

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 
-from . import dtypes as dt
-from . import ops
-from .dtypes import get_default_dtype, to_dtype
+from .. import dtypes as dt
+from .. import ops
+from ..dtypes import get_default_dtype, to_dtype
 from .random import fill_random
-from .runtime import get_device
+from ..runtime import get_device
 from .tensor import Tensor, _shape_arg
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autograd, ops
-from ._indexing import int_index, plan_fn, slice_bounds
-from .dtypes import bool_, int64, uint8
-from .view import View, broadcast_shapes
+from .. import autograd, ops
+from .indexing import int_index, plan_fn, slice_bounds
+from ..dtypes import bool_, int64, uint8
+from ..view import View, broadcast_shapes
 
 
 def _T():

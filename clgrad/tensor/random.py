@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import ops
+from .. import ops
 
 
 class Generator:
