@@ -5,6 +5,10 @@ import math
 
 from .. import autograd, ops
 from ..tensor import Tensor
+# the activations are the Tensor-level ones: one differentiable version each, double backward too
+from ..tensor.pointwise import (_SELU_ALPHA, _SELU_SCALE, celu, elu, gelu, hardsigmoid,
+                                hardswish, hardtanh, leaky_relu, logsigmoid, mish, selu, silu,
+                                softplus, softsign, where)
 
 
 # ---- linear ------------------------------------------------------------------------------------
@@ -29,7 +33,7 @@ def bilinear(input1, input2, weight, bias=None):
     return y.reshape(tuple(lead) + (out_f,))
 
 
-_where = ops.nn_where
+_where = where
 
 
 def _dense(t):
@@ -55,72 +59,6 @@ def relu6(input, inplace: bool = False):
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
-def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
-    if min_val > max_val:
-        raise ValueError("min_val cannot be greater than max_val")
-    return _inplace(input, lambda x: ops.ew(ops.NN_HARDTANH, x, float(min_val), float(max_val)),
-                    inplace)
-
-
-def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_LEAKY_RELU, x, float(negative_slope)),
-                    inplace)
-
-
-def elu(input, alpha: float = 1.0, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_ELU, x, float(alpha)), inplace)
-
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def selu(input, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_SELU, x, _SELU_ALPHA, _SELU_SCALE), inplace)
-
-
-def celu(input, alpha: float = 1.0, inplace: bool = False):
-    if alpha == 0:
-        raise RuntimeError("ZeroDivisionError")
-    return _inplace(input, lambda x: ops.ew(ops.NN_CELU, x, float(alpha)), inplace)
-
-
-def gelu(input, approximate: str = "none"):
-    if approximate == "none":
-        return ops.ew(ops.NN_GELU, input)
-    if approximate == "tanh":
-        return ops.ew(ops.NN_GELU_TANH, input)
-    raise RuntimeError(f"approximate argument must be either none or tanh.")
-
-
-def silu(input, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_SILU, x), inplace)
-
-
-def mish(input, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_MISH, x), inplace)
-
-
-def hardsigmoid(input, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_HARDSIGMOID, x), inplace)
-
-
-def hardswish(input, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_HARDSWISH, x), inplace)
-
-
-def softsign(input):
-    return ops.ew(ops.NN_SOFTSIGN, input)
-
-
-def softplus(input, beta: float = 1.0, threshold: float = 20.0):
-    return ops.ew(ops.NN_SOFTPLUS, input, float(beta), float(threshold))
-
-
-def logsigmoid(input):
-    return ops.ew(ops.NN_LOGSIGMOID, input)
-
-
 def sigmoid(input):
     return input.sigmoid()
 
@@ -134,18 +72,18 @@ def tanhshrink(input):
 
 
 def threshold(input, threshold: float, value: float, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.NN_THRESHOLD, x, float(threshold),
-                                            float(value)), inplace)
+    return _inplace(input, lambda x: ops.ew(ops.THRESHOLD, x, float(threshold), float(value)),
+                    inplace)
 
 
 def hardshrink(input, lambd: float = 0.5):
-    return ops.ew(ops.NN_HARDSHRINK, input, float(lambd))
+    return ops.ew(ops.HARDSHRINK, input, float(lambd))
 
 
 def softshrink(input, lambd: float = 0.5):
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    return ops.ew(ops.NN_SOFTSHRINK, input, float(lambd))
+    return ops.ew(ops.SOFTSHRINK, input, float(lambd))
 
 
 def prelu(input, weight):

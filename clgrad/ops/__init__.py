@@ -6,31 +6,27 @@ embedding, optimizer updates), window (conv, pool, pad, resize). The fused recur
 attention records live in clgrad/_rnn.py and clgrad/_attention.py (kernels_cl/rnn.cl,
 attention.cl)."""
 from .base import (Op, _check_devices, launch_ew, OpContext, ew, cast, copy_into, launch_ew_raw,
-                   random_fill, torch_name)  # noqa: F401  (re-exported: ops.torch_name)
+                   random_fill, torch_name)
 from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, COPY, ADD,
                           SUB, MUL, DIV, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, WHERE, ISFINITE,
-                          LOGICAL_NOT, ADD_ALPHA, SUB_ALPHA, DIV_TRUNC, DIV_FLOOR_F, DIV_FLOOR_I,
-                          REMAINDER_F, REMAINDER_I, FMOD, POW, POW_I, RECIPROCAL, FLOOR, CEIL,
-                          ROUND, ROUND_DEC, TRUNC, FRAC, CLAMP, CLAMP_I, CLAMP_MIN, CLAMP_MAX,
-                          LERP, ADDCMUL, ADDCDIV, CLAMP_MIN_I, CLAMP_MAX_I, ew2, EXP2, EXPM1, LOG2,
-                          LOG10, LOG1P, RSQRT, TAN, ASIN, ACOS, ATAN, SINH, COSH, ASINH, ACOSH,
-                          ATANH, ERF, ERFC, ATAN2, LOGIT, LOGIT_EPS, SOFTPLUS, HARDTANH,
-                          LEAKY_RELU, ELU, RELU_BWD, SIGMOID_BWD, TANH_BWD, GELU_BWD, SILU_BWD,
-                          GELU, GELU_TANH, SILU, MISH, HARDSIGMOID, HARDSWISH, SOFTSIGN,
-                          LOGSIGMOID, ISNAN, ISINF, ISPOSINF, ISNEGINF, ISCLOSE, LOGICAL_AND,
-                          LOGICAL_OR, LOGICAL_XOR, BITWISE_AND, BITWISE_OR, BITWISE_XOR,
-                          BITWISE_NOT, LSHIFT, RSHIFT)
+                          LOGICAL_NOT, ADD_ALPHA, SUB_ALPHA, DIV_TRUNC, DIV_FLOOR, REMAINDER, FMOD,
+                          POW, RECIPROCAL, FLOOR, CEIL, ROUND, ROUND_DEC, TRUNC, FRAC, CLAMP,
+                          CLAMP_MIN, CLAMP_MAX, LERP, ADDCMUL, ADDCDIV, EXP2, EXPM1, LOG2, LOG10,
+                          LOG1P, RSQRT, TAN, ASIN, ACOS, ATAN, SINH, COSH, ASINH, ACOSH, ATANH,
+                          ERF, ERFC, ATAN2, LOGIT, LOGIT_EPS, SOFTPLUS, HARDTANH, THRESHOLD,
+                          HARDSHRINK, SOFTSHRINK, LEAKY_RELU, ELU, RELU_BWD, SIGMOID_BWD, TANH_BWD,
+                          GELU_BWD, SILU_BWD, GELU, GELU_TANH, SILU, MISH, HARDSIGMOID, HARDSWISH,
+                          SOFTSIGN, LOGSIGMOID, ISNAN, ISINF, ISPOSINF, ISNEGINF, ISCLOSE,
+                          LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR, BITWISE_AND, BITWISE_OR,
+                          BITWISE_XOR, BITWISE_NOT, LSHIFT, RSHIFT)
 from .reduce import (reduce_spec, reduce, softmax_fwd, softmax, scan, cumsum, cumprod, ABSPOW,
                      pnorm)
 from .linalg import (MATMUL_BLOCK, matmul2, matmul_nd)
 from .movement import (view_op, scatter_view)
-from .index import (MASKED_SELECT, masked_where, index_gather, index_offsets, sort_rows,
-                    nonzero_positions, scatter_sorted)
-from .nn_fused import (_fused_guard, NN_HARDTANH, NN_LEAKY_RELU, NN_ELU, NN_SELU, NN_CELU, NN_GELU,
-                       NN_GELU_TANH, NN_SILU, NN_MISH, NN_HARDSIGMOID, NN_HARDSWISH, NN_SOFTSIGN,
-                       NN_SOFTPLUS, NN_LOGSIGMOID, NN_THRESHOLD, NN_HARDSHRINK, NN_SOFTSHRINK,
-                       NN_WHERE, nn_where, NN_BCE, dense, cross_entropy_rows, norm_rows,
-                       dropout_apply, embedding_lookup, optim_update)
+from .index import (masked_where, index_gather, index_offsets, sort_rows, nonzero_positions,
+                    scatter_sorted)
+from .nn_fused import (_fused_guard, NN_BCE, dense, cross_entropy_rows, norm_rows, dropout_apply,
+                       embedding_lookup, optim_update)
 from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_geometry,
                      max_pool_planes, max_pool_scatter, gather_planes, unpool_planes,
                      avg_pool_planes, resize_planes)

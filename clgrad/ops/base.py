@@ -29,7 +29,9 @@ class Op:
     `F(c)` in an expression is a floating constant in the compute precision. `int_expr` replaces
     `expr` when the op computes in an integer type. `dtype`: 'same' keeps the promoted input type,
     'float' promotes integers to the default float, 'bool' outputs bool. `save`: which values the
-    backward needs, from 'x' (the inputs) and 'o' (the output)."""
+    backward needs, from 'x' (the inputs) and 'o' (the output). `preamble` files are included
+    when the compute type is floating, `int_preamble` when it is an integer. `grad_name` is the
+    op whose grad_fn a variant reports (add with alpha is PyTorch's AddBackward0)."""
 
     name: str
     expr: str
@@ -38,6 +40,8 @@ class Op:
     save: str = ""
     int_expr: str | None = None
     preamble: tuple = ()
+    int_preamble: tuple = ()
+    grad_name: str = ""
 
 
 def _need(ctx, i):
@@ -142,15 +146,17 @@ def ew(op: Op, *args, out=None):
         if out_dtype.category > out.dtype.category:
             raise RuntimeError(f"result type {torch_name(out_dtype)} can't be cast to the "
                                f"desired output type {torch_name(out.dtype)}")
-    expr = op.int_expr if (op.int_expr is not None and not common.is_floating) else op.expr
+    integer = op.int_expr is not None and not common.is_floating
+    expr = op.int_expr if integer else op.expr
     compute = common.compute
     label = f"{op.name}_{out.dtype.short}" + "".join(
         "_" + t.dtype.short for t in tens if t.dtype is not out.dtype)
     # scalars reach the kernel converted to the compute type
     conv = [a if isinstance(a, T) else _scalar(a, common) for a in args]
-    launch_ew(f"ew_{label}", expr, out, conv, compute, op.preamble)
+    launch_ew(f"ew_{label}", expr, out, conv, compute,
+              op.int_preamble if integer else op.preamble)
     if op.backward is not None and autograd.needs_grad(*tens):
-        _record(op.name, op.backward, op.save, args, out)
+        _record(op.grad_name or op.name, op.backward, op.save, args, out)
     return out
 
 

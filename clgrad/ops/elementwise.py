@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from ..dtypes import result_type
 from .base import _binary_grads, ew, _need, Op, _tensor
 
 NEG = Op("neg", "-x0", lambda ctx, g: (-g,))
@@ -86,30 +85,31 @@ def _unary(name, expr, grad=None, save="x", dtype="float", int_expr=None, preamb
 
 
 # -- arithmetic --
-ADD_ALPHA = Op("add", "x0 + x1 * x2",
-               lambda ctx, g: (g, g * ctx.arg(2) if _need(ctx, 1) else None, None))
-SUB_ALPHA = Op("sub", "x0 - x1 * x2",
-               lambda ctx, g: (g, g * -ctx.arg(2) if _need(ctx, 1) else None, None))
+ADD_ALPHA = Op("add_alpha", "x0 + x1 * x2",
+               lambda ctx, g: (g, g * ctx.arg(2) if _need(ctx, 1) else None, None),
+               grad_name="add")
+SUB_ALPHA = Op("sub_alpha", "x0 - x1 * x2",
+               lambda ctx, g: (g, g * -ctx.arg(2) if _need(ctx, 1) else None, None),
+               grad_name="sub")
 # integer division guards: x / 0 would trap the process on x86 (PoCL runs C semantics), and
 # MIN / -1 overflows the same instruction; 0 is numpy's answer for a zero divisor. `~x1 == 0`
 # tests x1 == -1 without a constant comparison that is always false (a warning) for uint8.
 _IDIV_GUARD = "x1 == 0 ? (clg_t)0 : ~x1 == 0 ? (clg_t)(-x0) : "
 DIV_TRUNC = Op("div_trunc", "trunc(x0 / x1)", _zero_grads,
                int_expr=_IDIV_GUARD + "(clg_t)(x0 / x1)")
-DIV_FLOOR_F = Op("div_floor", "clg_floordiv(x0, x1)", _zero_grads, preamble=_MF)
-DIV_FLOOR_I = Op("div_floor", "0", _zero_grads, int_expr=_IDIV_GUARD +
-                 "(clg_t)(x0 / x1 - ((x0 % x1 != 0) && ((x0 < 0) != (x1 < 0))))")
+DIV_FLOOR = Op("div_floor", "clg_floordiv(x0, x1)", _zero_grads, preamble=_MF,
+               int_expr=_IDIV_GUARD +
+               "(clg_t)(x0 / x1 - ((x0 % x1 != 0) && ((x0 < 0) != (x1 < 0))))")
 _IMOD_GUARD = "(x1 == 0 || ~x1 == 0) ? (clg_t)0 : "
 def _floor_quotient(a, b):
     return a.div(b, rounding_mode="floor") if _is_t(a) else (a / b).floor()
 
 
-REMAINDER_F = Op("remainder", "clg_remainder(x0, x1)",
-                 _binary_grads(lambda c, g: g,
-                               lambda c, g: -g * _floor_quotient(c.arg(0), c.arg(1))),
-                 save="x", preamble=_MF)
-REMAINDER_I = Op("remainder", "0", None, int_expr=_IMOD_GUARD +
-                 "(clg_t)(x0 % x1 + ((x0 % x1 != 0) && ((x0 % x1 < 0) != (x1 < 0))) * x1)")
+REMAINDER = Op("remainder", "clg_remainder(x0, x1)",
+               _binary_grads(lambda c, g: g,
+                             lambda c, g: -g * _floor_quotient(c.arg(0), c.arg(1))),
+               save="x", preamble=_MF, int_expr=_IMOD_GUARD +
+               "(clg_t)(x0 % x1 + ((x0 % x1 != 0) && ((x0 % x1 < 0) != (x1 < 0))) * x1)")
 FMOD = Op("fmod", "fmod(x0, x1)",
           _binary_grads(lambda c, g: g,
                         lambda c, g: -g * c.arg(0).div(c.arg(1), rounding_mode="trunc")),
@@ -135,15 +135,15 @@ def _pow_grads(ctx, g):
     return gx, ge
 
 
-POW = Op("pow", "pow(x0, x1)", _pow_grads, save="xo")
-POW_I = Op("pow", "0", None, int_expr="clg_ipow(x0, x1)", preamble=_MI)
+POW = Op("pow", "pow(x0, x1)", _pow_grads, save="xo", int_expr="clg_ipow(x0, x1)",
+         int_preamble=_MI)
 RECIPROCAL = _unary("reciprocal", "F(1.0) / x0", lambda c: -(c.out() * c.out()), save="o")
 FLOOR = Op("floor", "floor(x0)", _zero_grads, int_expr="x0")
 CEIL = Op("ceil", "ceil(x0)", _zero_grads, int_expr="x0")
 # rint rounds half to even, as PyTorch's round does
 ROUND = Op("round", "rint(x0)", _zero_grads, int_expr="x0")
-ROUND_DEC = Op("round", "clg_round_dec(x0, x1, (int)x2)", _zero_grads, int_expr="x0",
-               preamble=_MF)
+ROUND_DEC = Op("round_decimals", "clg_round_dec(x0, x1, (int)x2)", _zero_grads,
+               int_expr="x0", preamble=_MF, grad_name="round")
 TRUNC = Op("trunc", "trunc(x0)", _zero_grads, int_expr="x0")
 FRAC = Op("frac", "x0 - trunc(x0)", lambda ctx, g: (g,), int_expr="(clg_t)0")
 
@@ -162,7 +162,6 @@ def _clamp_grads(ctx, g):
 
 CLAMP = Op("clamp", "clg_minn(clg_maxn(x0, x1), x2)", _clamp_grads, save="x",
            int_expr="min(max(x0, x1), x2)", preamble=_MF)
-CLAMP_I = Op("clamp", "0", _clamp_grads, int_expr="min(max(x0, x1), x2)")
 CLAMP_MIN = Op("clamp_min", "clg_maxn(x0, x1)",
                _binary_grads(lambda c, g: _masked(g, c.arg(0) >= c.arg(1)),
                              lambda c, g: _masked(g, c.arg(0) < c.arg(1))),
@@ -194,14 +193,6 @@ ADDCDIV = Op("addcdiv", "x0 + x3 * x1 / x2",
                              -g * ctx.arg(3) * ctx.arg(1) / (ctx.arg(2) * ctx.arg(2))
                              if _need(ctx, 2) else None, None),
              save="x")
-CLAMP_MIN_I = Op("clamp_min", "0", int_expr="max(x0, x1)")
-CLAMP_MAX_I = Op("clamp_max", "0", int_expr="min(x0, x1)")
-
-
-def ew2(fop: Op, iop: Op, *args, out=None):
-    """`ew` of `fop` when the op computes in a floating type, else of its integer twin `iop`
-    (the twins differ in their helper preamble, which only compiles for one kind of type)."""
-    return ew(fop if result_type(*args).is_floating else iop, *args, out=out)
 
 
 # -- math --
@@ -238,11 +229,11 @@ ATAN2 = Op("atan2", "atan2(x0, x1)", _atan2_grads, dtype="float", save="x")
 LOGIT = Op("logit", "log(x0 / (F(1.0) - x0))",
            lambda c, g: (g / (c.arg(0) * (1 - c.arg(0))),), dtype="float", save="x")
 # with eps the input is clamped to [eps, 1 - eps]; the gradient is 0 outside, as in PyTorch
-LOGIT_EPS = Op("logit", "log(clg_minn(clg_maxn(x0, x1), F(1.0) - x1) / "
+LOGIT_EPS = Op("logit_eps", "log(clg_minn(clg_maxn(x0, x1), F(1.0) - x1) / "
                "(F(1.0) - clg_minn(clg_maxn(x0, x1), F(1.0) - x1)))",
                lambda c, g: (_masked(g / (c.arg(0) * (1 - c.arg(0))),
                                      (c.arg(0) >= c.arg(1)) & (c.arg(0) <= 1 - c.arg(1))), None),
-               dtype="float", save="x", preamble=_MF)
+               dtype="float", save="x", preamble=_MF, grad_name="logit")
 SOFTPLUS = Op("softplus", "clg_softplus(x0, x1, x2)",
               lambda c, g: (g.where(c.arg(0) * c.arg(1) > c.arg(2),
                                     g * (c.arg(0) * c.arg(1)).sigmoid()), None, None),
@@ -251,6 +242,16 @@ SOFTPLUS = Op("softplus", "clg_softplus(x0, x1, x2)",
 HARDTANH = Op("hardtanh", "x0 < x1 ? x1 : (x0 > x2 ? x2 : x0)",
               lambda c, g: (_masked(g, (c.arg(0) > c.arg(1)) & (c.arg(0) < c.arg(2))), None,
                             None), save="x")
+# threshold and the shrinks pass the gradient where they pass the input
+THRESHOLD = Op("threshold", "x0 > x1 ? x0 : x2",
+               lambda c, g: (_masked(g, c.arg(0) > c.arg(1)), None, None), dtype="float",
+               save="x")
+HARDSHRINK = Op("hardshrink", "(x0 > x1 || x0 < -x1) ? x0 : (clg_t)0",
+                lambda c, g: (_masked(g, (c.arg(0) > c.arg(1)) | (c.arg(0) < -c.arg(1))), None),
+                dtype="float", save="x")
+SOFTSHRINK = Op("softshrink", "x0 > x1 ? x0 - x1 : (x0 < -x1 ? x0 + x1 : (clg_t)0)",
+                lambda c, g: (_masked(g, (c.arg(0) > c.arg(1)) | (c.arg(0) < -c.arg(1))), None),
+                dtype="float", save="x")
 LEAKY_RELU = Op("leaky_relu", "x0 > (clg_t)0 ? x0 : x0 * x1",
                 lambda c, g: (g.where(c.arg(0) > 0, g * c.arg(1)), None), save="x")
 
@@ -301,7 +302,7 @@ def _gelu_tanh_grads(ctx, g):
 
 GELU = Op("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.7071067811865476)))",
           lambda ctx, g: (ew(GELU_BWD, g, ctx.arg(0)),), dtype="float", save="x")
-GELU_TANH = Op("gelu", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.7978845608028654) * "
+GELU_TANH = Op("gelu_tanh", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.7978845608028654) * "
                "(x0 + F(0.044715) * x0 * x0 * x0)))", _gelu_tanh_grads, dtype="float", save="x",
                preamble=_MF)
 

@@ -7,18 +7,15 @@ from .. import autograd
 from ..dtypes import bool_, float32, int32, int64
 from ..runtime import codegen
 from ..view import coalesce, View
-from .base import cast, copy_into, ew, launch_ew, launch_ew_raw, Op, _tensor, _wide
-
-# where with the condition compared explicitly: OpenCL C rejects a float as `?:` condition, and
-# the condition arrives in the compute type
-MASKED_SELECT = Op("masked_where", "(x0 != (clg_t)0) ? x1 : x2")
-
+from .base import cast, copy_into, ew, launch_ew, launch_ew_raw, _tensor, _wide
+from .elementwise import WHERE
 
 def masked_where(cond, a, b, name="MaskedFillBackward0"):
     """cond ? a : b (cond bool, a tensor or scalar, b tensor) in b's dtype. Only the condition
     is saved, so the in-place variants leave nothing stale behind for the backward."""
     T = _tensor()
-    out = ew(MASKED_SELECT, cond, a, b)
+    with autograd.no_grad():      # the node below saves only the condition
+        out = ew(WHERE, cond, a, b)
     if out.dtype is not b.dtype:
         out = cast(out, b.dtype)
     args = (a, b) if isinstance(a, T) else (b,)

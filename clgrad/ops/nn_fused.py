@@ -5,91 +5,10 @@ from .. import autograd
 from ..runtime import codegen
 from .base import ew, _need, Op, _tensor
 
-def _no_double(name):
-    def backward(ctx, g):
-        raise NotImplementedError(f"double backward through {name} is not supported "
-                                  "(its gradient is a fused kernel)")
-    return backward
-
-
 def _fused_guard(name):
     if autograd.is_grad_enabled():
         raise NotImplementedError(f"double backward (create_graph=True) through {name} is not "
                                   "supported: its gradient is a fused kernel")
-
-
-def _activation(name, expr, dexpr):
-    """An activation record whose gradient is one fused kernel over (g, x, *params):
-    `dexpr` computes d out / d x times g with g as x0, x as x1, the parameters as x2, ..."""
-    grad_op = Op(name + "_backward", dexpr, _no_double(name), dtype="float")
-
-    def backward(ctx, g):
-        params = ctx._args[1:]
-        return (ew(grad_op, g, ctx.arg(0), *params),) + (None,) * len(params)
-    return Op(name, expr, backward, dtype="float", save="x")
-
-
-NN_HARDTANH = _activation("hardtanh", "x0 < x1 ? x1 : (x0 > x2 ? x2 : x0)",
-                          "(x1 > x2 && x1 < x3) ? x0 : (clg_t)0")
-NN_LEAKY_RELU = _activation("leaky_relu", "x0 > (clg_t)0 ? x0 : x0 * x1",
-                            "x1 > (clg_t)0 ? x0 : x0 * x2")
-NN_ELU = _activation("elu", "x0 > (clg_t)0 ? x0 : x1 * expm1(x0)",
-                     "x1 > (clg_t)0 ? x0 : x0 * x2 * exp(x1)")
-# selu = scale * elu(x, alpha): x1 = alpha, x2 = scale
-NN_SELU = _activation("selu", "x2 * (x0 > (clg_t)0 ? x0 : x1 * expm1(x0))",
-                      "x0 * x3 * (x1 > (clg_t)0 ? (clg_t)1 : x2 * exp(x1))")
-NN_CELU = _activation("celu", "x0 > (clg_t)0 ? x0 : x1 * expm1(x0 / x1)",
-                      "x1 > (clg_t)0 ? x0 : x0 * exp(x1 / x2)")
-NN_GELU = _activation("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.70710678118654752)))",
-                      "x0 * (F(0.5) * (F(1.0) + erf(x1 * F(0.70710678118654752))) + "
-                      "x1 * exp(F(-0.5) * x1 * x1) * F(0.39894228040143268))")
-NN_GELU_TANH = _activation(
-    "gelu_tanh",
-    "F(0.5) * x0 * (F(1.0) + tanh(F(0.79788456080286536) * (x0 + F(0.044715) * x0 * x0 * x0)))",
-    "x0 * (F(0.5) * (F(1.0) + tanh(F(0.79788456080286536) * (x1 + F(0.044715) * x1 * x1 * x1)))"
-    " + F(0.5) * x1 * (F(1.0) - pown(tanh(F(0.79788456080286536) * (x1 + F(0.044715) * x1 * x1"
-    " * x1)), 2)) * F(0.79788456080286536) * (F(1.0) + F(0.134145) * x1 * x1))")
-NN_SILU = _activation("silu", "x0 / (F(1.0) + exp(-x0))",
-                      "x0 * (F(1.0) + x1 * (F(1.0) - F(1.0) / (F(1.0) + exp(-x1)))) / "
-                      "(F(1.0) + exp(-x1))")
-# softplus(x) = log1p(exp(-|x|)) + max(x, 0) never overflows
-NN_MISH = _activation(
-    "mish", "x0 * tanh(log1p(exp(-fabs(x0))) + fmax(x0, (clg_t)0))",
-    "x0 * (tanh(log1p(exp(-fabs(x1))) + fmax(x1, (clg_t)0)) + x1 / (F(1.0) + exp(-x1)) * "
-    "(F(1.0) - pown(tanh(log1p(exp(-fabs(x1))) + fmax(x1, (clg_t)0)), 2)))")
-NN_HARDSIGMOID = _activation(
-    "hardsigmoid", "x0 <= F(-3.0) ? (clg_t)0 : (x0 >= F(3.0) ? (clg_t)1 : x0 / F(6.0) + F(0.5))",
-    "(x1 > F(-3.0) && x1 < F(3.0)) ? x0 / F(6.0) : (clg_t)0")
-NN_HARDSWISH = _activation(
-    "hardswish", "x0 <= F(-3.0) ? (clg_t)0 : (x0 >= F(3.0) ? x0 : x0 * (x0 + F(3.0)) / F(6.0))",
-    "x1 < F(-3.0) ? (clg_t)0 : (x1 <= F(3.0) ? x0 * (x1 / F(3.0) + F(0.5)) : x0)")
-NN_SOFTSIGN = _activation("softsign", "x0 / (F(1.0) + fabs(x0))",
-                          "x0 / ((F(1.0) + fabs(x1)) * (F(1.0) + fabs(x1)))")
-# softplus with beta (x1) and threshold (x2): linear above the threshold, as PyTorch
-NN_SOFTPLUS = _activation(
-    "softplus", "x0 * x1 > x2 ? x0 : (log1p(exp(-fabs(x0 * x1))) + fmax(x0 * x1, (clg_t)0)) / x1",
-    "x1 * x2 > x3 ? x0 : x0 / (F(1.0) + exp(-x1 * x2))")
-NN_LOGSIGMOID = _activation("logsigmoid", "fmin(x0, (clg_t)0) - log1p(exp(-fabs(x0)))",
-                            "x0 / (F(1.0) + exp(x1))")
-NN_THRESHOLD = _activation("threshold", "x0 > x1 ? x0 : x2", "x1 > x2 ? x0 : (clg_t)0")
-NN_HARDSHRINK = _activation("hardshrink", "(x0 > x1 || x0 < -x1) ? x0 : (clg_t)0",
-                            "(x1 > x2 || x1 < -x2) ? x0 : (clg_t)0")
-NN_SOFTSHRINK = _activation("softshrink", "x0 > x1 ? x0 - x1 : (x0 < -x1 ? x0 + x1 : (clg_t)0)",
-                            "(x1 > x2 || x1 < -x2) ? x0 : (clg_t)0")
-
-
-# `where` comparing the condition with zero explicitly: a float-typed condition in a C ternary
-# does not compile in OpenCL C (the core WHERE record loads x0 in the compute type)
-NN_WHERE = Op("nn_where", "(x0 != (clg_t)0) ? x1 : x2",
-              lambda ctx, g: (None,
-                              g * ctx.arg(0) if _need(ctx, 1) else None,
-                              g * ctx.arg(0).logical_not() if _need(ctx, 2) else None),
-              save="x")
-
-
-def nn_where(cond, a, b):
-    """where(cond, a, b) for nn's composites (see NN_WHERE)."""
-    return ew(NN_WHERE, cond, a, b)
 
 
 def _bce_backward(ctx, g):

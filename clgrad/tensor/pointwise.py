@@ -39,7 +39,7 @@ def _divide(a, b, rounding_mode):
         return ops.ew(ops.DIV, a, b)
     if rounding_mode == "trunc":
         return ops.ew(ops.DIV_TRUNC, a, b)
-    return ops.ew2(ops.DIV_FLOOR_F, ops.DIV_FLOOR_I, a, b)
+    return ops.ew(ops.DIV_FLOOR, a, b)
 
 
 def _power(base, exp):
@@ -47,11 +47,11 @@ def _power(base, exp):
         return ops.ew(ops.POW, base, exp)
     if not _is_t(exp) and exp < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    return ops.ew(ops.POW_I, base, exp)
+    return ops.ew(ops.POW, base, exp)
 
 
 def _remainder(a, b):
-    return ops.ew2(ops.REMAINDER_F, ops.REMAINDER_I, a, b)
+    return ops.ew(ops.REMAINDER, a, b)
 
 
 def _bitwise_not(x):
@@ -186,18 +186,18 @@ class MathMixin:
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         if max is None:
-            return ops.ew2(ops.CLAMP_MIN, ops.CLAMP_MIN_I, self, min)
+            return ops.ew(ops.CLAMP_MIN, self, min)
         if min is None:
-            return ops.ew2(ops.CLAMP_MAX, ops.CLAMP_MAX_I, self, max)
-        return ops.ew2(ops.CLAMP, ops.CLAMP_I, self, min, max)
+            return ops.ew(ops.CLAMP_MAX, self, max)
+        return ops.ew(ops.CLAMP, self, min, max)
 
     clip = clamp
 
     def clamp_min(self, min):
-        return ops.ew2(ops.CLAMP_MIN, ops.CLAMP_MIN_I, self, min)
+        return ops.ew(ops.CLAMP_MIN, self, min)
 
     def clamp_max(self, max):
-        return ops.ew2(ops.CLAMP_MAX, ops.CLAMP_MAX_I, self, max)
+        return ops.ew(ops.CLAMP_MAX, self, max)
 
     def maximum(self, other):
         return ops.ew(ops.MAXIMUM, self, other)
