@@ -179,9 +179,7 @@ def _lerp_grads(ctx, g):
             g * (b - a) if _need(ctx, 2) else None)
 
 
-# two formulas, as PyTorch, so that weight 1 gives exactly `end`
-LERP = Op("lerp", "fabs(x2) < F(0.5) ? x0 + x2 * (x1 - x0) : x1 - (x1 - x0) * (F(1.0) - x2)",
-          _lerp_grads, save="x")
+LERP = Op("lerp", "clg_lerp(x0, x1, x2)", _lerp_grads, save="x", preamble=_MF)
 ADDCMUL = Op("addcmul", "x0 + x3 * x1 * x2",
              lambda ctx, g: (g if _need(ctx, 0) else None,
                              g * ctx.arg(3) * ctx.arg(2) if _need(ctx, 1) else None,
