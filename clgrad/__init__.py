@@ -91,8 +91,6 @@ abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, c
     Tensor.abs_, Tensor.neg_, Tensor.exp_, Tensor.log_, Tensor.sqrt_, Tensor.sigmoid_,
     Tensor.tanh_, Tensor.floor_, Tensor.ceil_, Tensor.round_, Tensor.trunc_, Tensor.clamp_,
     Tensor.clamp_)
-#
-#
 
 
 # ---- reductions
@@ -138,11 +136,9 @@ from . import nn  # noqa: E402
 
 
 # ---- conv
-from ._conv import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
-                    conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle,
-                    pixel_unshuffle)
-#
-#
+from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
+                            conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d,
+                            pixel_shuffle, pixel_unshuffle)
 
 
 # ---- optim, utils

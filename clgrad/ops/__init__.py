@@ -2,9 +2,8 @@
 
 base (the Op record, the elementwise launcher, casts, fills, random), elementwise, reduce,
 linalg (matmul), movement (views), index, nn_fused (activations, losses, norms, dropout,
-embedding, optimizer updates), window (conv, pool, pad, resize). The fused recurrent-cell and
-attention records live in clgrad/_rnn.py and clgrad/_attention.py (kernels_cl/rnn.cl,
-attention.cl)."""
+embedding, optimizer updates), window (conv, pool, pad, resize), attention (the streaming
+scaled-dot-product kernel), rnn (fused LSTM, GRU and Elman cell steps)."""
 from .base import (Op, _check_devices, launch_ew, OpContext, ew, cast, copy_into, launch_ew_raw,
                    random_fill, torch_name)
 from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, COPY, ADD,
@@ -30,3 +29,5 @@ from .nn_fused import (_fused_guard, NN_BCE, dense, cross_entropy_rows, norm_row
 from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_geometry,
                      max_pool_planes, max_pool_scatter, gather_planes, unpool_planes,
                      avg_pool_planes, resize_planes)
+from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused)
+from .rnn import (lstm_cell, gru_cell, rnn_cell)

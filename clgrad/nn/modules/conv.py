@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ... import _conv as C
+from ..functional import conv as C
 from ...tensor import creation
 from .. import init
 from ..parameter import Parameter

@@ -2,16 +2,12 @@
 step backward, each an autograd record over the step's gate pre-activations."""
 from __future__ import annotations
 
-from . import autograd
-from .ops import _fused_guard
-from .runtime import codegen
+from .. import autograd
+from ..runtime import codegen
+from .base import _tensor
+from .nn_fused import _fused_guard
 
 _I, _L = "int", "long"
-
-
-def _tensor():
-    from .tensor import Tensor
-    return Tensor
 
 
 def _flat(t):
@@ -126,18 +122,3 @@ def rnn_cell(gi, gh, relu: bool):
         autograd.record("RnnTanhCellBackward0" if not relu else "RnnReluCellBackward0",
                         backward, ctx, (gi, gh), [h])
     return h
-
-
-def time_steps(x):
-    """The T views x[0], ..., x[T-1] of x (T, ...) as one autograd node whose backward stacks
-    their gradients: slicing each step separately would give every step a full-size zero
-    gradient to accumulate, O(T^2) work over a sequence."""
-    from .tensor.shape import stack
-    T_ = x.shape[0]
-    with autograd.no_grad():
-        outs = [x.detach()[t] for t in range(T_)]
-    if autograd.needs_grad(x) and T_:
-        def backward(ctx, *gs):
-            return (stack(gs, 0),)
-        autograd.record("UnbindBackward0", backward, autograd.Context(), (x,), outs)
-    return outs

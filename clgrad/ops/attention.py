@@ -1,11 +1,12 @@
 """Scaled dot-product attention: a streaming (online-softmax) forward kernel recorded for
-autograd, and the matmul + softmax formulation used for its gradient and as the fallback."""
+autograd, and the matmul + softmax formulation (Tensor methods) its gradient uses."""
 from __future__ import annotations
 
 import math
 
-from . import autograd
-from .runtime import codegen
+from .. import autograd
+from ..runtime import codegen
+from .base import _tensor
 
 _I, _L = "int", "long"
 MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memory
@@ -15,39 +16,29 @@ MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memo
 # keys from global memory without __local tiles: on CPU devices the caches do that work.
 
 
-def _tensor():
-    from .tensor import Tensor
-    return Tensor
-
-
 def additive_mask(attn_mask, dtype):
     """PyTorch's two mask kinds as one additive bias: a boolean mask marks the pairs that take
     part (True -> 0, False -> -inf); a float mask is added as it is."""
     if attn_mask is None:
         return None
     if attn_mask.dtype.name == "bool":
-        from .tensor.creation import full
-        ninf = full((), float("-inf"), dtype=dtype, device=attn_mask.device)
-        zero = full((), 0.0, dtype=dtype, device=attn_mask.device)
-        from .tensor.pointwise import where
-        return where(attn_mask, zero, ninf)
+        return attn_mask.new_zeros((), dtype=dtype).where(attn_mask, float("-inf"))
     if not attn_mask.dtype.is_floating:
         raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query "
                            f"dtype, but got attn_mask.dtype: {attn_mask.dtype.name}")
     return attn_mask if attn_mask.dtype is dtype else attn_mask.to(dtype)
 
 
-def causal_bias(L, S, dtype, device):
+def causal_bias(L, S, dtype, device_like):
     """(L, S) float bias, -inf above the diagonal (key j may be seen by query i iff j <= i)."""
-    from .tensor.creation import full
-    return full((L, S), float("-inf"), dtype=dtype, device=device).triu(1)
+    return device_like.new_full((L, S), float("-inf"), dtype=dtype).triu(1)
 
 
 def scores(q, k, bias, scale, is_causal):
     """q k^T * scale + bias (+ the causal bias): (..., L, S)."""
     s = (q @ k.mT) * scale
     if is_causal:
-        s = s + causal_bias(q.shape[-2], k.shape[-2], s.dtype, s.device)
+        s = s + causal_bias(q.shape[-2], k.shape[-2], s.dtype, s)
     if bias is not None:
         s = s + bias
     return s
@@ -127,12 +118,3 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
             return dq, dk, dv_, (ds if n[3] else None)
         autograd.record("ScaledDotProductAttentionBackward0", backward, ctx, args, [out])
     return out
-
-
-def sdpa_math(q, k, v, bias, scale: float, is_causal: bool, dropout_p: float):
-    """softmax(q k^T * scale + bias) (dropped out) @ v with Tensor ops."""
-    p = probs(scores(q, k, bias, scale, is_causal))
-    if dropout_p > 0.0:
-        from .nn import functional as F
-        p = F.dropout(p, dropout_p, True)
-    return p @ v
