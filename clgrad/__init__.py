@@ -7,7 +7,7 @@ from .dtypes import (DType as dtype, bool_ as bool, double, float, float16, floa
                      set_default_dtype, result_type, promote as promote_types)
 from .runtime import (CLGradError, Device, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
                       OutOfMemoryError, UnsupportedDTypeError, empty_cache, set_default_device)
-from .runtime import get_device as device, devices as device_list
+from .runtime import get_device as device, devices as device_list, memory as _memory
 from .runtime import default_device as get_default_device
 from .tensor import Size, Tensor
 from .tensor.random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,
@@ -21,8 +21,7 @@ from . import runtime
 
 def memory_stats(device=None) -> dict:
     """Bytes allocated by live tensors, reserved by the pool, and the peak since reset."""
-    from .runtime import memory
-    return memory.memory_stats(runtime.get_device(device))
+    return _memory.memory_stats(runtime.get_device(device))
 
 
 def synchronize(device=None) -> None:

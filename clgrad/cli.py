@@ -8,6 +8,7 @@ import click
 
 from . import runtime
 from .runtime.errors import CLGradError
+from .selftest import run_selftest
 from .version import __version__
 
 
@@ -124,7 +125,6 @@ def select(spec, clear):
 @click.option("-v", "--verbose", is_flag=True, help="One row per case, not per failure.")
 def selftest(spec, families, verbose):
     """Check every kernel family against numpy on one device; exit 1 on any failure."""
-    from .selftest import run_selftest
     try:
         dev = runtime.get_device(spec)
     except CLGradError as e:

@@ -6,9 +6,12 @@ rebuilds a kernel or syncs the device."""
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from bisect import bisect_right
 from collections import Counter
+
+from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
            "LinearLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
@@ -32,7 +35,6 @@ class LRScheduler:
     recursive form), `step()` advances `last_epoch` and writes them into the param groups."""
 
     def __init__(self, optimizer, last_epoch: int = -1, verbose="deprecated"):
-        from .optimizer import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
@@ -132,7 +134,6 @@ class LambdaLR(LRScheduler):
 
 
 def _is_function(f) -> bool:
-    import types
     return isinstance(f, (types.FunctionType, types.LambdaType, types.MethodType))
 
 
@@ -663,7 +664,6 @@ class ReduceLROnPlateau(LRScheduler):
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8, verbose="deprecated"):
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
-        from .optimizer import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.factor = factor

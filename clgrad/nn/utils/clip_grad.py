@@ -5,6 +5,7 @@ import math
 
 from ... import autograd, ops
 from ...tensor import Tensor
+from ...tensor.creation import tensor
 from ...tensor.pointwise import where
 
 
@@ -32,7 +33,6 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     p = float(norm_type)
     tensors = [t for t in tensors if t is not None]
     if not tensors:
-        from ...tensor.creation import tensor
         return tensor(0.0)
     with autograd.no_grad():
         parts = [_power_sum(t.detach(), p).to(tensors[0].dtype) for t in tensors]
