@@ -62,8 +62,9 @@ narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.sel
 
 
 # ---- math
-from .tensor.pointwise import (allclose, bitwise_left_shift, bitwise_right_shift, celu, celu_,
-                               equal, isclose, logit, pow, relu_, remainder, selu, selu_)
+from .tensor.activation import celu, celu_, logit, relu_, selu, selu_
+from .tensor.pointwise import (allclose, bitwise_left_shift, bitwise_right_shift, equal, isclose,
+                               pow, remainder)
 rsub, floor_divide, true_divide, float_power, positive = (
     Tensor.rsub, Tensor.floor_divide, Tensor.true_divide, Tensor.float_power, Tensor.positive)
 reciprocal, sgn, fmod, floor, ceil, round, trunc, fix, frac = (

@@ -10,7 +10,8 @@ from .. import ops
 from ..dtypes import get_default_dtype, to_dtype
 from .random import fill_random
 from ..runtime import get_device
-from .tensor import Tensor, _shape_arg
+from .conversion import _shape_arg
+from .tensor import Tensor
 
 
 def _dev(device):

@@ -9,31 +9,21 @@ import numpy as np
 
 from .. import autograd, ops
 from .. import dtypes as dt
-from ..dtypes import DType, to_dtype
-from ..runtime import Buffer, Device, check_dtype, get_device
+from ..dtypes import DType
+from ..runtime import Buffer, Device, check_dtype
 from ..view import View, broadcast_shapes, normalize_dim
+from .conversion import ConversionMixin
+from .gather import GatherMixin
+from .inplace import InplaceMixin
+from .linalg import LinalgMixin
+from .movement import MovementMixin, Size
 from .pointwise import MathMixin
 from .reduce import ReduceMixin
 from .shape import ShapeMixin
-from .linalg import LinalgMixin
 
 
-def _shape_arg(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = size[0]
-    if len(size) == 1 and hasattr(size[0], "__iter__") and not isinstance(size[0], Tensor):
-        size = tuple(size[0])
-    out = []
-    for s in size:
-        s = int(s)
-        if s < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
-                               f"{list(size)}")
-        out.append(s)
-    return tuple(out)
-
-
-class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
+class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, LinalgMixin,
+             ConversionMixin, MovementMixin):
     """An n-dimensional array on an OpenCL device with PyTorch's semantics."""
 
     __array_priority__ = 1000     # make numpy defer to our reflected operators
@@ -41,6 +31,10 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
     def __init__(self, *args, **kwargs):
         raise TypeError("create tensors with clgrad.tensor(), clgrad.zeros(), ... "
                         "(Tensor() has no public constructor)")
+
+    # MathMixin's __eq__ would leave Tensor unhashable: tensors hash by identity, as in PyTorch
+    def __hash__(self):
+        return id(self)
 
     # ---- construction (internal) -------------------------------------------------------------
     @classmethod
@@ -393,374 +387,6 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
             self._adopt(fresh)
         return self
 
-    # ---- out of the device -----------------------------------------------------------------
-    def numpy(self, *, force: bool = False) -> np.ndarray:
-        if self.requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
-                               "tensor.detach().numpy() instead.")
-        src = self if self._view.is_contiguous() else self.contiguous_nograd()
-        out = np.empty(src.shape, dtype=np.uint8 if self.dtype is dt.bool_ else self.dtype.np)
-        if out.size:
-            src._buf.read(out, src._view.offset * self.dtype.itemsize)
-        return out.view(np.bool_) if self.dtype is dt.bool_ else out
-
-    def contiguous_nograd(self) -> "Tensor":
-        out = Tensor._empty(self.shape, self.dtype, self.device)
-        return ops.copy_into(out, self)
-
-    def item(self):
-        if self.numel() != 1:
-            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to "
-                               "Scalar")
-        return self.detach().numpy().reshape(()).item()
-
-    def tolist(self):
-        return self.detach().numpy().tolist()
-
-    def __array__(self, dtype=None, copy=None):
-        a = self.detach().numpy()
-        return a.astype(dtype) if dtype is not None else a
-
-    def __repr__(self) -> str:
-        from .format import format_tensor
-        return format_tensor(self)
-
-    __str__ = __repr__
-
-    def __len__(self) -> int:
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return self.shape[0]
-
-    def __iter__(self):
-        if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return iter(self.unbind(0))
-
-    def __bool__(self) -> bool:
-        if self.numel() != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self.item())
-
-    def __float__(self):
-        return float(self.item())
-
-    def __int__(self):
-        return int(self.item())
-
-    def __index__(self):
-        if self.dtype.is_floating or self.numel() != 1:
-            raise TypeError("only integer tensors of a single element can be converted to an "
-                            "index")
-        return int(self.item())
-
-    def __hash__(self):
-        return id(self)
-
-    # ---- device and dtype ------------------------------------------------------------------
-    def to(self, *args, **kwargs) -> "Tensor":
-        """to(device), to(dtype), to(device, dtype), to(other): a copy only where needed."""
-        device, dtype_ = kwargs.get("device"), kwargs.get("dtype")
-        copy = kwargs.get("copy", False)
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype_ = a.device, a.dtype
-            elif isinstance(a, (DType, type)) or (isinstance(a, str) and a in dt._NAMES):
-                dtype_ = a
-            elif a is not None:
-                device = a
-        out = self
-        if dtype_ is not None:
-            target = to_dtype(dtype_)
-            if target is not out.dtype:
-                out = ops.cast(out, target)
-        if device is not None:
-            dev = get_device(device)
-            if dev != out.device:
-                host = out.detach().numpy(force=True)
-                moved = Tensor._from_numpy(host, out.dtype, dev)
-                if autograd.needs_grad(out):
-                    src_dev = out.device
-                    ctx = autograd.Context([True])
-                    autograd.record("ToCopyBackward0", lambda c, g: (g.to(src_dev),), ctx,
-                                    (out,), [moved])
-                out = moved
-        if copy and out is self:
-            out = self.clone()
-        return out
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"clgrad.{ {'float32': 'Float', 'float64': 'Double', 'float16': 'Half', 'int64': 'Long', 'int32': 'Int', 'int16': 'Short', 'int8': 'Char', 'uint8': 'Byte', 'bool': 'Bool'}[self.dtype.name]}Tensor"
-        return self.to(dtype)
-
-    def float(self):
-        return self.to(dt.float32)
-
-    def double(self):
-        return self.to(dt.float64)
-
-    def half(self):
-        return self.to(dt.float16)
-
-    def int(self):
-        return self.to(dt.int32)
-
-    def long(self):
-        return self.to(dt.int64)
-
-    def short(self):
-        return self.to(dt.int16)
-
-    def char(self):
-        return self.to(dt.int8)
-
-    def byte(self):
-        return self.to(dt.uint8)
-
-    def bool(self):
-        return self.to(dt.bool_)
-
-    def cpu(self):
-        return self
-
-    def cuda(self, *a, **k):
-        raise RuntimeError("clgrad has no CUDA tensors; use .to('gpu') or .to('cl:N')")
-
-    def clone(self, memory_format=None) -> "Tensor":
-        out = ops.copy_into(Tensor._empty(self.shape, self.dtype, self.device), self)
-        if autograd.needs_grad(self):
-            ctx = autograd.Context([True])
-            autograd.record("CloneBackward0", lambda c, g: (g,), ctx, (self,), [out])
-        return out
-
-    def contiguous(self, memory_format=None) -> "Tensor":
-        return self if self._view.is_contiguous() else self.clone()
-
-    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        from .creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
-                      requires_grad=requires_grad)
-
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        t = Tensor._empty(_shape_arg(size), to_dtype(dtype) if dtype else self.dtype,
-                          get_device(device) if device else self.device)
-        return t.requires_grad_(requires_grad)
-
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        return self.new_full(_shape_arg(size), 0, dtype=dtype, device=device,
-                             requires_grad=requires_grad)
-
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return self.new_full(_shape_arg(size), 1, dtype=dtype, device=device,
-                             requires_grad=requires_grad)
-
-    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        t = Tensor._full(_shape_arg((size,)), fill_value,
-                         to_dtype(dtype) if dtype else self.dtype,
-                         get_device(device) if device else self.device)
-        return t.requires_grad_(requires_grad)
-
-    # ---- movement (views: no kernel) ---------------------------------------------------------
-    def view(self, *shape) -> "Tensor":
-        if len(shape) == 1 and isinstance(shape[0], (DType, str)):
-            raise NotImplementedError("view(dtype) reinterpretation is not supported")
-        shape = self._infer_shape(shape)
-        v = self._view.reshape(shape)
-        if v is None:
-            raise RuntimeError("view size is not compatible with input tensor's size and stride "
-                               "(at least one dimension spans across two contiguous subspaces). "
-                               "Use .reshape(...) instead.")
-        return self._reshaped(v)
-
-    def _reshaped(self, v: View) -> "Tensor":
-        in_shape = self.shape
-        return ops.view_op(self, v, "ViewBackward0",
-                           lambda ctx, g: (g.reshape(in_shape),))
-
-    def _infer_shape(self, shape) -> tuple:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
-            shape = tuple(shape[0])
-        shape = [int(s) for s in shape]
-        if shape.count(-1) > 1:
-            raise RuntimeError("only one dimension can be inferred")
-        if -1 in shape:
-            rest = math.prod(s for s in shape if s != -1)
-            if rest == 0 or self.numel() % rest:
-                raise RuntimeError(f"shape '{shape}' is invalid for input of size "
-                                   f"{self.numel()}")
-            shape[shape.index(-1)] = self.numel() // rest
-        if math.prod(shape) != self.numel():
-            raise RuntimeError(f"shape '{shape}' is invalid for input of size {self.numel()}")
-        return tuple(shape)
-
-    def reshape(self, *shape) -> "Tensor":
-        shape = self._infer_shape(shape)
-        v = self._view.reshape(shape)
-        if v is None:
-            return self.clone()._reshaped(View.contiguous(shape))
-        return self._reshaped(v)
-
-    def detach_view(self) -> "Tensor":
-        t = Tensor._make(self._buf, self._view, self.dtype)
-        t._base = self._base if self._base is not None else self
-        return t
-
-    def view_as(self, other):
-        return self.view(other.shape)
-
-    def reshape_as(self, other):
-        return self.reshape(other.shape)
-
-    def permute(self, *dims) -> "Tensor":
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        nd = self.ndim
-        dims = tuple(normalize_dim(d, nd) for d in dims)
-        if sorted(dims) != list(range(nd)):
-            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input "
-                               f"does not match the length of the desired ordering of dimensions "
-                               f"i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
-                               if len(dims) != nd else "permute(): duplicate dims are not allowed.")
-        inv = tuple(sorted(range(nd), key=lambda i: dims[i]))
-        return ops.view_op(self, self._view.permute(dims), "PermuteBackward0",
-                           lambda ctx, g: (g.permute(inv),))
-
-    def transpose(self, dim0, dim1) -> "Tensor":
-        nd = self.ndim
-        if nd == 0:
-            return self.detach_view() if not self.requires_grad else self.permute(())
-        d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
-        order = list(range(nd))
-        order[d0], order[d1] = order[d1], order[d0]
-        return self.permute(order)
-
-    swapaxes = swapdims = transpose
-
-    def t(self) -> "Tensor":
-        if self.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
-                               f"{self.ndim}D")
-        return self.transpose(0, 1) if self.ndim == 2 else self
-
-    @property
-    def T(self) -> "Tensor":
-        return self.permute(tuple(reversed(range(self.ndim))))
-
-    @property
-    def mT(self) -> "Tensor":
-        if self.ndim < 2:
-            raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
-                               f"Got {self.ndim}-D tensor.")
-        return self.transpose(-2, -1)
-
-    @property
-    def H(self):
-        return self.T
-
-    @property
-    def mH(self):
-        return self.mT
-
-    def expand(self, *sizes) -> "Tensor":
-        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, Size)):
-            sizes = tuple(sizes[0])
-        if len(sizes) < self.ndim:
-            raise RuntimeError(f"expand(clgrad.{self.dtype.name}{{{list(self.shape)}}}, size="
-                               f"{list(sizes)}): the number of sizes provided ({len(sizes)}) "
-                               "must be greater or equal to the number of dimensions in the "
-                               f"tensor ({self.ndim})")
-        lead = len(sizes) - self.ndim
-        shape = tuple(self.shape[i - lead] if (s == -1 and i >= lead) else int(s)
-                      for i, s in enumerate(sizes))
-        # the gradient is summed back to our shape by autograd's single un-broadcast step
-        return ops.view_op(self, self._view.expand(shape), "ExpandBackward0",
-                           lambda ctx, g: (g,))
-
-    def expand_as(self, other):
-        return self.expand(other.shape)
-
-    def broadcast_to(self, shape):
-        return self.expand(shape)
-
-    def squeeze(self, dim=None) -> "Tensor":
-        nd = self.ndim
-        if dim is None:
-            dims = tuple(range(nd))
-        elif isinstance(dim, (tuple, list)):
-            dims = tuple(normalize_dim(d, nd) for d in dim)
-        else:
-            dims = (normalize_dim(dim, nd),)
-        in_shape = self.shape
-        return ops.view_op(self, self._view.squeeze(dims) if nd else self._view,
-                           "SqueezeBackward0", lambda ctx, g: (g.reshape(in_shape),))
-
-    def unsqueeze(self, dim) -> "Tensor":
-        d = normalize_dim(dim, self.ndim + 1)
-        return ops.view_op(self, self._view.unsqueeze(d), "UnsqueezeBackward0",
-                           lambda ctx, g: (g.squeeze(d),))
-
-    def flatten(self, start_dim=0, end_dim=-1) -> "Tensor":
-        if self.ndim == 0:
-            return self.reshape(1)
-        s, e = normalize_dim(start_dim, self.ndim), normalize_dim(end_dim, self.ndim)
-        if s > e:
-            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-        shape = self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
-        return self.reshape(shape)
-
-    def ravel(self):
-        return self.reshape(-1)
-
-    def unflatten(self, dim, sizes) -> "Tensor":
-        d = normalize_dim(dim, self.ndim)
-        sizes = list(sizes)
-        if -1 in sizes:
-            rest = math.prod(s for s in sizes if s != -1)
-            sizes[sizes.index(-1)] = self.shape[d] // rest if rest else 0
-        if math.prod(sizes) != self.shape[d]:
-            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to "
-                               f"the size of dim {dim} ({self.shape[d]}) in the input tensor")
-        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
-
-    def _view_fn(self, fn, name) -> "Tensor":
-        """A view through `fn(View) -> View` whose gradient scatters back through the same fn."""
-        in_shape = self.shape
-        return ops.view_op(self, fn(self._view), name,
-                           lambda ctx, g: (ops.scatter_view(g, in_shape, fn),))
-
-    def narrow(self, dim, start, length) -> "Tensor":
-        d = normalize_dim(dim, self.ndim)
-        size = self.shape[d]
-        start = int(start)
-        if start < 0:
-            start += size
-        if not (0 <= start <= size and 0 <= length and start + length <= size):
-            raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size "
-                             f"({size}).")
-        return self._view_fn(lambda v: v.slice(d, start, start + length, 1), "NarrowBackward0")
-
-    def select(self, dim, index) -> "Tensor":
-        d = normalize_dim(dim, self.ndim)
-        size = self.shape[d]
-        i = int(index)
-        if not -size <= i < size:
-            raise IndexError(f"index {i} is out of bounds for dimension {d} with size {size}")
-        i %= size
-        return self._view_fn(lambda v: v.select(d, i), "SelectBackward0")
-
-    def unbind(self, dim=0):
-        d = normalize_dim(dim, self.ndim)
-        return tuple(self.select(d, i) for i in range(self.shape[d]))
-
-    def __getitem__(self, idx):
-        from .indexing import getitem
-        return getitem(self, idx)
-
-    def __setitem__(self, idx, value):
-        from .indexing import setitem
-        setitem(self, idx, value)
-
     # ---- in-place basics -------------------------------------------------------------------
     def copy_(self, src, non_blocking=False) -> "Tensor":
         """Copy src's values (broadcast, converted) into self; the gradient goes to src, and
@@ -807,6 +433,8 @@ class Tensor(MathMixin, ReduceMixin, ShapeMixin, LinalgMixin):
         return self._fill_random("randint", low, high, generator)
 
 
+# the mixins build plain Tensors (never a subclass such as Parameter) through self._plain
+Tensor._plain = Tensor
 _HookHandle = autograd._Handle
 
 
@@ -834,13 +462,3 @@ def _fill_node(s, value):
         ctx = autograd.Context([True])
         autograd.record("FillBackward0", lambda c, g: (_zeros_like(g),), ctx, (s,), [out])
     return out
-
-
-class Size(tuple):
-    """A tuple of sizes that prints as PyTorch's `torch.Size`."""
-
-    def __repr__(self) -> str:
-        return f"clgrad.Size({list(self)})"
-
-    def numel(self) -> int:
-        return math.prod(self)

@@ -1,7 +1,7 @@
 """clgrad.nn.functional: the stateless layer, activation, normalisation, loss, convolution,
 pooling and attention functions, one module per group."""
-from ...tensor.pointwise import (celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu,
-                                 logsigmoid, mish, selu, silu, softplus, softsign)
+from ...tensor.activation import (celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu,
+                                  logsigmoid, mish, selu, silu, softplus, softsign)
 from ...tensor.shape import one_hot, pad
 from .activation import (relu, relu_, relu6, sigmoid, tanh, tanhshrink, threshold, hardshrink,
                          softshrink, prelu, rrelu, glu, log_softmax, softmax, softmin)

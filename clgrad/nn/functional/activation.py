@@ -6,8 +6,9 @@ import warnings
 
 from ... import ops
 from ...tensor import Tensor
+from ...tensor.activation import hardtanh, leaky_relu
 from ...tensor.creation import rand
-from ...tensor.pointwise import hardtanh, leaky_relu, where
+from ...tensor.pointwise import where
 
 
 _where = where

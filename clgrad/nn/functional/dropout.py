@@ -6,7 +6,7 @@ import warnings
 
 from ... import ops
 from ...tensor.creation import rand
-from ...tensor.pointwise import _SELU_ALPHA, _SELU_SCALE
+from ...tensor.activation import _SELU_ALPHA, _SELU_SCALE
 from ...tensor.random import default_generator
 from .activation import _dense, _inplace
 from .normalization import _float_for_kernel

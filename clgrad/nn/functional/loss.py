@@ -7,7 +7,7 @@ import warnings
 from ... import ops
 from ...dtypes import int64
 from ...tensor.creation import arange
-from ...tensor.pointwise import logsigmoid, softplus
+from ...tensor.activation import logsigmoid, softplus
 from .activation import _dense, log_softmax, _where
 from .normalization import _float_for_kernel
 
