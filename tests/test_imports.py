@@ -94,7 +94,6 @@ KNOWN_VIOLATIONS = {
     "function-level clgrad.tensor.shape -> clgrad.tensor.tensor",
     "function-level clgrad.tensor.shape -> clgrad.view",
     "function-level clgrad.tensor.tensor -> clgrad.tensor.random",
-    "size clgrad.optim.lr_scheduler",
     "upward clgrad.autograd.graph -> clgrad.tensor",
     "upward clgrad.ops.attention -> clgrad.autograd",
     "upward clgrad.ops.base -> clgrad.autograd",
