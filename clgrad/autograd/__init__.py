@@ -3,8 +3,7 @@ user-defined Functions, gradcheck and the functional transforms (jacobian, hessi
 from .grad_mode import (detect_anomaly, enable_grad, inference_mode, is_anomaly_check_nan_enabled,
                         is_anomaly_enabled, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_detect_anomaly, set_grad_enabled)
-from .graph import (AccumulateGrad, Context, Node, _Handle, _tensor_cls, needs_grad, nodes_since,
-                    record)
+from .graph import AccumulateGrad, Context, Node, _Handle, needs_grad, nodes_since, record
 from .function import Function, FunctionCtx, once_differentiable
 from .engine import backward, grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 
 from .grad_mode import _anomaly, _Switch, no_grad, set_grad_enabled
-from .graph import Node, _tensor_cls
+from ..array import Array
+from .graph import Node
 
 def _topo(roots):
     """Nodes reachable from `roots`, consumers before producers (iterative DFS post-order)."""
@@ -104,8 +105,7 @@ class _Walk:
         old = t._grad
         if old is None and slot is not None and not self.create_graph:
             # the optimizer keeps this parameter's gradient at a fixed place in a flat arena
-            from ..ops import copy_into
-            t._grad = copy_into(slot, g)
+            t._grad = slot.copy_(g)
         elif old is None:
             t._grad = self.fresh(g)
         elif self.create_graph or old._requires_grad:
@@ -179,11 +179,10 @@ class _Walk:
                 if r is not None:
                     gouts = list(r)
         if ctx.materialize_grads:
-            T = _tensor_cls()
             for i, g in enumerate(gouts):
                 if g is None:
-                    shape, dtype, device = node.out_meta[i]
-                    gouts[i] = T._zeros(shape, dtype, device)
+                    shape, dtype, device, plain = node.out_meta[i]
+                    gouts[i] = plain._zeros(shape, dtype, device)
         if _anomaly["enabled"]:
             try:
                 grads = node.backward_fn(ctx, *gouts)
@@ -250,7 +249,6 @@ def _run_hooks(t, g, node):
 
 
 def _make_grads(outputs, grad_outputs):
-    T = _tensor_cls()
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"grad requires one grad_output per output: got {len(grad_outputs)} "
                            f"grad_outputs and {len(outputs)} outputs")
@@ -265,9 +263,9 @@ def _make_grads(outputs, grad_outputs):
             if not t.dtype.is_floating:
                 raise RuntimeError(f"grad can be implicitly created only for real scalar "
                                    f"outputs but got {t.dtype}")
-            g = T._full(t.shape, 1, t.dtype, t.device)
-        elif not isinstance(g, T):
-            g = T._full(t.shape, g, t.dtype, t.device)
+            g = t._plain._full(t.shape, 1, t.dtype, t.device)
+        elif not isinstance(g, Array):
+            g = t._plain._full(t.shape, g, t.dtype, t.device)
         elif g.shape != t.shape:
             if g.numel() == t.numel() and g.numel() == 1:
                 g = g.reshape(t.shape)
@@ -279,8 +277,7 @@ def _make_grads(outputs, grad_outputs):
 
 
 def _as_list(x):
-    T = _tensor_cls()
-    return [x] if isinstance(x, T) else list(x)
+    return [x] if isinstance(x, Array) else list(x)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -294,7 +291,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         create_graph: record the backward itself, for higher-order gradients.
         inputs: accumulate only into these tensors' .grad (leaves or not).
     """
-    T = _tensor_cls()
     tensors = _as_list(tensors)
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
@@ -308,7 +304,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not inputs:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         for t in inputs:
-            if not isinstance(t, T) or not t.requires_grad:
+            if not isinstance(t, Array) or not t.requires_grad:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
         cap = {id(t): None for t in inputs}
         walk = _Walk(retain_graph, create_graph, cap)
@@ -328,7 +324,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     Only the part of the graph between `outputs` and `inputs` runs. An input the outputs do
     not depend on raises unless `allow_unused` (then None) or `materialize_grads` (zeros)."""
-    T = _tensor_cls()
     if is_grads_batched:
         raise NotImplementedError("is_grads_batched=True is not supported")
     if materialize_grads and allow_unused is False:
@@ -345,7 +340,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     for t in inputs:
-        if not isinstance(t, T) or not t.requires_grad:
+        if not isinstance(t, Array) or not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     grads = _make_grads(outputs, grad_outputs)
     cap = {id(t): None for t in inputs}
@@ -355,7 +350,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         g = cap[id(t)]
         if g is None:
             if materialize_grads:
-                g = T._zeros(t.shape, t.dtype, t.device)
+                g = t._plain._zeros(t.shape, t.dtype, t.device)
             elif not allow_unused:
                 raise RuntimeError(
                     "One of the differentiated Tensors appears to not have been used in the "

@@ -5,7 +5,8 @@ import functools
 import warnings
 
 from .grad_mode import no_grad
-from .graph import Context, _tensor_cls, needs_grad, record
+from ..array import Array
+from .graph import Context, needs_grad, record
 
 class FunctionCtx(Context):
     pass
@@ -63,8 +64,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        T = _tensor_cls()
-        arg_is_tensor = tuple(isinstance(a, T) for a in args)
+        arg_is_tensor = tuple(isinstance(a, Array) for a in args)
         ctx = FunctionCtx([t and a.requires_grad for t, a in zip(arg_is_tensor, args)])
         separate = cls.setup_context is not Function.setup_context
         with no_grad():
@@ -79,7 +79,7 @@ class Function:
         dirty = set(ctx.dirty)
         fixed = []
         for o in outs:
-            if isinstance(o, T):
+            if isinstance(o, Array):
                 if id(o) in dirty:
                     if o.requires_grad and o._ctx is None:
                         raise RuntimeError("a leaf Variable that requires grad has been used in "
@@ -87,7 +87,7 @@ class Function:
                 elif any(o is a for a in args):
                     o = o._alias()      # returning an input: the output gets its own identity
             fixed.append(o)
-        out_is_tensor = tuple(isinstance(o, T) for o in fixed)
+        out_is_tensor = tuple(isinstance(o, Array) for o in fixed)
         name = cls.__name__ + "Backward"
         nargs = len(args)
 
@@ -109,7 +109,7 @@ class Function:
                                        "forward input was not a Variable")
             return res
 
-        record(name, backward, ctx, args, [o for o in fixed if isinstance(o, T)])
+        record(name, backward, ctx, args, [o for o in fixed if isinstance(o, Array)])
         return tuple(fixed) if isinstance(out, tuple) else fixed[0]
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from .. import ops
 from .engine import grad
 from .grad_mode import enable_grad
-from .graph import _tensor_cls
+from ..array import Array
 
 
 def _tuple(x, what):
-    T = _tensor_cls()
     is_tuple = isinstance(x, (tuple, list))
     items = tuple(x) if is_tuple else (x,)
     for i, t in enumerate(items):
-        if not isinstance(t, T):
+        if not isinstance(t, Array):
             raise TypeError(f"The {what} given to the function must be either a Tensor or a "
                             f"tuple of Tensors but the value at index {i} has type "
                             f"{type(t).__name__}.")
@@ -40,7 +39,7 @@ def _grads(outputs, inputs, grad_outputs, create_graph, strict):
             if strict:
                 raise RuntimeError(f"The output of the user-provided function is independent of "
                                    f"input {i}. This is not allowed in strict mode.")
-            g = _tensor_cls()._zeros(t.shape, t.dtype, t.device)
+            g = t._plain._zeros(t.shape, t.dtype, t.device)
         res.append(g)
     return tuple(res)
 
@@ -71,19 +70,18 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), J v): the Jacobian-vector product, as the vjp of a vjp (J^T u is linear in
     u, so differentiating it in u gives J)."""
-    T = _tensor_cls()
     is_tuple, inputs = _tuple(inputs, "inputs")
     if v is None:
         if len(inputs) != 1 or inputs[0].numel() != 1:
             raise RuntimeError("The vector v can only be None if the input to the user-provided "
                                "function is a single Tensor with a single element.")
-        vs = (T._full(inputs[0].shape, 1, inputs[0].dtype, inputs[0].device),)
+        vs = (inputs[0]._plain._full(inputs[0].shape, 1, inputs[0].dtype, inputs[0].device),)
     else:
         vs = _tuple(v, "v")[1]
     with enable_grad():
         inputs = _prepare(inputs, create_graph)
         out_tuple, outs = _tuple(func(*inputs), "outputs of the user-provided function")
-        us = [T._zeros(o.shape, o.dtype, o.device).requires_grad_() for o in outs]
+        us = [o._plain._zeros(o.shape, o.dtype, o.device).requires_grad_() for o in outs]
         gs = _grads(list(outs), list(inputs), us, True, strict)
         used = [(g, w) for g, w in zip(gs, vs) if g.requires_grad]
         if used:
@@ -91,7 +89,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                       create_graph=create_graph, allow_unused=True)
         else:
             jv = [None] * len(us)
-        jv = [T._zeros(o.shape, o.dtype, o.device) if j is None else j for j, o in zip(jv, outs)]
+        jv = [o._plain._zeros(o.shape, o.dtype, o.device) if j is None else j
+              for j, o in zip(jv, outs)]
     outs = tuple(_finish(o, create_graph) for o in outs)
     jv = tuple(_finish(j, create_graph) for j in jv)
     return (outs if out_tuple else outs[0]), (jv if out_tuple else jv[0])
@@ -114,7 +113,6 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
              strategy="reverse-mode"):
     """d func(inputs) / d inputs: for a tensor in and out, a tensor of shape
     out.shape + in.shape; tuples give tuples (per output, then per input)."""
-    T = _tensor_cls()
     if strategy != "reverse-mode":
         raise NotImplementedError("clgrad's jacobian supports strategy='reverse-mode' only")
     is_tuple, inputs = _tuple(inputs, "inputs")
@@ -134,13 +132,14 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
                                            "require gradients. The outputs must be computed in "
                                            "a differentiable manner from the input when running "
                                            "in strict mode.")
-                    gs = tuple(T._zeros(t.shape, t.dtype, t.device) for t in inputs)
+                    gs = tuple(t._plain._zeros(t.shape, t.dtype, t.device) for t in inputs)
                 for j, g in enumerate(gs):
                     rows[j].append(g)
             per_in = []
             for j, t in enumerate(inputs):
                 if not rows[j]:
-                    per_in.append(T._zeros(tuple(o.shape) + tuple(t.shape), t.dtype, t.device))
+                    per_in.append(t._plain._zeros(tuple(o.shape) + tuple(t.shape), t.dtype,
+                                                  t.device))
                 else:
                     per_in.append(_finish(_assemble(rows[j], o.shape, t.shape), create_graph))
             result.append(tuple(per_in) if is_tuple else per_in[0])
@@ -154,7 +153,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
 
     def gradient(*xs):
         out = func(*xs)
-        if not isinstance(out, _tensor_cls()) or out.numel() != 1:
+        if not isinstance(out, Array) or out.numel() != 1:
             raise RuntimeError("The function given to hessian should return a single Tensor "
                                "with a single element.")
         gs = _grads([out.reshape(())], list(xs), [None], True, strict)
@@ -183,7 +182,7 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
             vs = (None,)
         used = [(g, w, i) for i, (g, w) in enumerate(zip(gs, vs)) if g.requires_grad]
         hv = _grads([g for g, _, _ in used], list(xs), [w for _, w, _ in used], create_graph,
-                    strict) if used else tuple(_tensor_cls()._zeros(t.shape, t.dtype, t.device)
+                    strict) if used else tuple(t._plain._zeros(t.shape, t.dtype, t.device)
                                                for t in xs)
     out = _finish(out, create_graph)
     hv = tuple(_finish(h, create_graph) for h in hv)

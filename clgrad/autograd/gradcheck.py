@@ -7,23 +7,21 @@ import numpy as np
 
 from .engine import _as_list, grad
 from .grad_mode import enable_grad
-from .graph import _tensor_cls
+from ..array import Array
 
 class GradcheckError(RuntimeError):
     """Analytical and numerical gradients disagree."""
 
 
 def _flat_inputs(inputs):
-    T = _tensor_cls()
-    inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
-    return inputs, [t for t in inputs if isinstance(t, T) and t.requires_grad]
+    inputs = (inputs,) if isinstance(inputs, Array) else tuple(inputs)
+    return inputs, [t for t in inputs if isinstance(t, Array) and t.requires_grad]
 
 
 def _outputs(func, inputs):
-    T = _tensor_cls()
     out = func(*inputs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o for o in outs if isinstance(o, T) and o.dtype.is_floating]
+    return [o for o in outs if isinstance(o, Array) and o.dtype.is_floating]
 
 
 def _host64(t):
@@ -44,7 +42,6 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
     two forwards per input element. Small outputs compare the full analytical Jacobian (one
     backward per output element); large ones (or `fast_mode=True`) compare random projections
     u^T J. Returns True, or raises GradcheckError (returns False if not raise_exception)."""
-    T = _tensor_cls()
     inputs, wrt = _flat_inputs(inputs)
     if not wrt:
         raise ValueError("gradcheck expects at least one input tensor to require gradient, but "
@@ -72,8 +69,8 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         with enable_grad():
             outs_ = _outputs(func, inputs)
             used = [(o, v) for o, v in zip(outs_, vecs) if o.requires_grad]
-            gs = grad([o for o, _ in used], wrt,
-                      [T._from_numpy(v.reshape(o.shape), o.dtype, o.device) for o, v in used],
+            seeds = [o._plain._from_numpy(v.reshape(o.shape), o.dtype, o.device) for o, v in used]
+            gs = grad([o for o, _ in used], wrt, seeds,
                       allow_unused=True) if used else [None] * len(wrt)
         return [np.zeros(t.numel()) if g is None else _host64(g).reshape(-1)
                 for t, g in zip(wrt, gs)]
@@ -88,14 +85,14 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps
-            target.copy_(T._from_numpy(host, t.dtype, t.device))
+            target.copy_(t._plain._from_numpy(host, t.dtype, t.device))
             plus = forward_flat()
             flat[i] = orig - eps
-            target.copy_(T._from_numpy(host, t.dtype, t.device))
+            target.copy_(t._plain._from_numpy(host, t.dtype, t.device))
             minus = forward_flat()
             flat[i] = orig
             J[:, i] = (plus - minus) / (2 * eps)
-        target.copy_(T._from_numpy(host, t.dtype, t.device))
+        target.copy_(t._plain._from_numpy(host, t.dtype, t.device))
         numeric.append(J)
 
     bounds = np.cumsum([0] + sizes)
@@ -146,20 +143,19 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
                   raise_exception=True, gen_non_contig_grad_outputs=False, **kw):
     """gradcheck of the gradient itself (built with create_graph=True): second derivatives."""
-    T = _tensor_cls()
     inputs, wrt = _flat_inputs(inputs)
     with enable_grad():
         outs = _outputs(func, inputs)
     rng = np.random.default_rng(1)
     if grad_outputs is None:
-        grad_outputs = [T._from_numpy(rng.standard_normal(o.shape), o.dtype, o.device)
+        grad_outputs = [o._plain._from_numpy(rng.standard_normal(o.shape), o.dtype, o.device)
                         for o in outs]
     else:
         grad_outputs = _as_list(grad_outputs)
 
     def first(*args):
         outs_ = _outputs(func, args)
-        wrt_ = [a for a in args if isinstance(a, T) and a.requires_grad]
+        wrt_ = [a for a in args if isinstance(a, Array) and a.requires_grad]
         used = [(o, g) for o, g in zip(outs_, grad_outputs) if o.requires_grad]
         gs = grad([o for o, _ in used], wrt_, [g for _, g in used], create_graph=True,
                   allow_unused=True)

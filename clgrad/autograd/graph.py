@@ -5,6 +5,7 @@ import os
 import traceback
 import weakref
 
+from ..array import Array
 from ..dtypes import torch_name
 from .grad_mode import _anomaly, is_grad_enabled
 
@@ -21,17 +22,6 @@ def _forward_trace() -> str:
 
 
 # ---- saved tensors and the context --------------------------------------------------------------
-_T = None
-
-
-def _tensor_cls():
-    global _T
-    if _T is None:
-        from ..tensor import Tensor
-        _T = Tensor
-    return _T
-
-
 class _Saved:
     """A tensor saved for backward with the version of its storage at save time.
 
@@ -39,10 +29,11 @@ class _Saved:
     output -> node -> context -> output forms no reference cycle."""
 
     __slots__ = ("tensor", "ref", "buf", "view", "dtype", "requires_grad", "version", "out_idx",
-                 "producer", "shape")
+                 "producer", "shape", "plain")
 
     def __init__(self, t):
         self.tensor = t
+        self.plain = t._plain       # rebuilds a weakly held output as a plain Tensor
         self.ref = None
         self.version = t._buf.version
         self.shape = tuple(t.shape)
@@ -65,7 +56,7 @@ class _Saved:
         if t is None:
             t = self.ref()
             if t is None or t._buf is not self.buf or t._view != self.view:
-                t = _tensor_cls()._make(self.buf, self.view, self.dtype)
+                t = self.plain._make(self.buf, self.view, self.dtype)
                 if self.requires_grad and node is not None:
                     t.requires_grad = True
                     t._ctx, t._out_idx = node, self.out_idx
@@ -101,9 +92,8 @@ class Context:
         self.dirty = ()
 
     def save_for_backward(self, *tensors):
-        T = _tensor_cls()
         for t in tensors:
-            if t is not None and not isinstance(t, T):
+            if t is not None and not isinstance(t, Array):
                 raise TypeError("save_for_backward can only save variables, but argument "
                                 f"{tensors.index(t)} is of type {type(t).__name__}")
         self._saved = tuple(None if t is None else _Saved(t) for t in tensors)
@@ -205,7 +195,7 @@ class Node:
         self.edges = tuple(edges)
         self.in_meta = tuple(meta)
         self.outputs = [weakref.ref(t) for t in outputs]
-        self.out_meta = [(t._view.shape, t.dtype, t.device) for t in outputs]
+        self.out_meta = [(t._view.shape, t.dtype, t.device, t._plain) for t in outputs]
         self.trace = _forward_trace() if _anomaly["enabled"] else None
         self.hooks = None
         self.prehooks = None
@@ -254,8 +244,7 @@ class Node:
 def record(name, backward_fn, ctx, args, outputs):
     """Attach a node to `outputs` (the differentiable ones) as their grad_fn; the caller has
     checked `needs_grad(*args)`."""
-    T = _tensor_cls()
-    inputs = tuple(a if isinstance(a, T) else None for a in args)
+    inputs = tuple(a if isinstance(a, Array) else None for a in args)
     if not ctx.needs_input_grad:
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
     node = Node(name, backward_fn, ctx, inputs, outputs)
@@ -277,7 +266,7 @@ def record(name, backward_fn, ctx, args, outputs):
             elif t._base is not None or t._hooks:
                 # a view's base (or a hook's closure) may lead back to this node: keep a bare
                 # handle on the storage instead of the user's tensor
-                bare = T._make(t._buf, t._view, t.dtype)
+                bare = t._plain._make(t._buf, t._view, t.dtype)
                 bare._requires_grad, bare._ctx, bare._out_idx = (t._requires_grad, t._ctx,
                                                                  t._out_idx)
                 s.tensor = bare
@@ -300,5 +289,4 @@ def nodes_since(node, start):
 def needs_grad(*args) -> bool:
     if not is_grad_enabled():
         return False
-    T = _tensor_cls()
-    return any(isinstance(a, T) and a.requires_grad for a in args)
+    return any(isinstance(a, Array) and a.requires_grad for a in args)

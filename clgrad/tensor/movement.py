@@ -1,22 +1,13 @@
-"""Movement methods of Tensor: views over the same buffer, no kernel; and Size."""
+"""Movement methods of Tensor: views over the same buffer, no kernel."""
 from __future__ import annotations
 
 import math
 
 from .. import ops
+from ..array import Size
 from ..dtypes import DType
 from ..view import View, normalize_dim
 from .indexing import getitem, setitem
-
-
-class Size(tuple):
-    """A tuple of sizes that prints as PyTorch's `torch.Size`."""
-
-    def __repr__(self) -> str:
-        return f"clgrad.Size({list(self)})"
-
-    def numel(self) -> int:
-        return math.prod(self)
 
 
 class MovementMixin:

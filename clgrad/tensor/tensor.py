@@ -1,29 +1,28 @@
-"""Tensor: a View over a device Buffer, with dtype, autograd fields and the user-facing methods."""
+"""Tensor: an Array (buffer + view + dtype) with autograd fields and the user-facing methods."""
 from __future__ import annotations
 
-import math
 import warnings
 import weakref
 
 import numpy as np
 
 from .. import autograd, ops
-from .. import dtypes as dt
+from ..array import Array, Size
 from ..dtypes import DType
-from ..runtime import Buffer, Device, check_dtype
+from ..runtime import Buffer, Device
 from ..view import View, broadcast_shapes, normalize_dim
 from .conversion import ConversionMixin
 from .gather import GatherMixin
 from .inplace import InplaceMixin
 from .linalg import LinalgMixin
-from .movement import MovementMixin, Size
+from .movement import MovementMixin
 from .pointwise import MathMixin
 from .reduce import ReduceMixin
 from .shape import ShapeMixin
 
 
 class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, LinalgMixin,
-             ConversionMixin, MovementMixin):
+             ConversionMixin, MovementMixin, Array):
     """An n-dimensional array on an OpenCL device with PyTorch's semantics."""
 
     __array_priority__ = 1000     # make numpy defer to our reflected operators
@@ -39,10 +38,7 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     # ---- construction (internal) -------------------------------------------------------------
     @classmethod
     def _make(cls, buf: Buffer, view: View, dtype: DType) -> "Tensor":
-        t = object.__new__(cls)
-        t._buf = buf
-        t._view = view
-        t.dtype = dtype
+        t = super()._make(buf, view, dtype)
         t._requires_grad = False
         t._grad = None
         t._ctx = None
@@ -55,13 +51,6 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
         return t
 
     @classmethod
-    def _empty(cls, shape, dtype: DType, device: Device) -> "Tensor":
-        check_dtype(device, dtype)
-        shape = tuple(int(s) for s in shape)
-        n = math.prod(shape)
-        return cls._make(Buffer(device, n * dtype.itemsize), View.contiguous(shape), dtype)
-
-    @classmethod
     def _full(cls, shape, value, dtype: DType, device: Device) -> "Tensor":
         return ops.copy_into(cls._empty(shape, dtype, device), value)
 
@@ -69,31 +58,13 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     def _zeros(cls, shape, dtype: DType, device: Device) -> "Tensor":
         return cls._full(shape, 0, dtype, device)
 
-    @classmethod
-    def _from_numpy(cls, arr: np.ndarray, dtype: DType, device: Device) -> "Tensor":
-        arr = np.asarray(arr)
-        host = np.ascontiguousarray(arr.astype(dtype.np, copy=False))
-        if dtype is dt.bool_:
-            host = host.view(np.uint8)
-        t = cls._empty(arr.shape, dtype, device)
-        t._buf.write(host)
-        return t
-
     def _alias(self) -> "Tensor":
         t = Tensor._make(self._buf, self._view, self.dtype)
         t._base = self._base if self._base is not None else self
         t.requires_grad, t._ctx, t._out_idx = self.requires_grad, self._ctx, self._out_idx
         return t
 
-    # ---- properties --------------------------------------------------------------------------
-    @property
-    def device(self) -> Device:
-        return self._buf.device
-
-    @property
-    def shape(self) -> tuple:
-        return Size(self._view.shape)
-
+    # ---- properties (device, shape, ndim, numel, is_contiguous, nbytes: Array's) --------------
     def size(self, dim=None):
         if dim is None:
             return Size(self._view.shape)
@@ -107,31 +78,11 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     def storage_offset(self) -> int:
         return self._view.offset
 
-    @property
-    def ndim(self) -> int:
-        return len(self._view.shape)
-
     def dim(self) -> int:
         return self.ndim
 
-    def numel(self) -> int:
-        return self._view.numel
-
-    nelement = numel
-
-    def element_size(self) -> int:
-        return self.dtype.itemsize
-
-    @property
-    def itemsize(self) -> int:
-        return self.dtype.itemsize
-
-    @property
-    def nbytes(self) -> int:
-        return self.numel() * self.dtype.itemsize
-
-    def is_contiguous(self, memory_format=None) -> bool:
-        return self._view.is_contiguous()
+    def nelement(self) -> int:
+        return self.numel()
 
     @property
     def is_leaf(self) -> bool:
