@@ -6,7 +6,6 @@ import math
 
 from .. import autograd
 from ..runtime import codegen
-from .base import _tensor
 
 _I, _L = "int", "long"
 MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memory
@@ -69,7 +68,7 @@ def _mask_strides(bias, batch, L, S):
 def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
     """Attention output (*batch, L, Ev) of q (*batch, L, E), k (*batch, S, E), v (*batch, S, Ev)
     with an additive float bias broadcastable to (*batch, L, S) (or None), from one kernel."""
-    T = _tensor()
+    T = q._plain
     real = q.dtype.ctype
     batch = tuple(q.shape[:-2])
     L, E = q.shape[-2:]

@@ -7,20 +7,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import autograd
+from ..array import Array
 from ..dtypes import DType, bool_, get_default_dtype, result_type, torch_name
 from ..runtime import codegen
 from ..view import broadcast_shapes, coalesce
-
-_T = None
-
-
-def _tensor():
-    global _T
-    if _T is None:
-        from ..tensor import Tensor
-        _T = Tensor
-    return _T
-
 
 @dataclass(frozen=True)
 class Op:
@@ -83,18 +73,17 @@ def _wide(views) -> bool:
 def launch_ew(name, expr, out, inputs, compute: str, preamble=()):
     """Run `expr` elementwise into the tensor `out` (any view). inputs: tensors (broadcast to
     out's shape) or scalars passed as kernel arguments of the compute type `compute`."""
-    T = _tensor()
     shape = out.shape
     n = out._view.numel
     if n == 0:
         return out
-    tens = [a for a in inputs if isinstance(a, T)]
+    tens = [a for a in inputs if isinstance(a, Array)]
     views = [a._view.expand(shape) if a.shape != shape else a._view for a in tens]
     cshape, cstrides = coalesce(shape, out._view.strides, *(v.strides for v in views))
     rank = len(cshape)
     spec, operands, vi = [], [], 0
     for a in inputs:
-        if isinstance(a, T):
+        if isinstance(a, Array):
             spec.append((a.dtype, compute))
             operands.append((a._buf.raw, views[vi].offset, cstrides[1 + vi]))
             vi += 1
@@ -132,13 +121,12 @@ class OpContext(autograd.Context):
 
 def ew(op: Op, *args, out=None):
     """Apply an elementwise table op, recording its gradient when needed."""
-    T = _tensor()
-    tens = [a for a in args if isinstance(a, T)]
+    tens = [a for a in args if isinstance(a, Array)]
     device = _check_devices(tens)
     common, out_dtype = _compute_type(op, args)
     shape = broadcast_shapes(*(t.shape for t in tens))
     if out is None:
-        out = T._empty(shape, out_dtype, device)
+        out = tens[0]._plain._empty(shape, out_dtype, device)
     else:
         if out.shape != shape:
             raise RuntimeError(f"output with shape {list(out.shape)} doesn't match the "
@@ -152,7 +140,7 @@ def ew(op: Op, *args, out=None):
     label = f"{op.name}_{out.dtype.short}" + "".join(
         "_" + t.dtype.short for t in tens if t.dtype is not out.dtype)
     # scalars reach the kernel converted to the compute type
-    conv = [a if isinstance(a, T) else _scalar(a, common) for a in args]
+    conv = [a if isinstance(a, Array) else _scalar(a, common) for a in args]
     launch_ew(f"ew_{label}", expr, out, conv, compute,
               op.int_preamble if integer else op.preamble)
     if op.backward is not None and autograd.needs_grad(*tens):
@@ -169,13 +157,12 @@ def _scalar(v, dt: DType):
 
 
 def _record(name, backward, save, args, out):
-    T = _tensor()
-    ctx = OpContext([isinstance(a, T) and a.requires_grad for a in args])
-    ctx._args = tuple(None if isinstance(a, T) else a for a in args)
+    ctx = OpContext([isinstance(a, Array) and a.requires_grad for a in args])
+    ctx._args = tuple(None if isinstance(a, Array) else a for a in args)
     saved, slot = [], {}
     if "x" in save:
         for i, a in enumerate(args):
-            if isinstance(a, T):
+            if isinstance(a, Array):
                 slot[i] = len(saved)
                 saved.append(a)
     if "o" in save:
@@ -191,7 +178,7 @@ def _grad_name(name: str) -> str:
 
 def cast(x, dtype: DType, out=None):
     """Convert to `dtype` on the device (C conversion: float -> int truncates, like PyTorch)."""
-    T = _tensor()
+    T = x._plain
     if out is None:
         out = T._empty(x.shape, dtype, x.device)
     # to bool the test is `!= 0` in the source type (0.5 -> True), not after truncation
@@ -205,7 +192,7 @@ def cast(x, dtype: DType, out=None):
 
 def copy_into(dst, src):
     """dst[...] = src with broadcasting and conversion (no autograd; callers record it)."""
-    is_t = isinstance(src, _tensor())
+    is_t = isinstance(src, Array)
     compute = src.dtype.compute if is_t and dst.dtype is bool_ else dst.dtype.compute
     launch_ew(f"copy_{dst.dtype.short}_{src.dtype.short}" if is_t
               else f"fill_{dst.dtype.short}", "x0", dst, [src if is_t

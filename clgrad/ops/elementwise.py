@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .base import _binary_grads, ew, _need, Op, _tensor
+from ..array import Array
+from .base import Op, _binary_grads, _need, ew
 
 NEG = Op("neg", "-x0", lambda ctx, g: (-g,))
 EXP = Op("exp", "exp(x0)", lambda ctx, g: (g * ctx.out(),), dtype="float", save="o")
@@ -65,7 +66,7 @@ _TWO_OVER_SQRT_PI = 1.1283791670955126
 
 
 def _is_t(x) -> bool:
-    return isinstance(x, _tensor())
+    return isinstance(x, Array)
 
 
 def _masked(g, cond):

@@ -4,21 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd
+from ..array import Array
 from ..dtypes import bool_, float32, int32, int64
 from ..runtime import codegen
-from ..view import coalesce, View
-from .base import cast, copy_into, ew, launch_ew, launch_ew_raw, _tensor, _wide
+from ..view import View, coalesce
+from .base import _wide, cast, copy_into, ew, launch_ew, launch_ew_raw
 from .elementwise import WHERE
 
 def masked_where(cond, a, b, name="MaskedFillBackward0"):
     """cond ? a : b (cond bool, a tensor or scalar, b tensor) in b's dtype. Only the condition
     is saved, so the in-place variants leave nothing stale behind for the backward."""
-    T = _tensor()
     with autograd.no_grad():      # the node below saves only the condition
         out = ew(WHERE, cond, a, b)
     if out.dtype is not b.dtype:
         out = cast(out, b.dtype)
-    args = (a, b) if isinstance(a, T) else (b,)
+    args = (a, b) if isinstance(a, Array) else (b,)
     if autograd.needs_grad(*args):
         ctx = autograd.Context([t.requires_grad for t in args])
         ctx.save_for_backward(cond)
@@ -34,7 +34,7 @@ def masked_where(cond, a, b, name="MaskedFillBackward0"):
 
 def _flag_buffer(device):
     # zeroed by a kernel rather than a blocking write: only the read after the launch waits
-    return _tensor()._zeros((4,), int32, device)._buf
+    return copy_into(Array._empty((4,), int32, device), 0)._buf
 
 
 _scratch_flags: dict = {}
@@ -94,14 +94,14 @@ def index_gather(src, view: View, index, check=None):
     """out[p] = src[view.offset + p . view.strides + sum_k index_k[p] * stride_k] over
     view.shape (the direct dims in `view`, stride 0 where a dim only comes from an index).
     `check(value, dim, size)` raises for an out-of-range index (read back once per op)."""
-    T = _tensor()
+    T = src._plain
     out = T._empty(view.shape, src.dtype, src.device)
     return _index_launch(src, out, view.offset, view.strides, index, check)
 
 
 def index_offsets(view: View, index, device, check=None):
     """The element offsets index_gather would read, as an int64 tensor of view.shape."""
-    T = _tensor()
+    T = index[0][0]._plain       # index: (tensor, ...) entries; outputs match their type
     out = T._empty(view.shape, int64, device)
     return _index_launch(None, out, view.offset, view.strides, index, check)
 
@@ -110,7 +110,7 @@ def sort_rows(x, descending: bool):
     """Stable sort along the last dim of `x` (any view): (values, positions) as new tensors of
     shape x.shape[:-1] + (P,) where P is the row length rounded up to a power of two; the first
     x.shape[-1] columns hold the result. NaN sorts as the greatest value."""
-    T = _tensor()
+    T = x._plain
     L = x.shape[-1] if x.ndim else 1
     P = 1 << max(0, (L - 1).bit_length())
     lead = tuple(x.shape[:-1])
@@ -140,7 +140,7 @@ def sort_rows(x, descending: bool):
 def nonzero_positions(mask):
     """Row-major positions (int64, 1-D) of the nonzero elements of `mask` (any dtype/view):
     a block-wise count, scan and write; the count is the one value read back."""
-    T = _tensor()
+    T = mask._plain
     n = mask.numel()
     flat = T._empty((n,), bool_, mask.device)
     if n == 0:

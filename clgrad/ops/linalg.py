@@ -4,14 +4,14 @@ from __future__ import annotations
 from .. import autograd
 from ..runtime import codegen
 from ..view import broadcast_shapes, coalesce
-from .base import _check_devices, copy_into, _need, _tensor, _wide
+from .base import _check_devices, _need, _wide, copy_into
 
 MATMUL_BLOCK = (8, 8)     # rows x columns of C per work-item on CPU devices (measured best)
 
 
 def matmul2(a, b):
     """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd."""
-    T = _tensor()
+    T = a._plain
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.name} != {b.dtype.name}")

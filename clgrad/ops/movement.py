@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from .. import autograd
-from .base import copy_into, _tensor
+from .base import copy_into
 
 def view_op(x, view: View, name: str, backward):
-    T = _tensor()
+    T = x._plain
     out = T._make(x._buf, view, x.dtype)
     out._base = x._base if x._base is not None else x
     if backward is not None and autograd.needs_grad(x):
@@ -16,7 +16,7 @@ def view_op(x, view: View, name: str, backward):
 
 def scatter_view(g, shape, view_fn):
     """zeros(shape) with `view_fn(view)` of it set to g: the gradient of a non-overlapping view."""
-    T = _tensor()
+    T = g._plain
     z = T._zeros(shape, g.dtype, g.device)
     target = T._make(z._buf, view_fn(z._view), z.dtype)
     copy_into(target, g.detach())
@@ -30,5 +30,5 @@ def scatter_view(g, shape, view_fn):
 
 
 def _strided_of(t, view_fn):
-    T = _tensor()
+    T = t._plain
     return T._make(t._buf, view_fn(t._view), t.dtype)

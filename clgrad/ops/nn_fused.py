@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import autograd
 from ..runtime import codegen
-from .base import ew, _need, Op, _tensor
+from .base import Op, _need, ew
 
 def _fused_guard(name):
     if autograd.is_grad_enabled():
@@ -43,7 +43,7 @@ def cross_entropy_rows(x, target, weight, ignore_index: int, smoothing: float):
     """Per-row cross entropy of logits x (N, C, S) contiguous against class indices target
     (N*S,) int64. Returns (loss (N*S,), row weight (N*S,)); row weight is 0 for ignored rows and
     is the denominator of the 'mean' reduction."""
-    T = _tensor()
+    T = x._plain
     real = _nn_real(x)
     N, C, S = x.shape
     dev = x.device
@@ -84,7 +84,7 @@ def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
     """Normalise each row r of a contiguous (A, R, B) tensor over its A*B elements, then apply
     weight/bias indexed per row (per_row) or per b. Returns (y, mean (R,), rstd (R,), var (R,))
     with the biased variance; only y is differentiable."""
-    T = _tensor()
+    T = x._plain
     real = _nn_real(x)
     A, R, B = x.shape
     dev = x.device
@@ -136,7 +136,7 @@ def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
 def dropout_apply(x, p: float, group: int, seed: int, offset: int):
     """x * keep / (1 - p) with keep drawn from Philox counter (seed, offset + i // group);
     x contiguous from offset 0. Its gradient is the same map of the gradient."""
-    T = _tensor()
+    T = x._plain
     real = _nn_real(x)
     n = x.numel()
     out = T._empty(x.shape, x.dtype, x.device)
@@ -156,7 +156,7 @@ def dropout_apply(x, p: float, group: int, seed: int, offset: int):
 def embedding_lookup(weight, idx, padding_idx: int):
     """Rows of weight (V, D) at int64 indices idx (n,) -> (n, D); the backward sums gradient rows
     per destination row in index order (deterministic, no atomics)."""
-    T = _tensor()
+    T = weight._plain
     real = _nn_real(weight)
     V, D = weight.shape
     n = idx.numel()

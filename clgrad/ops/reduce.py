@@ -5,7 +5,7 @@ from .. import autograd
 from ..dtypes import int64, torch_name
 from ..runtime import codegen
 from ..view import coalesce, normalize_dim
-from .base import cast, ew, Op, _tensor, _wide
+from .base import Op, _wide, cast, ew
 
 def _red_limits(dt: DType):
     if dt.is_floating:
@@ -58,7 +58,7 @@ def reduce_spec(kind: str, dt: DType):
 
 def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType):
     """Reduce `x` over `dims` with `kind` into a new tensor of `out_dtype`."""
-    T = _tensor()
+    T = x._plain
     nd = x.ndim
     dims = sorted({normalize_dim(d, nd) for d in dims}) if nd else []
     keep = [d for d in range(nd) if d not in dims]
@@ -102,7 +102,7 @@ def _row_layout(x, out, dim):
 
 def softmax_fwd(x, dim: int, log: bool, out_dtype: DType):
     """Softmax (or log-softmax) of x along dim into a new contiguous tensor; no autograd."""
-    T = _tensor()
+    T = x._plain
     out = T._empty(x.shape, out_dtype, x.device)
     if out.numel() == 0:
         return out
@@ -148,7 +148,7 @@ def softmax(x, dim: int, log: bool = False, dtype: DType | None = None):
 
 def scan(kind: str, x, dim: int, out_dtype: DType, reverse: bool = False):
     """Inclusive cumulative sum/product of x along dim (reversed: from the end); no autograd."""
-    T = _tensor()
+    T = x._plain
     out = T._empty(x.shape, out_dtype, x.device)
     if out.numel() == 0:
         return out

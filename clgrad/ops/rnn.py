@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .. import autograd
 from ..runtime import codegen
-from .base import _tensor
 from .nn_fused import _fused_guard
 
 _I, _L = "int", "long"
@@ -37,7 +36,7 @@ def _k(t, name, args):
 def lstm_cell(gi, gh, c0):
     """(h, c) of one LSTM step from gi = x W_ih^T + b_ih (B, 4H), gh = h W_hh^T + b_hh (B, 4H)
     and the previous cell state c0 (B, H)."""
-    T = _tensor()
+    T = gi._plain
     B, H = c0.shape
     gi, gio = _flat(gi)
     gh, gho = _flat(gh)
@@ -69,7 +68,7 @@ def lstm_cell(gi, gh, c0):
 def gru_cell(gi, gh, h0):
     """h of one GRU step from gi = x W_ih^T + b_ih (B, 3H), gh = h0 W_hh^T + b_hh (B, 3H) and
     h0 (B, H); gh's n part is gated by r, as in PyTorch."""
-    T = _tensor()
+    T = gi._plain
     B, H = h0.shape
     gi, gio = _flat(gi)
     gh, gho = _flat(gh)
@@ -99,7 +98,7 @@ def gru_cell(gi, gh, h0):
 
 def rnn_cell(gi, gh, relu: bool):
     """h = tanh(gi + gh) (or relu) of one Elman step; gi, gh (B, H)."""
-    T = _tensor()
+    T = gi._plain
     B, H = gh.shape
     gi, gio = _flat(gi)
     gh, gho = _flat(gh)

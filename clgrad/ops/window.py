@@ -3,9 +3,10 @@ adjoint pairs."""
 from __future__ import annotations
 
 from .. import autograd
+from ..array import Array
 from ..dtypes import int64
 from ..runtime import codegen
-from .base import copy_into, _tensor
+from .base import copy_into
 
 # Window kernels (kernels_cl/conv.cl, pool.cl, upsample.cl) run on dense (B, H, W) planes; 1-D
 # callers pass H = 1. Each kernel pair below is a linear map and its adjoint, recorded so that
@@ -14,22 +15,21 @@ def _dense(x):
     """x itself when contiguous from offset 0, else a dense copy (no autograd)."""
     if x._view.is_contiguous() and x._view.offset == 0:
         return x
-    return copy_into(_tensor()._empty(x.shape, x.dtype, x.device), x)
+    return copy_into(x._plain._empty(x.shape, x.dtype, x.device), x)
 
 
 def _window_launch(family, base, out, n, *args):
-    T = _tensor()
     dt = out.dtype if out.dtype.is_floating else next(
-        a.dtype for a in args if isinstance(a, T) and a.dtype.is_floating)
+        a.dtype for a in args if isinstance(a, Array) and a.dtype.is_floating)
     if dt.ctype not in ("float", "double"):
         raise NotImplementedError(f"{base}: only float32 and float64 tensors are supported, "
                                   f"got {dt.name}")
     for a in (out, *args):
-        if isinstance(a, T) and a._view.numel >= codegen.INT32_LIMIT:
+        if isinstance(a, Array) and a._view.numel >= codegen.INT32_LIMIT:
             raise RuntimeError(f"{base}: tensors of 2**31 or more elements are not supported")
     k = codegen.window_kernel(out.device, family, base, dt)
     if n:
-        k.launch_1d(n, out._buf.raw, *(a._buf.raw if isinstance(a, T) else a for a in args), n)
+        k.launch_1d(n, out._buf.raw, *(a._buf.raw if isinstance(a, Array) else a for a in args), n)
     out._buf.version += 1
     return out
 
@@ -49,7 +49,7 @@ def im2col(x, g):
     DW); zero padding is implicit (taps outside the input read 0)."""
     C, H, W, KH, KW, OH, OW = g[:7]
     B = x.shape[0]
-    out = _tensor()._empty((B, C * KH * KW, OH * OW), x.dtype, x.device)
+    out = x._plain._empty((B, C * KH * KW, OH * OW), x.dtype, x.device)
     st = x._view.strides
     return _window_launch("conv", "im2col", out, out.numel(), x, x._view.offset, *st, *g)
 
@@ -58,7 +58,7 @@ def col2im(cols, g):
     """The adjoint of im2col: (B, C*KH*KW, OH*OW) -> (B, C, H, W), summing overlapping taps."""
     C, H, W = g[:3]
     cols = _dense(cols)
-    out = _tensor()._empty((cols.shape[0], C, H, W), cols.dtype, cols.device)
+    out = cols._plain._empty((cols.shape[0], C, H, W), cols.dtype, cols.device)
     return _window_launch("conv", "col2im", out, out.numel(), cols, *g)
 
 
@@ -74,12 +74,12 @@ def pad_planes(x, pads, mode):
     shape_y = (B, H + pt + pb, W + pl + pr)
 
     def fwd(t):
-        y = _tensor()._empty(shape_y, t.dtype, t.device)
+        y = t._plain._empty(shape_y, t.dtype, t.device)
         return _window_launch("conv", "pad", y, y.numel(), _dense(t), H, W, shape_y[1],
                               shape_y[2], pt, pl, m)
 
     def adj(t):
-        y = _tensor()._empty((B, H, W), t.dtype, t.device)
+        y = t._plain._empty((B, H, W), t.dtype, t.device)
         return _window_launch("conv", "pad_grad", y, y.numel(), _dense(t), H, W, shape_y[1],
                               shape_y[2], pt, pl, m)
 
@@ -92,7 +92,7 @@ def pool_geometry(H, W, OH, OW, k, s, p, d, adaptive):
 
 def max_pool_planes(x, geom):
     """Max pooling of (B, H, W) planes -> (values (B, OH, OW), int64 plane indices)."""
-    T = _tensor()
+    T = x._plain
     H, W, OH, OW = geom[:4]
     xd = _dense(x)
     B = x.shape[0]
@@ -110,7 +110,7 @@ def max_pool_planes(x, geom):
 def max_pool_scatter(g, idx, geom, shape):
     """Gradient of max pooling: each input sums the output gradients whose argmax it is."""
     def fwd(t):
-        out = _tensor()._empty(shape, t.dtype, t.device)
+        out = t._plain._empty(shape, t.dtype, t.device)
         return _window_launch("pool", "max_pool_grad", out, out.numel(), _dense(t), idx, *geom)
 
     def adj(t):
@@ -121,7 +121,7 @@ def max_pool_scatter(g, idx, geom, shape):
 
 def gather_planes(x, idx, plane):
     """out[b, j] = x[b, idx[b, j]] per plane of `plane` elements, shaped like idx (no autograd)."""
-    out = _tensor()._empty(idx.shape, x.dtype, x.device)
+    out = x._plain._empty(idx.shape, x.dtype, x.device)
     L = idx.numel() // max(idx.shape[0], 1)
     return _window_launch("pool", "unpool_grad", out, out.numel(), _dense(x), _dense(idx), L,
                           plane)
@@ -134,7 +134,7 @@ def unpool_planes(x, idx, OH, OW):
     idd = _dense(idx)
 
     def fwd(t):
-        y = copy_into(_tensor()._empty((B, OH, OW), t.dtype, t.device), 0)
+        y = copy_into(t._plain._empty((B, OH, OW), t.dtype, t.device), 0)
         return _window_launch("pool", "unpool", y, t.numel(), _dense(t), idd, L, OH * OW)
 
     def adj(t):
@@ -150,11 +150,11 @@ def avg_pool_planes(x, geom, include_pad, divisor):
     B = x.shape[0]
 
     def fwd(t):
-        y = _tensor()._empty((B, OH, OW), t.dtype, t.device)
+        y = t._plain._empty((B, OH, OW), t.dtype, t.device)
         return _window_launch("pool", "avg_pool", y, y.numel(), _dense(t), *g)
 
     def adj(t):
-        y = _tensor()._empty((B, H, W), t.dtype, t.device)
+        y = t._plain._empty((B, H, W), t.dtype, t.device)
         return _window_launch("pool", "avg_pool_grad", y, y.numel(), _dense(t), *g)
 
     return linear_pair(x, fwd, adj, "AvgPool2DBackward0")
@@ -170,11 +170,11 @@ def resize_planes(x, OH, OW, mode, scales, align_corners=False):
     base = "nearest" if mode == "nearest" else "bilinear"
 
     def fwd(t):
-        y = _tensor()._empty((B, OH, OW), t.dtype, t.device)
+        y = t._plain._empty((B, OH, OW), t.dtype, t.device)
         return _window_launch("upsample", base, y, y.numel(), _dense(t), H, W, OH, OW, *extra)
 
     def adj(t):
-        y = _tensor()._empty((B, H, W), t.dtype, t.device)
+        y = t._plain._empty((B, H, W), t.dtype, t.device)
         return _window_launch("upsample", base + "_grad", y, y.numel(), _dense(t), H, W, OH, OW,
                               *extra)
 
