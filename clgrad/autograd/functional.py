@@ -2,10 +2,9 @@
 on autograd.grad (reverse mode; forward products by the double-backward trick)."""
 from __future__ import annotations
 
-from .. import ops
+from ..array import Array
 from .engine import grad
 from .grad_mode import enable_grad
-from ..array import Array
 
 
 def _tuple(x, what):
@@ -100,11 +99,12 @@ def _assemble(rows, out_shape, in_shape):
     """Stack gradient rows (one per output element) into a tensor of out_shape + in_shape, with
     differentiable placement so create_graph works."""
     n = len(rows)
-    full = (n,) + tuple(in_shape)
+    lead = (1,) + tuple(in_shape)
     total = None
     for k, r in enumerate(rows):
-        placed = ops.scatter_view(r.reshape(in_shape), full,
-                                  lambda v, k=k: v.select(0, k))
+        onehot = r.new_zeros((n,) + (1,) * len(in_shape))        # (n, 1, ..., 1)
+        onehot.select(0, k).fill_(1)
+        placed = r.reshape(lead) * onehot                        # (n, *in_shape), row k = r
         total = placed if total is None else total + placed
     return total.reshape(tuple(out_shape) + tuple(in_shape))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .. import autograd
 from .base import copy_into
 
+
 def view_op(x, view: View, name: str, backward):
     T = x._plain
     out = T._make(x._buf, view, x.dtype)

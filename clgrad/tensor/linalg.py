@@ -5,6 +5,7 @@ import math
 
 from .. import ops
 from ..dtypes import bool_
+from ..view import View, broadcast_shapes
 
 
 class LinalgMixin:
@@ -98,7 +99,6 @@ class LinalgMixin:
 
 def _scaled_add(inp, prod, beta, alpha):
     """beta * inp + alpha * prod, as addmm and friends define it (beta=0 ignores inp, NaN too)."""
-    from ..view import broadcast_shapes
     try:
         ok = broadcast_shapes(inp.shape, prod.shape) == prod.shape
     except (RuntimeError, ValueError):
@@ -243,7 +243,6 @@ def _einsum_diagonal(x, ls):
     """Merge repeated labels of one operand into one dim (its diagonal) with a strided view."""
     if len(set(ls)) == len(ls):
         return x, list(ls)
-    from ..view import View
     uniq = list(dict.fromkeys(ls))
     for lab in uniq:
         ss = {x.shape[i] for i, m in enumerate(ls) if m == lab}

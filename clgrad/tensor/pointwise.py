@@ -3,7 +3,7 @@ bitwise logic, each one op-table record (ops.py) launched by ops.ew."""
 from __future__ import annotations
 
 from .. import ops
-from ..dtypes import result_type
+from ..dtypes import float64, get_default_dtype, result_type
 
 
 def _is_t(x) -> bool:
@@ -140,7 +140,6 @@ class MathMixin:
         return _power(self, exponent)
 
     def float_power(self, exponent):
-        from ..dtypes import float64
         e = exponent.to(float64) if _is_t(exponent) else float(exponent)
         return ops.ew(ops.POW, self.to(float64), e)
 
@@ -541,7 +540,6 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
     if not input.dtype.is_floating:
         # integers compare exactly or through the tolerance in floating point
-        from ..dtypes import get_default_dtype
         input = input.to(get_default_dtype())
         other = other.to(get_default_dtype()) if _is_t(other) else other
     return ops.ew(ops.ISCLOSE, input.detach(), other.detach() if _is_t(other) else other,

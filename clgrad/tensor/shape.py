@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import autograd, ops
 from ..dtypes import bool_, int64, promote
-from ..view import View, normalize_dim
+from ..view import View, broadcast_shapes, normalize_dim
 from .advanced import (IndexMap, gather_map, nonzero_coords, nonzero_flat, out_of_bounds,
                        out_of_range_in_self, placed, put_map)
 
@@ -261,7 +261,6 @@ class ShapeMixin:
         if _is_t(value) and value.ndim != 0:
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
                                f"tensor with {value.ndim} dimension(s).")
-        from ..view import broadcast_shapes
         if broadcast_shapes(self.shape, mask.shape) != tuple(self.shape):
             raise RuntimeError(f"The size of the mask ({list(mask.shape)}) must be broadcastable "
                                f"to the size of self ({list(self.shape)})")
@@ -275,7 +274,6 @@ class ShapeMixin:
 
     def masked_select(self, mask):
         self._mask_check(mask, "masked_select")
-        from ..view import broadcast_shapes
         shape = broadcast_shapes(self.shape, mask.shape)
         x = self.expand(shape) if self.shape != shape else self
         pos = nonzero_flat(mask.expand(shape) if mask.shape != shape else mask)
@@ -283,7 +281,6 @@ class ShapeMixin:
 
     def masked_scatter(self, mask, source):
         self._mask_check(mask, "masked_scatter")
-        from ..view import broadcast_shapes
         shape = broadcast_shapes(self.shape, mask.shape)
         pos = nonzero_flat(mask.expand(shape))
         n = pos.shape[0]

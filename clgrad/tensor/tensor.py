@@ -17,6 +17,7 @@ from .inplace import InplaceMixin
 from .linalg import LinalgMixin
 from .movement import MovementMixin
 from .pointwise import MathMixin
+from .random import fill_random
 from .reduce import ReduceMixin
 from .shape import ShapeMixin
 
@@ -365,7 +366,6 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
 
     # ---- in-place random draws (clgrad.random holds the generator) ---------------------------
     def _fill_random(self, kind, a, b, generator):
-        from .random import fill_random
         if kind != "randint" and not self.dtype.is_floating:
             raise RuntimeError(f"{kind}_ is not implemented for '{ops.torch_name(self.dtype)}'")
         self._check_inplace()
