@@ -3,7 +3,7 @@ gradient), casts, copies, fills and device random numbers."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import autograd
@@ -21,7 +21,9 @@ class Op:
     'float' promotes integers to the default float, 'bool' outputs bool. `save`: which values the
     backward needs, from 'x' (the inputs) and 'o' (the output). `preamble` files are included
     when the compute type is floating, `int_preamble` when it is an integer. `grad_name` is the
-    op whose grad_fn a variant reports (add with alpha is PyTorch's AddBackward0)."""
+    op whose grad_fn a variant reports (add with alpha is PyTorch's AddBackward0). `ref` is the
+    numpy reference and `sample` the sample arguments in order, a (low, high) range for each
+    tensor and a number for each scalar (tests/test_op_table.py runs them all)."""
 
     name: str
     expr: str
@@ -32,6 +34,8 @@ class Op:
     preamble: tuple = ()
     int_preamble: tuple = ()
     grad_name: str = ""
+    ref: Callable | None = field(default=None, compare=False)
+    sample: tuple = ()
 
 
 def _need(ctx, i):

@@ -1,6 +1,8 @@
 """Fused nn kernels: activations, losses, norms, dropout, embedding and optimizer updates."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import autograd
 from ..runtime import codegen
 from .base import Op, _need, ew
@@ -24,7 +26,10 @@ def _bce_backward(ctx, g):
 
 NN_BCE = Op("binary_cross_entropy",
             "-(x1 * fmax(log(x0), F(-100.0)) + (F(1.0) - x1) * fmax(log(F(1.0) - x0), F(-100.0)))",
-            _bce_backward, dtype="float", save="x")
+            _bce_backward, dtype="float", save="x",
+            ref=lambda x, t: -(t * np.log(x) + (1 - t) * np.log(1 - x)),
+            sample=((0.1, 0.9), (0.0, 1.0)))
+RECORDS = (NN_BCE,)
 
 
 def dense(t):
