@@ -32,7 +32,7 @@ RELU = Op("relu", "x0 < (clg_t)0 ? (clg_t)0 : x0",
 ABS = Op("abs", "x0 < (clg_t)0 ? -x0 : x0", lambda ctx, g: (g * ctx.arg(0).sign(),), save="x",
          ref=np.abs, sample=((-2.0, 2.0),))
 SIGN = Op("sign", "(clg_t)((x0 > (clg_t)0) - (x0 < (clg_t)0))",
-          lambda ctx, g: (g * 0,))
+          lambda ctx, g: (g * 0,), ref=np.sign, sample=((-2.0, 2.0),))
 COPY = Op("copy", "x0", lambda ctx, g: (g,), ref=np.copy, sample=((-2.0, 2.0),))
 
 ADD = Op("add", "x0 + x1", lambda ctx, g: (g, g), ref=np.add, sample=((-2.0, 2.0), (-2.0, 2.0)))
@@ -348,8 +348,13 @@ SIGMOID_BWD = _fused_bwd("sigmoid_backward", "x0 * x1 * (F(1.0) - x1)", lambda o
 TANH_BWD = _fused_bwd("tanh_backward", "x0 * (F(1.0) - x1 * x1)", lambda o: o * -2,
                       ref=lambda g, o: g * (1 - o * o), sample=((-2.0, 2.0), (-0.9, 0.9)))
 GELU_BWD = _fused_bwd("gelu_backward", "x0 * clg_gelu_grad(x1)",
-                      lambda x: (x * x * -0.5).exp() * _INV_SQRT_2PI * (2 - x * x), _MF)
-SILU_BWD = _fused_bwd("silu_backward", "x0 * clg_silu_grad(x1)", _silu_d2, _MF)
+                      lambda x: (x * x * -0.5).exp() * _INV_SQRT_2PI * (2 - x * x), _MF,
+                      ref=lambda g, x: g * (0.5 * (1 + _np_erf(x / np.sqrt(2)))
+                                            + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI),
+                      sample=((-2.0, 2.0), (-2.0, 2.0)))
+SILU_BWD = _fused_bwd("silu_backward", "x0 * clg_silu_grad(x1)", _silu_d2, _MF,
+                      ref=lambda g, x: g / (1 + np.exp(-x)) * (1 + x * (1 - 1 / (1 + np.exp(-x)))),
+                      sample=((-2.0, 2.0), (-2.0, 2.0)))
 
 
 def _gelu_tanh_grads(ctx, g):
