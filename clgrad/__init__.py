@@ -3,26 +3,25 @@ from .version import __version__
 from . import autograd
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
 from .dtypes import (DType as dtype, bool_ as bool, double, float, float16, float32, float64, half,
-                    int, int8, int16, int32, int64, long, short, uint8, get_default_dtype,
-                    set_default_dtype, result_type, promote as promote_types)
+                     int, int8, int16, int32, int64, long, short, uint8, get_default_dtype,
+                     set_default_dtype, result_type, promote as promote_types)
 from .runtime import (CLGradError, Device, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
                       OutOfMemoryError, UnsupportedDTypeError, empty_cache, set_default_device)
-from .runtime import get_device as device, devices as device_list
+from .runtime import get_device as device, devices as device_list, memory as _memory
 from .runtime import default_device as get_default_device
 from .tensor import Size, Tensor
-from .random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,
-                     seed, set_rng_state)
-from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
-                       linspace, ones, ones_like, rand, rand_like, randint, randint_like, randn,
-                       randn_like, randperm, tensor, zeros, zeros_like)
-from ._math import where
+from .tensor.random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,
+                            seed, set_rng_state)
+from .tensor.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full,
+                              full_like, linspace, ones, ones_like, rand, rand_like, randint,
+                              randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
+from .tensor.pointwise import where
 from . import runtime
 
 
 def memory_stats(device=None) -> dict:
     """Bytes allocated by live tensors, reserved by the pool, and the peak since reset."""
-    from .runtime import memory
-    return memory.memory_stats(runtime.get_device(device))
+    return _memory.memory_stats(runtime.get_device(device))
 
 
 def synchronize(device=None) -> None:
@@ -62,10 +61,10 @@ narrow, select, unbind, clone, broadcast_to, detach = (Tensor.narrow, Tensor.sel
                                                        Tensor.expand, Tensor.detach)
 
 
-# ==== math (helper: math) ====
-# (records and functions of this group go below this line)
-from ._math import (allclose, bitwise_left_shift, bitwise_right_shift, celu, celu_, equal,
-                    isclose, logit, pow, relu_, remainder, selu, selu_)
+# ---- math
+from .tensor.activation import celu, celu_, logit, relu_, selu, selu_
+from .tensor.pointwise import (allclose, bitwise_left_shift, bitwise_right_shift, equal, isclose,
+                               pow, remainder)
 rsub, floor_divide, true_divide, float_power, positive = (
     Tensor.rsub, Tensor.floor_divide, Tensor.true_divide, Tensor.float_power, Tensor.positive)
 reciprocal, sgn, fmod, floor, ceil, round, trunc, fix, frac = (
@@ -92,36 +91,26 @@ abs_, neg_, exp_, log_, sqrt_, sigmoid_, tanh_, floor_, ceil_, round_, trunc_, c
     Tensor.abs_, Tensor.neg_, Tensor.exp_, Tensor.log_, Tensor.sqrt_, Tensor.sigmoid_,
     Tensor.tanh_, Tensor.floor_, Tensor.ceil_, Tensor.round_, Tensor.trunc_, Tensor.clamp_,
     Tensor.clamp_)
-#
-#
 
 
-# ==== reductions (helper: reduce/linalg) ====
-# (records and functions of this group go below this line)
-#
-#
-from ._reduce import log_softmax, softmax
+# ---- reductions
+from .tensor.reduce import log_softmax, softmax
 from . import linalg
 var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, nanmean = (
     Tensor.var, Tensor.std, Tensor.var_mean, Tensor.std_mean, Tensor.logsumexp, Tensor.cumsum,
     Tensor.cumprod, Tensor.count_nonzero, Tensor.norm, Tensor.nanmean)
 
 
-# ==== linear algebra (helper: reduce/linalg) ====
-# (records and functions of this group go below this line)
-#
-#
-from ._linalg import einsum, tensordot
+# ---- linear algebra
+from .tensor.linalg import einsum, tensordot
 outer, ger, addmm, addmv, addr, baddbmm, addbmm = (Tensor.outer, Tensor.ger, Tensor.addmm,
                                                    Tensor.addmv, Tensor.addr, Tensor.baddbmm,
                                                    Tensor.addbmm)
 
 
-# ==== shape and indexing (helper: shape/index) ====
-# (records and functions of this group go below this line)
-#
-#
-from ._shape import cat, stack, hstack, vstack, dstack, pad, one_hot, nonzero, repeat_interleave
+# ---- shape and indexing
+from .tensor.shape import (cat, dstack, hstack, nonzero, one_hot, pad, repeat_interleave, stack,
+                           vstack)
 concat = concatenate = cat
 split, chunk, tensor_split, flip, fliplr, flipud, roll, repeat, tile = (
     Tensor.split, Tensor.chunk, Tensor.tensor_split, Tensor.flip, Tensor.fliplr, Tensor.flipud,
@@ -139,27 +128,18 @@ sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msor
                                         Tensor.kthvalue)
 
 
-# ==== nn, serialization (helper: nn) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- nn, serialization
 from .serialization import load, save  # noqa: E402
 from . import safetensors  # noqa: E402
 
 from . import nn  # noqa: E402
 
 
-# ==== conv (helper: conv) ====
-# (records and functions of this group go below this line)
-from ._conv import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
-                    conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle,
-                    pixel_unshuffle)
-#
-#
+# ---- conv
+from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
+                            conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d,
+                            pixel_shuffle, pixel_unshuffle)
 
 
-# ==== optim, utils (helper: optim) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- optim, utils
 from . import optim, utils

@@ -157,3 +157,10 @@ def result_type(*args) -> DType:
     if out is None:
         raise TypeError("result_type needs at least one argument")
     return out
+
+
+def torch_name(d: DType) -> str:
+    """PyTorch's name of the tensor type, as in `torch.FloatTensor` (used in error messages)."""
+    return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}[d.name]

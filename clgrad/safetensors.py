@@ -14,6 +14,8 @@ import numpy as np
 
 from . import dtypes as dt
 from ._fileio import atomic_write, read_all
+from .runtime import get_device
+from .tensor import Tensor
 
 _TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32",
           "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
@@ -27,7 +29,6 @@ class SafetensorError(ValueError):
 
 def save(tensors: dict, metadata=None) -> bytes:
     """The safetensors bytes of a {name: tensor} dict (tensors may be numpy arrays)."""
-    from .tensor import Tensor
     if metadata is not None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise SafetensorError("metadata must be a dict of str to str")
@@ -123,8 +124,6 @@ def _arrays(data: bytes):
 
 def load(data: bytes, device=None) -> dict:
     """{name: tensor} from safetensors bytes."""
-    from .runtime import get_device
-    from .tensor import Tensor
     dev = get_device(device)
     return {k: Tensor._from_numpy(a, d, dev) for k, (a, d) in _arrays(bytes(data)).items()}
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import creation, dtypes as dt
-from .random import Generator
+from . import dtypes as dt
 from .runtime import get_device
+from .tensor import creation
+from .tensor.pointwise import where
+from .tensor.random import Generator
 
 FAMILIES = ("elementwise", "cast", "reduce", "matmul", "random")
 SIZES = (1, 7, 100, 1023)
@@ -150,7 +152,6 @@ def _elementwise_cases(device):
         c = r.random((6, 1, 7)) < 0.5
         a = r.uniform(-1, 1, size=(5, 7)).astype(np.float32)
         b = r.uniform(-1, 1, size=(6, 5, 1)).astype(np.float32)
-        from ._math import where
         out = where(_put(c, dt.bool_, device, "s"), _put(a, dt.float32, device, "t"),
                     _put(b, dt.float32, device, "c"))
         _compare(out.numpy(), np.where(c, a, b), 0, 0)

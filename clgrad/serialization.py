@@ -20,6 +20,9 @@ import numpy as np
 
 from . import dtypes as dt
 from ._fileio import atomic_write, read_all
+from .nn.parameter import Parameter
+from .runtime import get_device
+from .tensor import Tensor
 
 MAGIC = b"CLGRADCK"
 VERSION = 1
@@ -31,8 +34,6 @@ class CheckpointError(RuntimeError):
 
 
 def _encode(obj, tensors, blobs):
-    from .tensor import Tensor
-    from .nn.parameter import Parameter
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):
@@ -101,7 +102,6 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
 
 
 def _decode(node, payload, device):
-    from .tensor import Tensor
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     if isinstance(node, list):
@@ -125,7 +125,6 @@ def _decode(node, payload, device):
             return arr.copy()
         out = Tensor._from_numpy(arr, d, device)
         if node.get("param"):
-            from .nn.parameter import Parameter
             return Parameter(out, requires_grad=node.get("requires_grad", True))
         if node.get("requires_grad"):
             out.requires_grad_(True)
@@ -152,7 +151,6 @@ def _hashable(k):
 
 
 def _target_device(map_location):
-    from .runtime import get_device
     if map_location is None or callable(map_location) or isinstance(map_location, dict):
         return get_device(None)
     if isinstance(map_location, str) and map_location.split(":")[0] in ("cpu", "cuda"):

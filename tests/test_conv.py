@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import clgrad
-from clgrad import _conv as F
+from clgrad.nn import functional as F
 from clgrad.autograd import gradcheck
 from clgrad.runtime import memory
 from tests.helpers import check_op

@@ -251,7 +251,7 @@ def test_inplace_on_saved_tensor_raises(device):
 
 
 def test_functional_inplace_activations(device):
-    from clgrad._math import elu, hardtanh, leaky_relu
+    from clgrad.tensor.activation import elu, hardtanh, leaky_relu
     x = clgrad.tensor([-2.0, 0.5, 3.0], device=device)
     assert leaky_relu(x, 0.5, inplace=True) is x
     np.testing.assert_allclose(x.numpy(), [-1.0, 0.5, 3.0])

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import clgrad
-from clgrad._math import (celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu,
-                          logsigmoid, mish, relu6, selu, silu, softplus, softsign)
+from clgrad.tensor.activation import (celu, elu, gelu, hardsigmoid, hardswish, hardtanh,
+                                      leaky_relu, logsigmoid, mish, relu6, selu, silu, softplus,
+                                      softsign)
 from clgrad.autograd import gradcheck
 from helpers import check_op, make
 

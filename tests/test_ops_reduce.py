@@ -245,7 +245,7 @@ def test_softmax_shapes(device):
     # implicit dim (PyTorch's legacy rule: dim 1 for 2-D)
     check_op([(3, 4)], lambda x: clgrad.softmax(x), lambda a: _np_softmax(a, 1), device=device)
     # softmin is softmax of the negation
-    from clgrad._reduce import softmin
+    from clgrad.tensor.reduce import softmin
     check_op([(3, 4)], lambda x: softmin(x, 1), lambda a: _np_softmax(-a, 1), device=device)
 
 

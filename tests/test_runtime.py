@@ -192,8 +192,9 @@ def test_probe_reports_failure(device, monkeypatch):
 
 
 def test_import_touches_no_device():
-    code = ("import clgrad, clgrad.runtime.device as d, clgrad.runtime.memory as m;"
-            "assert d._devices is None and d._default is None;"
+    code = ("import clgrad, clgrad.runtime.device as d, clgrad.runtime.memory as m,"
+            " clgrad.runtime.select as s;"
+            "assert d._devices is None and s._default is None;"
             "assert not m._pools; print('clean')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parent.parent, timeout=120)

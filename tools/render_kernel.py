@@ -8,7 +8,7 @@
     python tools/render_kernel.py cast:float16 float32 # cast from DTYPE to float16
     python tools/render_kernel.py randn float32        # rand randn randint arange linspace eye
 
-OP is any elementwise record of clgrad/ops.py by name (exp, add, where, ...), a reduction,
+OP is any record of the op table (clgrad.ops.TABLE) by name (exp, add, where, ...), a reduction,
 matmul, cast:DST, a creation kernel, or a Tensor method taking only tensors. The op runs once on
 small inputs with every kernel request recorded, so what is printed is what gets built; the
 shape and layout matter because the rank of the strided loop is part of the program. The
@@ -69,8 +69,8 @@ def run_op(name: str, dtype, device, shape, layout):
         if name == "full":
             return clgrad.full(shape, 2, dtype=dtype, device=device)
         return getattr(clgrad, name)(*shape, dtype=dtype, device=device)
-    rec = getattr(ops, name.upper(), None)
-    if isinstance(rec, ops.Op):
+    rec = ops.TABLE.get(name)
+    if rec is not None:
         args = [x(i) for i in range(_arity(rec))]
         if name == "where":       # a bool condition from the host: no kernel of its own
             cond = np.arange(int(np.prod(shape))).reshape(shape) % 2 == 0
@@ -79,7 +79,7 @@ def run_op(name: str, dtype, device, shape, layout):
     method = getattr(clgrad.Tensor, name, None)
     if callable(method):
         return method(x())
-    raise SystemExit(f"unknown op {name!r}: an ops.py record name, a reduction "
+    raise SystemExit(f"unknown op {name!r}: an op table record name, a reduction "
                      f"({', '.join(REDUCTIONS)}), matmul, cast:DTYPE, one of "
                      f"{', '.join(CREATION)}, or a Tensor method")
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from .. import autograd, ops
-from ..random import default_generator
+from ..tensor.creation import eye, rand, randn
+from ..tensor.random import default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
            "zeros_", "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -108,7 +111,6 @@ def zeros_(tensor):
 def eye_(tensor):
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    from ..creation import eye
     with autograd.no_grad():
         tensor.copy_(eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
     return tensor
@@ -116,7 +118,6 @@ def eye_(tensor):
 
 def dirac_(tensor, groups: int = 1):
     """Identity-preserving kernel for conv weights (out, in, *k): a 1 at each kernel's centre."""
-    import numpy as np
     dims = tensor.ndim
     if dims not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
@@ -179,7 +180,6 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0:
         return tensor
-    from ..creation import randn
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     with autograd.no_grad():
@@ -212,7 +212,6 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     with autograd.no_grad():
         tensor.normal_(0, std, generator=generator)
         if num_zeros:
-            from ..creation import rand
             keys = rand(rows, cols, generator=generator, device=tensor.device)
             if not hasattr(keys, "sort"):
                 raise NotImplementedError("sparse_ needs Tensor.sort")

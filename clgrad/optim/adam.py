@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .optimizer import Optimizer, _check, _flags, _grad_lines
 
 
@@ -200,7 +202,6 @@ class NAdam(Optimizer):
 
     def _new_mu_product(self, group, step, arena, i):
         # PyTorch keeps mu_product as a float32 tensor: round it the same way
-        import numpy as np
         mu, _ = self._mu(group, step)
         return float(np.float32(arena.host["mu_product"][i]) * np.float32(mu))
 

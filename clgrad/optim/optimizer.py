@@ -18,6 +18,7 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from .. import autograd, ops
+from ..dtypes import float32
 from ..tensor import Tensor
 from ..view import View
 
@@ -495,7 +496,6 @@ def _register(table, hook):
 
 
 def _float32():
-    from ..dtypes import float32
     return float32
 
 

@@ -5,6 +5,8 @@ only substitute. Built kernels are memoised here by their compact spec, so a lau
 nothing."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..dtypes import DType
@@ -479,7 +481,6 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
 
 def _signature(src: str, name: str, t_np):
     """Scalar argument types of kernel `name`, read off its parameter list in `src`."""
-    import re
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", src):
         if m.group(1) != name:
             continue

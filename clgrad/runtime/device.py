@@ -1,11 +1,8 @@
-"""OpenCL platforms and devices: discovery, spec parsing, the selection rules, and device quirks."""
+"""OpenCL platforms and devices: discovery, spec parsing, the speed ranking, and device quirks."""
 from __future__ import annotations
 
-import json
-import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyopencl as cl
 
@@ -14,8 +11,6 @@ from .errors import DeviceNotFoundError, NoOpenCLError
 
 _lock = threading.RLock()
 _devices: list["Device"] | None = None
-_default: "Device | None" = None
-_default_rule: str = ""
 
 NO_PLATFORM_HELP = (
     "No OpenCL platform was found. Install the OpenCL driver (ICD) of your GPU vendor, "
@@ -251,12 +246,11 @@ def _describe(devs) -> str:
 
 
 def get_device(spec) -> Device:
-    """Resolve a device spec: a Device, an int, 'cl:N', 'cl:P:D', 'gpu'/'cpu', or a name substring."""
+    """Resolve a device spec: a Device, an int, 'cl:N', 'cl:P:D', 'gpu'/'cpu', or a name substring
+    (None, the default device, is resolved by select.get_device)."""
     if isinstance(spec, Device):
         return spec
     devs = _require_devices()
-    if spec is None:
-        return default_device()
     if isinstance(spec, int):
         text = f"cl:{spec}"
     else:
@@ -333,97 +327,3 @@ def ranked(devs=None) -> list[Device]:
 
 def _best(devs: list[Device]) -> Device:
     return ranked(devs)[0]
-
-
-def _probe_ok(dev: Device) -> tuple[bool, str]:
-    """Whether `dev` runs a tiny kernel correctly (remembered per device)."""
-    if dev._probe is None:
-        from .probe import probe     # probe builds through codegen, which imports this module
-        r = probe(dev)
-        dev._probe = (r.ok, r.error)
-    return dev._probe
-
-
-# ---- persisted default (`clgrad select`) ------------------------------------------------------
-def config_path() -> Path:
-    base = os.environ.get("CLGRAD_CONFIG_DIR")
-    if base:
-        return Path(base) / "config.json"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "clgrad" / "config.json"
-
-
-def _read_config() -> dict:
-    try:
-        return json.loads(config_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def save_default_spec(spec: str | None) -> Path:
-    """Persist (or, with None, clear) the default device spec; the spec must resolve now."""
-    cfg = _read_config()
-    if spec is None:
-        cfg.pop("device", None)
-    else:
-        get_device(spec)
-        cfg["device"] = spec
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2))
-    os.replace(tmp, path)
-    reset_default()
-    return path
-
-
-def choose_device(explicit=None) -> tuple[Device, str]:
-    """Apply the selection order; return the device and the rule that chose it."""
-    if explicit is not None:
-        return get_device(explicit), "explicit argument"
-    env = os.environ.get("CLGRAD_DEVICE")
-    if env:
-        return get_device(env), f"CLGRAD_DEVICE={env}"
-    saved = _read_config().get("device")
-    if saved:
-        return get_device(saved), f"saved default {saved!r} in {config_path()}"
-    order = ranked(_require_devices())
-    failed = []
-    for d in order:
-        ok, err = _probe_ok(d)
-        if ok:
-            rule = f"fastest device class that passes its probe: {d.speed_label}"
-            if failed:
-                rule += " (" + "; ".join(failed) + ")"
-            return d, rule
-        failed.append(f"{d.spec} {d.speed_label} failed its probe: {err}")
-    return order[0], "no device passed its probe; using the best-ranked: " + "; ".join(failed)
-
-
-def default_device() -> Device:
-    global _default, _default_rule
-    with _lock:
-        if _default is None:
-            _default, _default_rule = choose_device()
-        return _default
-
-
-def default_rule() -> str:
-    default_device()
-    return _default_rule
-
-
-def set_default_device(spec) -> Device:
-    """Make `spec` the device new tensors are created on (for this process)."""
-    global _default, _default_rule
-    dev = get_device(spec)
-    with _lock:
-        _default, _default_rule = dev, "set_default_device()"
-    return dev
-
-
-def reset_default() -> None:
-    """Forget the chosen default so the selection rules run again (tests, `clgrad select`)."""
-    global _default, _default_rule
-    with _lock:
-        _default, _default_rule = None, ""

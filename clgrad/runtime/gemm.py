@@ -22,7 +22,8 @@ import numpy as np
 
 from ..dtypes import DType, float32, float64
 from . import codegen
-from .device import Device
+from .device import Device, devices
+from .memory import Buffer
 from .program import cache_dir, kernel, render
 
 EPILOGUES = {None: "(x)", "bias": "((x) + (bv))",
@@ -422,8 +423,6 @@ def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 60.0
 def probe_child() -> None:
     """Entry point of the probe process: odd sizes, two k-blocks each with whole vectors and a
     tail, a batch of two."""
-    from .device import devices
-    from .memory import Buffer
     spec = json.loads(sys.argv[-1])
     p, d = spec["device"]
     device = next(x for x in devices() if (x.platform_index, x.device_index) == (p, d))

@@ -11,6 +11,7 @@ import pyopencl as cl
 
 from ..version import __version__
 from . import device as _device
+from . import select
 from . import icd
 from .errors import CLGradError
 from .program import cache_info
@@ -75,7 +76,7 @@ def runtime_info() -> dict:
         "intel-cmplr-lib-rt": _dist_version("intel-cmplr-lib-rt"),
     }}
     try:
-        dev, rule = _device.choose_device()
+        dev, rule = select.choose_device()
         info["device"] = dev.properties()
         info["rule"] = rule
         info["device"]["reason"] = dev.speed_reason
@@ -84,8 +85,8 @@ def runtime_info() -> dict:
         info["device"] = None
         info["rule"] = f"none: {e}"
     info["devices"] = len(_device.devices())
-    info["config"] = str(_device.config_path())
-    info["saved_default"] = _device._read_config().get("device")
+    info["config"] = str(select.config_path())
+    info["saved_default"] = select._read_config().get("device")
     info["env_device"] = os.environ.get("CLGRAD_DEVICE") or None
     info["cache"] = cache_info()
     info["pocl"] = pocl_builds()

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .device import Device
+from ..dtypes import float32
+from . import codegen
+from .device import Device, devices
 from .memory import Buffer
 
 PROBE_N = 37        # odd, so the rounded-up tail of the last work-group is exercised
@@ -36,8 +38,6 @@ def probe(device: Device) -> ProbeResult:
 
 
 def _probe(device: Device) -> ProbeResult:
-    from ..dtypes import float32
-    from . import codegen
     t0 = time.perf_counter()
     try:
         host = np.linspace(-1.0, 1.0, PROBE_N, dtype=np.float32)
@@ -64,5 +64,4 @@ def _probe(device: Device) -> ProbeResult:
 
 
 def probe_all(devs=None) -> list[ProbeResult]:
-    from .device import devices
     return [probe(d) for d in (devs if devs is not None else devices())]

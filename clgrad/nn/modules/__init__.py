@@ -29,7 +29,7 @@ try:
 except ImportError:
     pass
 
-# ==== sequence models (helper: seq) ====
+# ---- sequence models
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .activation import MultiheadAttention
 from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,

@@ -1,9 +1,10 @@
 """Activation modules: thin wrappers over clgrad.nn.functional with PyTorch's arguments."""
 from __future__ import annotations
 
-from ... import creation
-from .. import functional as F
+from ...tensor import creation
+from .. import functional as F, init
 from ..parameter import Parameter
+from .linear import Linear
 from .module import Module
 
 
@@ -237,8 +238,7 @@ class PReLU(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        from .. import init as _init
-        _init.constant_(self.weight, self.init)
+        init.constant_(self.weight, self.init)
 
     def forward(self, input):
         return F.prelu(input, self.weight)
@@ -262,7 +262,7 @@ class RReLU(Module):
                                                              else "")
 
 
-# ==== sequence models (helper: seq) ====
+# ---- sequence models
 class MultiheadAttention(Module):
     """Multi-head attention: softmax(Q K^T / sqrt(d)) V over num_heads subspaces of embed_dim.
 
@@ -289,7 +289,6 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
                              f"embed_dim={embed_dim} and num_heads={num_heads} instead")
-        from .linear import Linear
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -326,7 +325,6 @@ class MultiheadAttention(Module):
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        from .. import init
         if self._qkv_same_embed_dim:
             init.xavier_uniform_(self.in_proj_weight)
         else:

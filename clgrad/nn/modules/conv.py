@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ... import _conv as C
-from ... import creation
+from ..functional import conv as C
+from ...tensor import creation
 from .. import init
 from ..parameter import Parameter
 from .module import Module

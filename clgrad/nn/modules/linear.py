@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ... import creation
+from ...tensor import creation
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

@@ -1,14 +1,16 @@
 """Module: the base class of layers, holding parameters, buffers and submodules by name."""
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ... import autograd
-from ...dtypes import DType, float16, float32, float64, to_dtype
-from ...tensor import Tensor
+from ...dtypes import _NAMES, DType, float16, float32, float64, to_dtype
+from ...tensor import Size, Tensor
+from ...tensor.creation import tensor as _tensor
 from ..parameter import Buffer, Parameter
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -479,14 +481,12 @@ class Module:
                     continue
             shape = tuple(value.shape)
             if shape != tuple(param.shape):
-                from ...tensor import Size
                 error_msgs.append(f"size mismatch for {key}: copying a param with shape "
                                   f"{Size(shape)} from checkpoint, the shape in current model "
                                   f"is {param.shape}.")
                 continue
             if local_metadata.get("assign_to_params_buffers"):
                 if not isinstance(value, Tensor):
-                    from ...creation import tensor as _tensor
                     value = _tensor(np.asarray(value), device=param.device)
                 if name in self._parameters:
                     self._parameters[name] = Parameter(value.detach(), param.requires_grad)
@@ -545,7 +545,6 @@ class Module:
     def __deepcopy__(self, memo):
         # device tensors do not pickle: clone every parameter and buffer into the memo first,
         # so the generic deep copy of the attribute dicts picks the clones up
-        import copy
         with autograd.no_grad():
             for m in self.modules():
                 for t in itertools.chain(m._parameters.values(), m._buffers.values()):
@@ -585,10 +584,8 @@ class Module:
 
 
 def Size_of(value):
-    from ...tensor import Size
     return Size(tuple(value.shape))
 
 
 def _is_dtype(name: str) -> bool:
-    from ...dtypes import _NAMES
     return name in _NAMES

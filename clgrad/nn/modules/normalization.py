@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ... import creation
+from ...tensor import creation
 from ...dtypes import int64
 from .. import functional as F
 from .. import init

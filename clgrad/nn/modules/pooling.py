@@ -1,7 +1,7 @@
 """Pooling layers: max, average, adaptive pooling and max-unpooling (torch.nn's API)."""
 from __future__ import annotations
 
-from ... import _conv as C
+from ..functional import pooling as C
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",

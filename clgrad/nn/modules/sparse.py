@@ -1,7 +1,8 @@
 """Embedding: a lookup table of learnable vectors."""
 from __future__ import annotations
 
-from ... import autograd, creation
+from ... import autograd
+from ...tensor import creation
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 
-from ... import creation
-from .. import functional as F
+from ...tensor import creation
+from .. import functional as F, init
 from .activation import MultiheadAttention
 from .container import ModuleList
 from .dropout import Dropout
@@ -216,7 +216,6 @@ class Transformer(Module):
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        from .. import init
         for p in self.parameters():
             if p.ndim > 1:
                 init.xavier_uniform_(p)

@@ -2,7 +2,7 @@
 PixelUnshuffle (torch.nn's API)."""
 from __future__ import annotations
 
-from ... import _conv as C
+from ..functional import pooling as C
 from .module import Module
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",

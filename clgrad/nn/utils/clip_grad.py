@@ -5,6 +5,8 @@ import math
 
 from ... import autograd, ops
 from ...tensor import Tensor
+from ...tensor.creation import tensor
+from ...tensor.pointwise import where
 
 
 def _grads(parameters):
@@ -22,7 +24,7 @@ def _power_sum(g, p):
     if p == 1:
         return g.abs().sum()
     a = g.abs()
-    return ops.nn_where(a > 0, (a.log() * p).exp(), 0).sum()
+    return where(a > 0, (a.log() * p).exp(), 0).sum()
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -31,7 +33,6 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     p = float(norm_type)
     tensors = [t for t in tensors if t is not None]
     if not tensors:
-        from ...creation import tensor
         return tensor(0.0)
     with autograd.no_grad():
         parts = [_power_sum(t.detach(), p).to(tensors[0].dtype) for t in tensors]
@@ -75,4 +76,4 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     v = float(clip_value)
     with autograd.no_grad():
         for g in _grads(parameters):
-            ops.ew(ops.NN_HARDTANH, g, -v, v, out=g)
+            ops.ew(ops.HARDTANH, g, -v, v, out=g)

@@ -1,34 +1,18 @@
 """Flatten parameters into one vector and back."""
 from __future__ import annotations
 
-from ... import autograd
 from ...tensor import Tensor
+from ...tensor.creation import empty
+from ...tensor.shape import cat
 
 
 def parameters_to_vector(parameters):
     """All parameters flattened and joined into one 1-D tensor (differentiable)."""
     params = list(parameters)
     if not params:
-        from ...creation import empty
         return empty(0)
     _check_device(params)
-    flats = [p.reshape(-1) for p in params]
-    try:
-        from ..._shape import cat
-    except ImportError:
-        cat = getattr(Tensor, "cat", None)
-    if cat is not None:
-        return cat(flats)
-    # without a cat kernel: copy into slices of one buffer (the copies are not differentiable)
-    from ...creation import empty
-    total = sum(f.numel() for f in flats)
-    out = empty(total, dtype=flats[0].dtype, device=flats[0].device)
-    with autograd.no_grad():
-        off = 0
-        for f in flats:
-            out.narrow(0, off, f.numel()).copy_(f)
-            off += f.numel()
-    return out
+    return cat([p.reshape(-1) for p in params])
 
 
 def vector_to_parameters(vec, parameters) -> None:

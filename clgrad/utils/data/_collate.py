@@ -10,6 +10,12 @@ import numbers
 
 import numpy as np
 
+from ... import autograd, ops
+from ...runtime import get_device
+from ...tensor import Tensor
+from ...tensor.creation import from_numpy
+from ...view import View
+
 __all__ = ["default_collate", "default_convert", "host_collate", "to_device"]
 
 
@@ -33,7 +39,6 @@ class _Deferred:
 
 
 def _tensor_cls():
-    from ...tensor import Tensor
     return Tensor
 
 
@@ -65,8 +70,6 @@ def _check_stackable(batch):
 
 def _stack_device(batch):
     """Stack equal-shaped clgrad tensors into a new (B, ...) tensor on the device."""
-    from ... import autograd, ops
-    from ...view import View
     T = _tensor_cls()
     _check_stackable(batch)
     first = batch[0]
@@ -160,8 +163,6 @@ def to_device(data, device=None):
     if isinstance(data, _Deferred):
         return data.fn(*data.args)
     if isinstance(data, _Host):
-        from ...creation import from_numpy
-        from ...runtime import get_device
         arr = data.array
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"default_collate: cannot make a tensor of numpy dtype {arr.dtype}")

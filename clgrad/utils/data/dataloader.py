@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import collections
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import numpy as np
+from concurrent.futures import ThreadPoolExecutor
 
+from ... import autograd
+from ...tensor.creation import tensor
 from . import _collate
 from .dataset import IterableDataset, TensorDataset
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, _as_generator,
@@ -55,14 +58,12 @@ def _take_rows(t, indices):
 
 
 def _gather_rows(t, indices):
-    from ... import autograd
     n = len(indices)
     with autograd.no_grad():
         if n and indices == list(range(indices[0], indices[0] + n)):
             return t[indices[0]:indices[0] + n].clone()       # one copy launch
         select = getattr(type(t), "index_select", None)
         if select is not None:
-            from ...creation import tensor
             return select(t, 0, tensor(indices, device=t.device))
         return _collate._stack_device([t[i] for i in indices])
 
@@ -257,5 +258,4 @@ class DataLoader:
 
     def _init_worker(self, workers):
         if self.worker_init_fn is not None:
-            import threading
             self.worker_init_fn(threading.get_ident() % workers)

@@ -6,6 +6,8 @@ import math
 import warnings
 from itertools import accumulate
 
+from .sampler import _host_rng
+
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset",
            "ChainDataset", "Subset", "random_split"]
 
@@ -145,7 +147,6 @@ def random_split(dataset, lengths, generator=None):
     Example:
         >>> train, val = random_split(range(10), [0.8, 0.2], generator=clgrad.manual_seed(0))
     """
-    from .sampler import _host_rng
     n = len(dataset)
     lengths = list(lengths)
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:

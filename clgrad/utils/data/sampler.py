@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...tensor.random import Generator, default_generator
+
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
 
@@ -11,7 +13,6 @@ def _host_rng(generator) -> np.random.Generator:
     """A numpy generator seeded from a clgrad.Generator (advancing its counter, so each call
     differs and `clgrad.manual_seed` makes the sequence reproducible), an int seed, or a numpy
     Generator used as is."""
-    from ...random import Generator, default_generator
     if isinstance(generator, np.random.Generator):
         return generator
     if generator is None:
@@ -29,7 +30,6 @@ def _host_rng(generator) -> np.random.Generator:
 def _as_generator(generator):
     """An int seed becomes one clgrad.Generator kept for the sampler's life (so epochs differ)."""
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-        from ...random import Generator
         return Generator().manual_seed(int(generator))
     return generator
 

@@ -1,0 +1,211 @@
+"""Fused nn kernels: activations, losses, norms, dropout, embedding and optimizer updates."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd
+from ..runtime import codegen
+from .base import Op, _need, ew
+
+def _fused_guard(name):
+    if autograd.is_grad_enabled():
+        raise NotImplementedError(f"double backward (create_graph=True) through {name} is not "
+                                  "supported: its gradient is a fused kernel")
+
+
+def _bce_backward(ctx, g):
+    x, t = ctx.arg(0), ctx.arg(1)
+    gx = gt = None
+    if ctx.needs_input_grad[0]:
+        # PyTorch's form: (x - t) / max(x (1 - x), 1e-12) stays finite at x = 0 and 1
+        gx = g * (x - t) / (x * (1 - x)).maximum(1e-12)
+    if ctx.needs_input_grad[1]:
+        gt = g * ((1 - x).log().maximum(-100.0) - x.log().maximum(-100.0))
+    return gx, gt
+
+
+NN_BCE = Op("binary_cross_entropy",
+            "-(x1 * fmax(log(x0), F(-100.0)) + (F(1.0) - x1) * fmax(log(F(1.0) - x0), F(-100.0)))",
+            _bce_backward, dtype="float", save="x",
+            ref=lambda x, t: -(t * np.log(x) + (1 - t) * np.log(1 - x)),
+            sample=((0.1, 0.9), (0.0, 1.0)))
+RECORDS = (NN_BCE,)
+
+
+def dense(t):
+    """t itself when contiguous from the start of its buffer (what the fixed-layout nn kernels
+    read), else a contiguous copy (recorded by autograd like clone)."""
+    return t if t._view.is_contiguous() and t._view.offset == 0 else t.clone()
+
+
+def _nn_real(x):
+    if x.dtype.ctype not in ("float", "double"):
+        raise RuntimeError(f"expected a float32 or float64 tensor, got {x.dtype.name}")
+    return x.dtype.ctype
+
+
+def cross_entropy_rows(x, target, weight, ignore_index: int, smoothing: float):
+    """Per-row cross entropy of logits x (N, C, S) contiguous against class indices target
+    (N*S,) int64. Returns (loss (N*S,), row weight (N*S,)); row weight is 0 for ignored rows and
+    is the denominator of the 'mean' reduction."""
+    T = x._plain
+    real = _nn_real(x)
+    N, C, S = x.shape
+    dev = x.device
+    loss = T._empty((N * S,), x.dtype, dev)
+    wrow = T._empty((N * S,), x.dtype, dev)
+    lse = T._empty((N * S,), x.dtype, dev)
+    if N * S == 0:
+        return loss, wrow
+    I = "int"
+    k = codegen.nn_kernel(dev, "loss", "clg_ce_forward", real,
+                          [None] * 6 + [I, "long", real, I, I, I])
+    wbuf = weight if weight is not None else x
+    k.launch_1d(N * S, loss._buf.raw, wrow._buf.raw, lse._buf.raw, x._buf.raw, target._buf.raw,
+                wbuf._buf.raw, int(weight is not None), int(ignore_index), float(smoothing),
+                N, C, S)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True, False, False])
+        ctx.save_for_backward(x, lse)
+        wsum = weight.detach().sum() if weight is not None else None
+
+        def backward(ctx, g):
+            _fused_guard("cross_entropy")
+            xs, lse_ = ctx.saved_tensors
+            g = dense(g)
+            dx = T._empty(xs.shape, xs.dtype, xs.device)
+            kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
+                                   [None] * 6 + [I, None, "long", real, I, I, I])
+            kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
+                         g._buf.raw, wbuf._buf.raw, int(weight is not None),
+                         (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
+                         float(smoothing), N, C, S)
+            return dx, None, None
+        autograd.record("NllLossBackward0", backward, ctx, (x, target, weight), [loss])
+    return loss, wrow.detach()
+
+
+def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
+    """Normalise each row r of a contiguous (A, R, B) tensor over its A*B elements, then apply
+    weight/bias indexed per row (per_row) or per b. Returns (y, mean (R,), rstd (R,), var (R,))
+    with the biased variance; only y is differentiable."""
+    T = x._plain
+    real = _nn_real(x)
+    A, R, B = x.shape
+    dev = x.device
+    y = T._empty(x.shape, x.dtype, dev)
+    mean, rstd, var = (T._empty((R,), x.dtype, dev) for _ in range(3))
+    affine = weight is not None
+    I = "int"
+    if R:
+        k = codegen.nn_kernel(dev, "norm", "clg_norm_forward", real,
+                              [None] * 7 + [I, I, real, I, I, I])
+        w = dense(weight) if affine else x
+        b = dense(bias) if affine else x
+        k.launch_1d(R, y._buf.raw, mean._buf.raw, rstd._buf.raw, var._buf.raw, x._buf.raw,
+                    w._buf.raw, b._buf.raw, int(affine), int(per_row), float(eps), A, R, B)
+    args = (x, weight, bias)
+    if autograd.needs_grad(*args):
+        ctx = autograd.Context([a is not None and a.requires_grad for a in args])
+        ctx.save_for_backward(x, mean, rstd, weight)
+
+        def backward(ctx, g):
+            _fused_guard("layer_norm/batch_norm")
+            xs, mu, rs, w = ctx.saved_tensors
+            g = dense(g)
+            dx = T._empty(xs.shape, xs.dtype, xs.device)
+            dw = T._empty((R,), xs.dtype, xs.device)
+            db = T._empty((R,), xs.dtype, xs.device)
+            kb = codegen.nn_kernel(xs.device, "norm", "clg_norm_backward", real,
+                                   [None] * 8 + [I, I, I, I, I])
+            wb = dense(w) if w is not None else xs
+            kb.launch_1d(R, dx._buf.raw, dw._buf.raw, db._buf.raw, g._buf.raw, xs._buf.raw,
+                         mu._buf.raw, rs._buf.raw, wb._buf.raw, int(w is not None),
+                         int(per_row), A, R, B)
+            gw = gb = None
+            if w is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+                if per_row:
+                    gw, gb = dw, db
+                else:
+                    xhat = (xs - mu.reshape(1, R, 1)) * rs.reshape(1, R, 1)
+                    gw = (g * xhat).sum((0, 1))
+                    gb = g.sum((0, 1))
+            return (dx if ctx.needs_input_grad[0] else None,
+                    gw if ctx.needs_input_grad[1] else None,
+                    gb if ctx.needs_input_grad[2] else None)
+        autograd.record("NativeLayerNormBackward0" if not per_row else
+                        "NativeBatchNormBackward0", backward, ctx, args, [y])
+    return y, mean, rstd, var
+
+
+def dropout_apply(x, p: float, group: int, seed: int, offset: int):
+    """x * keep / (1 - p) with keep drawn from Philox counter (seed, offset + i // group);
+    x contiguous from offset 0. Its gradient is the same map of the gradient."""
+    T = x._plain
+    real = _nn_real(x)
+    n = x.numel()
+    out = T._empty(x.shape, x.dtype, x.device)
+    if n:
+        k = codegen.nn_kernel(x.device, "dropout", "clg_dropout", real,
+                              [None, None, "ulong", "ulong", "float", real, "long", "long"])
+        k.launch_1d(n, out._buf.raw, x._buf.raw, seed & ((1 << 64) - 1), offset, float(p),
+                    1.0 / (1.0 - p), int(group), n)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        autograd.record("NativeDropoutBackward0",
+                        lambda c, g: (dropout_apply(dense(g), p, group, seed, offset),), ctx,
+                        (x,), [out])
+    return out
+
+
+def embedding_lookup(weight, idx, padding_idx: int):
+    """Rows of weight (V, D) at int64 indices idx (n,) -> (n, D); the backward sums gradient rows
+    per destination row in index order (deterministic, no atomics)."""
+    T = weight._plain
+    real = _nn_real(weight)
+    V, D = weight.shape
+    n = idx.numel()
+    dev = weight.device
+    out = T._empty((n, D), weight.dtype, dev)
+    L = "long"
+    wv = weight._view
+    if n * D:
+        k = codegen.nn_kernel(dev, "embedding", "clg_embedding_forward", real,
+                              [None, None, L, L, L, None, L, L, L])
+        k.launch_1d(n * D, out._buf.raw, weight._buf.raw, wv.offset, wv.strides[0],
+                    wv.strides[1], idx._buf.raw, n, D, V)
+    if autograd.needs_grad(weight):
+        ctx = autograd.Context([True, False])
+
+        def backward(ctx, g):
+            _fused_guard("embedding")
+            g = dense(g)
+            dw = T._empty((V, D), g.dtype, g.device)
+            if V * D:
+                kb = codegen.nn_kernel(g.device, "embedding", "clg_embedding_backward", real,
+                                       [None, None, None, L, L, L, L])
+                kb.launch_1d(V, dw._buf.raw, g._buf.raw, idx._buf.raw, n, D, V,
+                             int(padding_idx))
+            return dw, None
+        autograd.record("EmbeddingBackward0", backward, ctx, (weight, idx), [out])
+    return out
+
+
+def optim_update(name, update, param, grad, states, scalars, offset: int, n: int):
+    """Run a fused optimizer update in place over elements [offset, offset + n) of the flat
+    arenas `param`, `grad` and `states` (a tuple of (C name, 1-D tensor)); `scalars` is a tuple
+    of (C name, value), passed as kernel arguments so changing a learning rate builds nothing."""
+    if n <= 0:
+        return
+    dt = param.dtype
+    names = tuple(s for s, _ in states)
+    snames = tuple(s for s, _ in scalars)
+    wide = offset + n >= codegen.INT32_LIMIT
+    k = codegen.optim_kernel(param.device, f"optim_{name}_{dt.short}", dt, names, snames,
+                             update, wide)
+    args = [param._buf.raw, grad._buf.raw, *(t._buf.raw for _, t in states),
+            *(float(v) for _, v in scalars), int(offset), int(n)]
+    k.launch_1d(int(n), *args)
+    param._buf.version += 1
+    for _, t in states:
+        t._buf.version += 1

@@ -1,0 +1,241 @@
+"""Reductions, scans, softmax and p-norms."""
+from __future__ import annotations
+
+from .. import autograd
+from ..dtypes import int64, torch_name
+from ..runtime import codegen
+from ..view import coalesce, normalize_dim
+from .base import Op, _wide, cast, ew
+
+def _red_limits(dt: DType):
+    if dt.is_floating:
+        return "-INFINITY", "INFINITY"
+    bits = dt.itemsize * 8
+    if not dt.is_signed:
+        return "0", str((1 << bits) - 1)
+    suffix = "L" if bits == 64 else ""
+    lo = f"(-{(1 << (bits - 1)) - 1}{suffix} - 1)"
+    return lo, f"{(1 << (bits - 1)) - 1}{suffix}"
+
+
+def reduce_spec(kind: str, dt: DType):
+    """C snippets of a reduction over values of dtype `dt` (already the accumulator's type)."""
+    acc = dt.compute
+    zero, one = f"({acc})0", f"({acc})1"
+    lo, hi = _red_limits(dt)
+    nanmax = "(isnan(a) || a > b) ? a : b" if dt.is_floating else "a > b ? a : b"
+    nanmin = "(isnan(a) || a < b) ? a : b" if dt.is_floating else "a < b ? a : b"
+    specs = {
+        "sum": dict(acc_t=acc, init=zero, map="x", combine="a + b", final="a"),
+        "mean": dict(acc_t=acc, init=zero, map="x", combine="a + b", final=f"a / ({acc})clg_nred"),
+        "prod": dict(acc_t=acc, init=one, map="x", combine="a * b", final="a"),
+        "amax": dict(acc_t=acc, init=lo, map="x", combine=nanmax, final="a"),
+        "amin": dict(acc_t=acc, init=hi, map="x", combine=nanmin, final="a"),
+        "all": dict(acc_t="uchar", init="1", map="x != 0", combine="a && b", final="a"),
+        "any": dict(acc_t="uchar", init="0", map="x != 0", combine="a || b", final="a"),
+    }
+    if kind in ("argmax", "argmin"):
+        better = ">" if kind == "argmax" else "<"
+        # NaN wins (its first occurrence), as in PyTorch; integers have no NaN (and no isnan)
+        nan_rules = ("    if (isnan(a.v)) return (b.i < a.i && isnan(b.v)) ? b : a;\n"
+                     "    if (isnan(b.v)) return b;\n") if dt.is_floating else ""
+        defs = (f"typedef struct {{ {acc} v; long i; }} clg_pair;\n"
+                f"clg_pair clg_pick(clg_pair a, clg_pair b) {{\n"
+                f"    if (a.i < 0) return b;\n    if (b.i < 0) return a;\n"
+                f"{nan_rules}"
+                f"    if (b.v {better} a.v || (b.v == a.v && b.i < a.i)) return b;\n"
+                f"    return a;\n}}\n"
+                f"clg_pair clg_mk(clg_t v, long i) {{ clg_pair p; p.v = v; p.i = i; return p; }}\n"
+                f"clg_pair clg_none(void) {{ clg_pair p; p.v = 0; p.i = -1; return p; }}")
+        spec = dict(acc_t="clg_pair", init="clg_none()", map="clg_mk(x, r)",
+                    combine="clg_pick(a, b)", final="a.i", defs=defs)
+    else:
+        spec = dict(specs[kind], defs="")
+    spec["load_t"] = acc
+    spec["defs"] = f"typedef {acc} clg_t;\n" + spec["defs"]
+    return spec
+
+
+def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType):
+    """Reduce `x` over `dims` with `kind` into a new tensor of `out_dtype`."""
+    T = x._plain
+    nd = x.ndim
+    dims = sorted({normalize_dim(d, nd) for d in dims}) if nd else []
+    keep = [d for d in range(nd) if d not in dims]
+    out_shape_keep = tuple(x.shape[d] if d not in dims else 1 for d in range(nd))
+    out_shape = out_shape_keep if keepdim else tuple(x.shape[d] for d in keep)
+    out = T._empty(out_shape, out_dtype, x.device)
+    if out.numel() == 0:
+        return out
+    src = x if x.dtype is acc_dtype else cast(x, acc_dtype) if acc_dtype is not x.dtype else x
+    if kind in ("all", "any") and x.dtype is not acc_dtype:
+        src = x
+    xv = src._view
+    kept_shape = [xv.shape[d] for d in keep]
+    red_shape = [xv.shape[d] for d in dims]
+    ov = out._view if not keepdim else out._view.squeeze(dims) if nd else out._view
+    o_shape, (o_st, k_st) = coalesce(tuple(kept_shape), ov.strides,
+                                     tuple(xv.strides[d] for d in keep)) if keep else ((), ((), ()))
+    r_shape, (r_st,) = coalesce(tuple(red_shape), tuple(xv.strides[d] for d in dims)) \
+        if dims else ((1,), ((0,),))
+    spec = reduce_spec(kind, src.dtype)
+    acc_bytes = {"clg_pair": 16, "uchar": 1, "double": 8, "long": 8}.get(spec["acc_t"], 4)
+    name = f"reduce_{kind}_{src.dtype.short}_{out_dtype.short}"
+    k = codegen.reduce_kernel(out.device, name, spec, src.dtype, out_dtype, len(o_shape),
+                              len(r_shape), _wide([xv, out._view]))
+    codegen.launch_reduce(k, acc_bytes, out._buf.raw, ov.offset, o_st, src._buf.raw, xv.offset,
+                          k_st, r_st, o_shape, r_shape)
+    return out
+
+
+def _row_layout(x, out, dim):
+    """(row shape, out row strides, in row strides, out dim stride, in dim stride, n) of the rows
+    of `x` along `dim` (every other dim, coalesced) and the matching rows of `out`."""
+    if x.ndim == 0:
+        return (1,), (0,), (0,), 0, 0, 1
+    keep = [d for d in range(x.ndim) if d != dim]
+    xs, os_ = x._view.strides, out._view.strides
+    shape, (o_st, i_st) = coalesce(tuple(x.shape[d] for d in keep),
+                                   tuple(os_[d] for d in keep), tuple(xs[d] for d in keep))
+    return shape, o_st, i_st, os_[dim], xs[dim], x.shape[dim]
+
+
+def softmax_fwd(x, dim: int, log: bool, out_dtype: DType):
+    """Softmax (or log-softmax) of x along dim into a new contiguous tensor; no autograd."""
+    T = x._plain
+    out = T._empty(x.shape, out_dtype, x.device)
+    if out.numel() == 0:
+        return out
+    src = x if x.dtype.is_floating else cast(x, out_dtype)
+    shape, o_st, i_st, o_rst, i_rst, n = _row_layout(src, out, dim)
+    k = codegen.softmax_kernel(x.device, log, src.dtype, out_dtype, len(shape),
+                               _wide([src._view, out._view]))
+    acc_bytes = 8 if "double" in (src.dtype.ctype, out_dtype.ctype) else 4
+    codegen.launch_softmax(k, acc_bytes, out._buf.raw, out._view.offset, o_st, o_rst,
+                           src._buf.raw, src._view.offset, i_st, i_rst, shape, n)
+    return out
+
+
+def _softmax_backward(ctx, g):
+    y, = ctx.saved_tensors
+    d = ctx.dim
+    # dL/dx = y * (g - <g, y>) along the dim; written with Tensor ops so it differentiates again
+    return (y * (g - (g * y).sum(d, keepdim=True)),)
+
+
+def _log_softmax_backward(ctx, g):
+    y, = ctx.saved_tensors
+    return (g - y.exp() * g.sum(ctx.dim, keepdim=True),)
+
+
+def softmax(x, dim: int, log: bool = False, dtype: DType | None = None):
+    """softmax / log_softmax along `dim` as one fused, max-shifted kernel, with its gradient."""
+    if dtype is not None and dtype is not x.dtype:
+        x = x.to(dtype)
+    if not x.dtype.is_floating:
+        raise RuntimeError(f"\"{'log_' if log else ''}softmax_lastdim_kernel_impl\" not "
+                           f"implemented for '{torch_name(x.dtype)}'")
+    d = normalize_dim(dim, x.ndim)
+    out = softmax_fwd(x, d, log, x.dtype)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(out)
+        ctx.dim = d
+        autograd.record("LogSoftmaxBackward0" if log else "SoftmaxBackward0",
+                        _log_softmax_backward if log else _softmax_backward, ctx, (x,), [out])
+    return out
+
+
+def scan(kind: str, x, dim: int, out_dtype: DType, reverse: bool = False):
+    """Inclusive cumulative sum/product of x along dim (reversed: from the end); no autograd."""
+    T = x._plain
+    out = T._empty(x.shape, out_dtype, x.device)
+    if out.numel() == 0:
+        return out
+    shape, o_st, i_st, o_rst, i_rst, n = _row_layout(x, out, dim)
+    k = codegen.scan_kernel(x.device, kind, x.dtype, out_dtype, len(shape),
+                            _wide([x._view, out._view]))
+    codegen.launch_scan(k, out._buf.raw, out._view.offset, o_st, o_rst, x._buf.raw,
+                        x._view.offset, i_st, i_rst, shape, n, reverse)
+    return out
+
+
+def cumsum(x, dim: int, dtype: DType | None = None, reverse: bool = False):
+    """cumsum with its gradient (the reversed cumsum of the incoming gradient)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    out_dt = x.dtype if x.dtype.is_floating else int64
+    d = normalize_dim(dim, x.ndim)
+    out = scan("sum", x, d, out_dt, reverse)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        autograd.record("CumsumBackward0", lambda c, g: (cumsum(g, d, reverse=not reverse),),
+                        ctx, (x,), [out])
+    return out
+
+
+def _cumprod_backward(ctx, g):
+    x, y = ctx.saved_tensors
+    d = ctx.dim
+    # Before the first zero of a row: sum_{j>=i} g_j y_j / x_i. At the first zero z: the
+    # products skip x_z, i.e. the cumprod with x_z replaced by 1, summed over j >= z. After it
+    # every product holds x_z = 0, so the gradient is 0 (PyTorch's zero-aware formula).
+    zero = x == 0
+    nz = cumsum(zero, d)
+    before = nz == 0
+    first = zero * (nz == 1)
+    safe = x.where(before, 1)
+    lead = cumsum(g * y, d, reverse=True) / safe
+    patched = cumprod(x.where(first.logical_not(), 1), d)
+    at_first = (g * patched).where(nz >= 1, 0).sum(d, keepdim=True)
+    return (lead.where(before, at_first.where(first, 0)),)
+
+
+def cumprod(x, dim: int, dtype: DType | None = None):
+    if dtype is not None:
+        x = x.to(dtype)
+    out_dt = x.dtype if x.dtype.is_floating else int64
+    d = normalize_dim(dim, x.ndim)
+    out = scan("prod", x, d, out_dt)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(x, out)
+        ctx.dim = d
+        autograd.record("CumprodBackward0", _cumprod_backward, ctx, (x,), [out])
+    return out
+
+
+# |x|^p for the p-norms: its own record so the gradient is p sign(x) |x|^(p-1), finite at 0
+ABSPOW = Op("abspow", "pow(fabs(x0), x1)",
+            lambda ctx, g: (g * ctx.arg(1) * ctx.arg(0).sign() *
+                            ew(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
+
+
+def _pnorm_backward(ctx, g):
+    x, out = ctx.saved_tensors
+    p, dims, keepdim = ctx.p, ctx.dims, ctx.keepdim
+    if not keepdim and x.ndim:
+        shape = tuple(1 if d in dims else s for d, s in enumerate(x.shape))
+        g, out = g.reshape(shape), out.reshape(shape)
+    # d|x|_p/dx = sign(x) |x|^(p-1) / |x|_p^(p-1); PyTorch's gradient where the norm is 0 is 0
+    nz = out != 0
+    if p == 2:
+        scale = (g / out.where(nz, 1)).where(nz, 0)
+        return (x * scale,)
+    scale = (g / ew(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
+    return (x.sign() * ew(ABSPOW, x, p - 1) * scale,)
+
+
+def pnorm(x, p: float, dims: tuple, keepdim: bool):
+    """sum(|x|^p)^(1/p) over dims (float x), with a gradient that is 0 where the norm is 0."""
+    with autograd.no_grad():
+        if p == 2:
+            out = (x * x).sum(dims, keepdim).sqrt()
+        else:
+            out = ew(ABSPOW, ew(ABSPOW, x, p).sum(dims, keepdim), 1.0 / p)
+    if autograd.needs_grad(x):
+        ctx = autograd.Context([True])
+        ctx.save_for_backward(x, out)
+        ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
+        autograd.record("NormBackward1", _pnorm_backward, ctx, (x,), [out])
+    return out

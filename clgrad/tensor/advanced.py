@@ -1,0 +1,304 @@
+"""Advanced indexing (integer and boolean tensor indices) for reading and assignment, and the two
+differentiable primitives every gather/scatter op is built from: gather_map and put_map.
+
+Bounds: gather kernels clamp a bad index to 0 and raise a device-side flag; the host reads that
+flag back once per op that takes user indices (one small blocking read) and raises IndexError or
+RuntimeError with PyTorch's message. Internal indices (sort results, nonzero, backward passes)
+are trusted and skip the read."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd, ops
+from .indexing import int_index, plan_fn, slice_bounds
+from ..dtypes import bool_, int64, uint8
+from ..view import View, broadcast_shapes
+
+
+def _T():
+    from .tensor import Tensor
+    return Tensor
+
+
+def _is_t(x) -> bool:
+    return hasattr(x, "_view")
+
+
+def out_of_bounds(exc=IndexError):
+    def check(value, dim, size):
+        raise exc(f"index {value} is out of bounds for dimension {dim} with size {size}")
+    return check
+
+
+def out_of_range_in_self(value, dim, size):
+    raise IndexError("index out of range in self")
+
+
+class IndexMap:
+    """Where each element of an indexing result comes from in a tensor of shape `x_shape`.
+
+    `view_fn` (View -> View) applies the basic part of the index (slices, ints, None) and gives
+    the target; each output dim is then either a target dim read directly (`direct`: pairs
+    (out_dim, target_dim)) or the broadcast shape of index tensors, each of which picks along
+    one target dim (`indexed`: pairs (target_dim, int tensor viewed with out_shape))."""
+
+    def __init__(self, x_shape, out_shape, direct, indexed, view_fn=None, check=None):
+        self.x_shape = tuple(x_shape)
+        self.out_shape = tuple(out_shape)
+        self.direct = tuple(direct)
+        self.indexed = tuple(indexed)
+        self.view_fn = view_fn
+        self.check = check
+
+    def trusted(self) -> "IndexMap":
+        return IndexMap(self.x_shape, self.out_shape, self.direct, self.indexed, self.view_fn)
+
+    def layout(self, xview: View):
+        tv = self.view_fn(xview) if self.view_fn is not None else xview
+        base = [0] * len(self.out_shape)
+        for od, td in self.direct:
+            base[od] += tv.strides[td]
+        index = [(t, tv.shape[td], tv.strides[td], td) for td, t in self.indexed]
+        return View(self.out_shape, tuple(base), tv.offset), index
+
+
+def placed(t, b_shape, out_shape, pos):
+    """The index tensor `t` broadcast to `b_shape`, seen as out_shape with b_shape at `pos`."""
+    v = t._view.expand(b_shape)
+    lead = pos
+    trail = len(out_shape) - pos - len(b_shape)
+    return _T()._make(t._buf, View(tuple(out_shape), (0,) * lead + v.strides + (0,) * trail,
+                                   v.offset), t.dtype)
+
+
+def gather_map(x, m: IndexMap):
+    """The differentiable read of `x` through `m` (shape m.out_shape)."""
+    view, index = m.layout(x._view)
+    out = ops.index_gather(x, view, index, m.check)
+    if autograd.needs_grad(x):
+        tm = m.trusted()
+        shape = x.shape
+
+        def backward(ctx, g):
+            return (put_map(_T()._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
+        autograd.record("IndexBackward0", backward, autograd.Context([True]), (x,), [out])
+    return out
+
+
+def _values(values, m: IndexMap, dtype, device):
+    """values (tensor or scalar) as a contiguous tensor of m.out_shape in `dtype`, no grad."""
+    T = _T()
+    if not _is_t(values):
+        return T._full(m.out_shape, values, dtype, device)
+    v = values.detach()
+    while v.ndim > len(m.out_shape) and v.shape[0] == 1:
+        v = v.reshape(v.shape[1:])
+    try:
+        broadcast_shapes(v.shape, m.out_shape)
+        v = v.expand(m.out_shape)
+    except RuntimeError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(values.shape)} cannot "
+                           f"be broadcast to indexing result of shape {list(m.out_shape)}") \
+            from None
+    out = T._empty(m.out_shape, dtype, device)
+    return ops.copy_into(out, v)
+
+
+def put_into(dst, m: IndexMap, values, mode: str):
+    """Write through `m` straight into dst's storage (no autograd): mode 'set', 'add' or
+    'multiply'. Duplicate destinations fold in index order (set: the last one wins)."""
+    view, index = m.layout(dst._view)
+    offs = ops.index_offsets(view, index, dst.device, m.check)
+    vals = _values(values, m, dst.dtype, dst.device)
+    ops.scatter_sorted(dst, offs, vals, mode)
+    return dst
+
+
+def put_map(x, m: IndexMap, values, accumulate: bool, mode=None, owned=False):
+    """Out of place: a copy of x with `values` (broadcast to m.out_shape) put through `m`,
+    added where `accumulate`. Differentiable in x and in a tensor `values`. `owned`: x is a
+    fresh internal tensor that may be written instead of copied."""
+    T = _T()
+    mode = mode or ("add" if accumulate else "set")
+    out = x if owned and not x.requires_grad else \
+        ops.copy_into(T._empty(x.shape, x.dtype, x.device), x.detach())
+    put_into(out, m, values, mode)
+    vt = values if _is_t(values) else None
+    if autograd.needs_grad(x, *([vt] if vt is not None else [])):
+        if mode == "multiply":
+            raise NotImplementedError("the gradient of scatter with reduce='multiply' is not "
+                                      "implemented")
+        tm = m.trusted()
+
+        def backward(ctx, g):
+            gx = gv = None
+            if ctx.needs_input_grad[0]:
+                gx = g if mode == "add" else put_map(g, tm, 0, False)
+            if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+                gv = gather_map(g, tm)
+            return gx, gv
+        args = (x, vt) if vt is not None else (x,)
+        ctx = autograd.Context([a.requires_grad for a in args])
+        autograd.record("IndexPutBackward0", backward, ctx, args, [out])
+    return out
+
+
+# ---- advanced indexing: parse, then one gather / put --------------------------------------------
+def _as_index(i, device):
+    from .creation import tensor
+    if _is_t(i):
+        if i.dtype.is_floating:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return i
+    if isinstance(i, bool):
+        return tensor(i, dtype=bool_, device=device)
+    if isinstance(i, (list, tuple, np.ndarray)):
+        arr = np.asarray(i)
+        if arr.dtype == np.bool_:
+            return tensor(arr, dtype=bool_, device=device)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return tensor(arr.astype(np.int64), dtype=int64, device=device)
+    return i
+
+
+def _parse(x, idx):
+    """(view_fn, target shape, [(target_dim, int tensor)]) for an index with tensor parts."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    items = [_as_index(i, x.device) for i in idx]
+    if sum(1 for i in items if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+
+    def consumes(i):
+        if i is None or i is Ellipsis:
+            return 0
+        if _is_t(i) and i.dtype in (bool_, uint8):
+            return i.ndim
+        return 1
+    used = sum(consumes(i) for i in items)
+    if used > x.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
+    ell = [k for k, i in enumerate(items) if i is Ellipsis]
+    if ell:
+        k = ell[0]
+        items = items[:k] + [slice(None)] * (x.ndim - used) + items[k + 1:]
+    else:
+        items = items + [slice(None)] * (x.ndim - used)
+    plan, adv = [], []
+    trusted = True                     # only mask-derived indices: nothing to bounds-check
+    src, d = 0, 0                      # next dim of x, next dim of the target view
+    for i in items:
+        if i is None:
+            plan.append(("new", d))
+            d += 1
+        elif isinstance(i, slice):
+            plan.append(("slice", d) + slice_bounds(i, x.shape[src]))
+            src += 1
+            d += 1
+        elif _is_t(i) and i.dtype in (bool_, uint8):
+            if i.ndim == 0:
+                plan.append(("new", d))
+                from .creation import zeros
+                adv.append((d, zeros(1 if bool(i.item()) else 0, dtype=int64, device=x.device)))
+                d += 1
+                continue
+            for k in range(i.ndim):
+                if i.shape[k] != x.shape[src + k]:
+                    raise IndexError(f"The shape of the mask {list(i.shape)} at index {k} does "
+                                     f"not match the shape of the indexed tensor "
+                                     f"{list(x.shape)} at index {src + k}")
+            for k, coord in enumerate(nonzero_coords(i != 0 if i.dtype is uint8 else i)):
+                adv.append((d + k, coord))
+            src += i.ndim
+            d += i.ndim
+        elif _is_t(i):
+            trusted = False
+            adv.append((d, i))
+            src += 1
+            d += 1
+        else:
+            plan.append(("int", d, int_index(i, x.shape[src], src)))
+            # an int removes its dim before the tensor indices are placed, as in PyTorch
+            src += 1
+    fn = plan_fn(plan)
+    return fn, fn(x._view).shape, adv, trusted
+
+
+def _advanced_map(x, idx) -> IndexMap:
+    fn, tshape, adv, trusted = _parse(x, idx)
+    # a 0-d integer tensor acts like an int, as in PyTorch: its dim goes away and it neither
+    # broadcasts with the other indices nor counts when placing them
+    scal = [(d, t) for d, t in adv if t.ndim == 0]
+    vec = [(d, t) for d, t in adv if t.ndim != 0]
+    try:
+        b_shape = broadcast_shapes(*(t.shape for _, t in vec))
+    except RuntimeError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with "
+                         "shapes " + ", ".join(str(list(t.shape)) for _, t in vec)) from None
+    keep = [d for d in range(len(tshape)) if d not in {d for d, _ in scal}]
+    vpos = [keep.index(d) for d, _ in vec]
+    adjacent = vpos == list(range(vpos[0], vpos[0] + len(vpos))) if vpos else True
+    rest = [k for k in range(len(keep)) if k not in vpos]
+    pos = vpos[0] if (vpos and adjacent) else 0
+    before = [k for k in rest if k < pos]
+    after = [k for k in rest if k >= pos]
+    out_shape = tuple(tshape[keep[k]] for k in before) + b_shape + \
+        tuple(tshape[keep[k]] for k in after)
+    direct = [(i, keep[k]) for i, k in enumerate(before)]
+    direct += [(len(before) + len(b_shape) + i, keep[k]) for i, k in enumerate(after)]
+    indexed = [(d, placed(t, b_shape, out_shape, len(before))) for d, t in vec]
+    indexed += [(d, placed(t, (), out_shape, 0)) for d, t in scal]
+    return IndexMap(x.shape, out_shape, direct, indexed, fn,
+                    None if trusted else out_of_bounds(IndexError))
+
+
+def advanced_getitem(x, idx):
+    return gather_map(x, _advanced_map(x, idx))
+
+
+def advanced_setitem(x, idx, value):
+    if not _is_t(value) and not isinstance(value, (int, float, bool)):
+        from .creation import tensor
+        value = tensor(np.asarray(value), dtype=x.dtype, device=x.device)
+    index_put_map_(x, _advanced_map(x, idx), value, False)
+
+
+def index_put_map_(x, m: IndexMap, values, accumulate, mode=None):
+    """In place: x through m gets values (set, or added where accumulate)."""
+    mode = mode or ("add" if accumulate else "set")
+    if _is_t(values):
+        if values.device != x.device:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        return x._inplace(lambda s, v: put_map(s, m, v, accumulate, mode), values,
+                          fast=lambda: put_into(x, m, values, mode))
+    return x._inplace(lambda s: put_map(s, m, values, accumulate, mode),
+                      fast=lambda: put_into(x, m, values, mode))
+
+
+# ---- data-dependent sizes: one count read back -------------------------------------------------
+def nonzero_flat(mask):
+    """Row-major positions (int64, 1-D) of the nonzero elements of `mask` (reads back only the
+    count)."""
+    return ops.nonzero_positions(mask.detach() if mask.ndim else mask.detach().reshape(1))
+
+
+def nonzero_coords(mask):
+    """One int64 tensor of coordinates per dim of `mask` (nonzero(as_tuple=True))."""
+    lin = nonzero_flat(mask)
+    T = _T()
+    coords = []
+    stride = 1
+    strides = []
+    for s in reversed(mask.shape):
+        strides.append(stride)
+        stride *= s
+    strides.reverse()
+    for d, s in enumerate(mask.shape):
+        out = T._empty(lin.shape, int64, lin.device)
+        ops.launch_ew("coord_i64", "(x0 / x1) % x2", out, [lin, strides[d], max(s, 1)], "long")
+        coords.append(out)
+    return coords
+

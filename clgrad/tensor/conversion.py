@@ -1,0 +1,194 @@
+"""Tensor methods that leave the device or change its device or dtype."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd, ops
+from .. import dtypes as dt
+from ..dtypes import DType, to_dtype
+from ..runtime import get_device
+from .format import format_tensor
+
+
+def _shape_arg(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    if len(size) == 1 and hasattr(size[0], "__iter__") and not hasattr(size[0], "_view"):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        s = int(s)
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
+        out.append(s)
+    return tuple(out)
+
+
+class ConversionMixin:
+    """Tensor methods that leave the device (numpy, item, tolist, Python numbers) or change its
+    device or dtype (to, casts, clone, contiguous, new_* constructors)."""
+
+    # ---- out of the device -----------------------------------------------------------------
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        src = self if self._view.is_contiguous() else self.contiguous_nograd()
+        out = np.empty(src.shape, dtype=np.uint8 if self.dtype is dt.bool_ else self.dtype.np)
+        if out.size:
+            src._buf.read(out, src._view.offset * self.dtype.itemsize)
+        return out.view(np.bool_) if self.dtype is dt.bool_ else out
+
+    def contiguous_nograd(self) -> "Tensor":
+        out = self._plain._empty(self.shape, self.dtype, self.device)
+        return ops.copy_into(out, self)
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to "
+                               "Scalar")
+        return self.detach().numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.detach().numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.detach().numpy()
+        return a.astype(dtype) if dtype is not None else a
+
+    def __repr__(self) -> str:
+        return format_tensor(self)
+
+    __str__ = __repr__
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.item())
+
+    # ---- device and dtype ------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> "Tensor":
+        """to(device), to(dtype), to(device, dtype), to(other): a copy only where needed."""
+        device, dtype_ = kwargs.get("device"), kwargs.get("dtype")
+        copy = kwargs.get("copy", False)
+        for a in args:
+            if isinstance(a, self._plain):
+                device, dtype_ = a.device, a.dtype
+            elif isinstance(a, (DType, type)) or (isinstance(a, str) and a in dt._NAMES):
+                dtype_ = a
+            elif a is not None:
+                device = a
+        out = self
+        if dtype_ is not None:
+            target = to_dtype(dtype_)
+            if target is not out.dtype:
+                out = ops.cast(out, target)
+        if device is not None:
+            dev = get_device(device)
+            if dev != out.device:
+                host = out.detach().numpy(force=True)
+                moved = self._plain._from_numpy(host, out.dtype, dev)
+                if autograd.needs_grad(out):
+                    src_dev = out.device
+                    ctx = autograd.Context([True])
+                    autograd.record("ToCopyBackward0", lambda c, g: (g.to(src_dev),), ctx,
+                                    (out,), [moved])
+                out = moved
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"clgrad.{ops.torch_name(self.dtype)}Tensor"
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(dt.float32)
+
+    def double(self):
+        return self.to(dt.float64)
+
+    def half(self):
+        return self.to(dt.float16)
+
+    def int(self):
+        return self.to(dt.int32)
+
+    def long(self):
+        return self.to(dt.int64)
+
+    def short(self):
+        return self.to(dt.int16)
+
+    def char(self):
+        return self.to(dt.int8)
+
+    def byte(self):
+        return self.to(dt.uint8)
+
+    def bool(self):
+        return self.to(dt.bool_)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, *a, **k):
+        raise RuntimeError("clgrad has no CUDA tensors; use .to('gpu') or .to('cl:N')")
+
+    def clone(self, memory_format=None) -> "Tensor":
+        out = ops.copy_into(self._plain._empty(self.shape, self.dtype, self.device), self)
+        if autograd.needs_grad(self):
+            ctx = autograd.Context([True])
+            autograd.record("CloneBackward0", lambda c, g: (g,), ctx, (self,), [out])
+        return out
+
+    def contiguous(self, memory_format=None) -> "Tensor":
+        return self if self._view.is_contiguous() else self.clone()
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from .creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        t = self._plain._empty(_shape_arg(size), to_dtype(dtype) if dtype else self.dtype,
+                          get_device(device) if device else self.device)
+        return t.requires_grad_(requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return self.new_full(_shape_arg(size), 0, dtype=dtype, device=device,
+                             requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return self.new_full(_shape_arg(size), 1, dtype=dtype, device=device,
+                             requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        t = self._plain._full(_shape_arg((size,)), fill_value,
+                         to_dtype(dtype) if dtype else self.dtype,
+                         get_device(device) if device else self.device)
+        return t.requires_grad_(requires_grad)

@@ -1,0 +1,319 @@
+"""Reduction Tensor methods: sum, mean, prod, max/min, arg*, var/std, norms, logsumexp, softmax,
+scans, all/any."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import math
+
+from .. import autograd, ops
+from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
+from ..view import normalize_dim
+
+values_indices = namedtuple("return_types", ["values", "indices"])
+
+
+def _dims(x, dim) -> tuple:
+    if dim is None:
+        return tuple(range(x.ndim))
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(normalize_dim(d, x.ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        return dims if dims or x.ndim == 0 else tuple(range(x.ndim))
+    return (normalize_dim(dim, x.ndim),)
+
+
+def _keep_shape(x, dims) -> tuple:
+    return tuple(1 if d in dims else s for d, s in enumerate(x.shape))
+
+
+def _expand_back(g, x, dims, keepdim):
+    """A reduced gradient broadcast back over the input's shape."""
+    if not keepdim and x.ndim:
+        g = g.reshape(_keep_shape(x, dims))
+    return g.expand(x.shape)
+
+
+class ReduceMixin:
+    """Reductions of Tensor; the kernels are ops.reduce."""
+
+    def _reduce(self, kind, dim, keepdim, out_dtype, acc_dtype, backward=None, save=()):
+        dims = _dims(self, dim)
+        out = ops.reduce(kind, self, dims, keepdim, out_dtype, acc_dtype)
+        if backward is not None and autograd.needs_grad(self):
+            ctx = autograd.Context([True])
+            ctx.save_for_backward(self, out) if save else None
+            ctx.dims, ctx.keepdim = dims, keepdim
+            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [out])
+        return out
+
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        out_dt = x.dtype if x.dtype.is_floating else int64
+        shape = x.shape
+
+        def backward(ctx, g):
+            return (_expand_back(g, _Shape(shape), ctx.dims, ctx.keepdim),)
+        return x._reduce("sum", dim, keepdim, out_dt, out_dt if x.dtype.name != "float16"
+                         else x.dtype, backward)
+
+    def nansum(self, dim=None, keepdim=False, *, dtype=None):
+        return self.where(self == self, 0).sum(dim, keepdim, dtype=dtype)
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
+                               f"a floating point or complex dtype. Got: {ops.torch_name(x.dtype)}")
+        shape = x.shape
+        n = 1
+        for d in _dims(x, dim):
+            n *= shape[d] if x.ndim else 1
+
+        def backward(ctx, g):
+            return (_expand_back(g / n, _Shape(shape), ctx.dims, ctx.keepdim),)
+        return x._reduce("mean", dim, keepdim, x.dtype, x.dtype, backward)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        out_dt = x.dtype if x.dtype.is_floating else int64
+
+        def backward(ctx, g):
+            inp, out = ctx.saved_tensors
+            dims, kd = ctx.dims, ctx.keepdim
+            # d prod / d x_i is the product of the others: out / x_i where no zero is in the row;
+            # with exactly one zero only that element gets the product of the non-zeros
+            g = _expand_back(g, inp, dims, kd)
+            nonzero = inp != 0
+            safe = inp.where(nonzero, 1)
+            zeros = _expand_back(nonzero.logical_not().sum(dims, keepdim=True), inp, dims, True)
+            others = _expand_back(safe.prod(dims, keepdim=True), inp, dims, True)
+            one_zero = (g * others).where((zeros == 1) * nonzero.logical_not(), 0)
+            return ((g * _expand_back(out, inp, dims, kd) / safe).where(zeros == 0, one_zero),)
+        return x._reduce("prod", dim, keepdim, out_dt, out_dt, backward, save=True)
+
+    def _check_nonempty(self, name, dim):
+        """max/min/arg* have no identity: PyTorch refuses to reduce over a size-0 dim."""
+        if self.numel() != 0:
+            return
+        if dim is None:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0." + (" Specify the reduction dim with the "
+                                                        "'dim' argument." if "arg" not in name
+                                                        else ""))
+        for d in _dims(self, dim):
+            if self.ndim and self.shape[d] == 0:
+                raise RuntimeError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+    def _minmax_all(self, kind, dim, keepdim, name=None):
+        self._check_nonempty(name or kind, dim)
+
+        def backward(ctx, g):
+            inp, out = ctx.saved_tensors
+            # ties share the gradient evenly, as PyTorch's amax/amin do
+            ok = _expand_back(out, inp, ctx.dims, ctx.keepdim)
+            mask = (inp == ok).to(g.dtype)
+            count = mask.sum(ctx.dims if inp.ndim else None, keepdim=True)
+            return (_expand_back(g, inp, ctx.dims, ctx.keepdim) * mask / count,)
+        return self._reduce(kind, dim, keepdim, self.dtype, self.dtype, backward, save=True)
+
+    def amax(self, dim=(), keepdim=False):
+        return self._minmax_all("amax", None if dim == () else dim, keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return self._minmax_all("amin", None if dim == () else dim, keepdim)
+
+    def _minmax(self, kind, dim, keepdim):
+        if dim is None:
+            return self._minmax_all("a" + kind, None, False, kind)
+        if hasattr(dim, "_view"):
+            return getattr(ops, "ew")(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
+        d = normalize_dim(dim, self.ndim)
+        self._check_nonempty(kind, d)
+        idx = self._arg("arg" + kind, d, keepdim)
+        values = self._minmax_all("a" + kind, d, keepdim).detach()
+        if autograd.needs_grad(self):
+            shape = self.shape
+
+            def backward(ctx, g):
+                i, = ctx.saved_tensors
+                return (_index_grad(g, i, shape, d, keepdim),)
+            ctx = autograd.Context([True])
+            ctx.save_for_backward(idx)
+            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [values])
+        return values_indices(values, idx)
+
+    def max(self, dim=None, keepdim=False):
+        return self._minmax("max", dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return self._minmax("min", dim, keepdim)
+
+    def _arg(self, kind, dim, keepdim):
+        self._check_nonempty(kind, dim)
+        if dim is None:
+            flat = self.reshape(-1)
+            out = ops.reduce(kind, flat, (0,), False, int64, self.dtype)
+            return out.reshape((1,) * self.ndim) if keepdim else out
+        return ops.reduce(kind, self, (normalize_dim(dim, self.ndim),), keepdim, int64,
+                          self.dtype)
+
+    def argmax(self, dim=None, keepdim=False):
+        return self._arg("argmax", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg("argmin", dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        out_dt = uint8 if self.dtype is uint8 else bool_
+        return ops.reduce("all", self, _dims(self, dim), keepdim, out_dt, self.dtype)
+
+    def any(self, dim=None, keepdim=False):
+        out_dt = uint8 if self.dtype is uint8 else bool_
+        return ops.reduce("any", self, _dims(self, dim), keepdim, out_dt, self.dtype)
+
+    def count_nonzero(self, dim=None):
+        return (self != 0).sum(dim)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None):
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("nanmean(): expected input to have floating point or complex "
+                               f"dtype but got {ops.torch_name(x.dtype)}")
+        keep = x == x
+        return x.nansum(dim, keepdim) / keep.sum(dim, keepdim)
+
+    # ---- moments ----------------------------------------------------------------------------
+    def _moments(self, name, dim, unbiased, keepdim, correction):
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise RuntimeError(f"{name}: can't specify both unbiased and correction")
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        if not self.dtype.is_floating:
+            raise RuntimeError("std and var only support floating point and complex dtypes")
+        dims = _dims(self, dim)
+        n = math.prod(self.shape[d] for d in dims) if self.ndim else 1
+        mean = self.mean(dims, keepdim=True)
+        d = self - mean
+        # two passes (mean, then squared deviations) keep var accurate for large means
+        var = (d * d).sum(dims, keepdim) / max(0, n - correction)
+        return var, (mean if keepdim or not self.ndim else mean.squeeze(dims))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("var", dim, unbiased, keepdim, correction)[0]
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("std", dim, unbiased, keepdim, correction)[0].sqrt()
+
+    def var_mean(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self._moments("var_mean", dim, unbiased, keepdim, correction)
+
+    def std_mean(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        var, mean = self._moments("std_mean", dim, unbiased, keepdim, correction)
+        return var.sqrt(), mean
+
+    # ---- log-sum-exp, softmax, scans --------------------------------------------------------
+    def logsumexp(self, dim=None, keepdim=False):
+        x = self if self.dtype.is_floating else self.to(get_default_dtype())
+        dims = _dims(x, dim)
+        if x.numel() == 0 or not x.ndim:
+            return x.exp().sum(dims, keepdim).log()
+        # shift by the (detached) max so exp cannot overflow; infinite maxima shift by 0
+        m = x.detach().amax(dims, keepdim=True)
+        m = m.where(m.isfinite(), 0)
+        out = (x - m).exp().sum(dims, keepdim=True).log() + m
+        return out if keepdim else out.squeeze(dims)
+
+    def softmax(self, dim=None, dtype=None):
+        return ops.softmax(self, _implicit_dim(self, dim), False,
+                           to_dtype(dtype) if dtype is not None else None)
+
+    def log_softmax(self, dim=None, dtype=None):
+        return ops.softmax(self, _implicit_dim(self, dim), True,
+                           to_dtype(dtype) if dtype is not None else None)
+
+    def cumsum(self, dim, *, dtype=None):
+        return ops.cumsum(self, dim, to_dtype(dtype) if dtype is not None else None)
+
+    def cumprod(self, dim, *, dtype=None):
+        return ops.cumprod(self, dim, to_dtype(dtype) if dtype is not None else None)
+
+    # ---- norms ------------------------------------------------------------------------------
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        if p is None or p == "fro":
+            if dim is not None and not isinstance(dim, int) and len(dim) > 2:
+                raise RuntimeError(f"The Frobenius norm is only defined over 1 or 2 dims, "
+                                   f"got {len(dim)}")
+            return self._vector_norm(2, dim, keepdim, dtype)
+        if p == "nuc":
+            raise NotImplementedError("norm(p='nuc') needs an SVD, which clgrad does not have")
+        if isinstance(p, str):
+            raise RuntimeError(f"norm: unsupported p={p!r}")
+        return self._vector_norm(p, dim, keepdim, dtype)
+
+    def _vector_norm(self, ord=2, dim=None, keepdim=False, dtype=None):
+        """linalg.vector_norm: sum(|x|^ord)^(1/ord) over dim, with inf/-inf/0 as max/min/count."""
+        if isinstance(ord, str):
+            raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
+        x = self.to(to_dtype(dtype)) if dtype is not None else self
+        if not x.dtype.is_floating:
+            raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor "
+                               f"as input. Got {ops.torch_name(x.dtype)}")
+        dims = _dims(x, dim)
+        ord = float(ord)
+        if ord in (math.inf, -math.inf):
+            if x.numel() == 0:
+                raise RuntimeError("linalg.vector_norm cannot compute the "
+                                   f"{'inf' if ord > 0 else '-inf'} norm on an empty tensor "
+                                   "because the operation does not have an identity")
+            return x.abs().amax(dims, keepdim) if ord > 0 else x.abs().amin(dims, keepdim)
+        if ord == 0:
+            # the count of non-zeros; x * 0 keeps it in the graph with PyTorch's zero gradient
+            return (x * 0).sum(dims, keepdim) + (x != 0).sum(dims, keepdim).to(x.dtype)
+        if ord == 1:
+            return x.abs().sum(dims, keepdim)
+        return ops.pnorm(x, ord, dims, keepdim)
+
+
+def _implicit_dim(x, dim):
+    # PyTorch's legacy rule for softmax without dim
+    if dim is None:
+        return 0 if x.ndim in (0, 1, 3) else 1
+    return dim
+
+
+def softmax(input, dim=None, dtype=None):
+    return input.softmax(dim, dtype)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    return input.log_softmax(dim, dtype)
+
+
+def softmin(input, dim=None, dtype=None):
+    """softmax(-input): the nn.functional helper wraps this."""
+    x = input.to(to_dtype(dtype)) if dtype is not None else input
+    return (-x).softmax(dim)
+
+
+class _Shape:
+    """Stands in for a tensor in _expand_back when only its shape is kept."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.ndim = len(shape)
+
+
+def _index_grad(g, idx, shape, d, keepdim):
+    """Gradient of picking `idx` along dim d: g at the picked positions, zero elsewhere."""
+    from .creation import arange
+    if not shape:
+        return g.reshape(())
+    if not keepdim:
+        g = g.unsqueeze(d)
+        idx = idx.unsqueeze(d)
+    pos = arange(shape[d], device=g.device).reshape((shape[d],) + (1,) * (len(shape) - d - 1))
+    return g * (pos == idx)
