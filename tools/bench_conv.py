@@ -1,7 +1,7 @@
 """Time the LeNet convolution layers (forward + backward, batch 64) on clgrad and PyTorch CPU in
 one process, interleaved; prints milliseconds per step and PyTorch's time over clgrad's.
 
-    OCL_ICD_VENDORS=/work/icd python tools/bench_conv.py --device cl:0 --threads 2
+    python tools/bench_conv.py --device cl:0 --threads 2
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Time clgrad's matmul (`x @ y`) against numpy in one process: GFLOP/s and the ratio to numpy.
 
-    OCL_ICD_VENDORS=/work/icd python tools/bench_gemm.py --device cl:0 --sizes 512,1024,2048
+    python tools/bench_gemm.py --device cl:0 --sizes 512,1024,2048
     python tools/bench_gemm.py --device cl:1 --family cpu,blocked --layout nt --stat min
 
 --layout nn|nt|tn picks which operand is transposed (by strides, no copy); --family times the
