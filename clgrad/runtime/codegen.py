@@ -1,7 +1,7 @@
 """Kernel families: turn an op spec into the snippets its kernels_cl/ template needs, then launch.
 
 Python computes every snippet (argument lists, index arithmetic, loads, stores); the templates
-only substitute. Built kernels are memoised here by their compact spec, so a launch renders
+only substitute. Each *_kernel function is @memoize'd by its compact spec, so a launch renders
 nothing."""
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import numpy as np
 from ..dtypes import DType
 from .device import Device
 from .errors import UnsupportedDTypeError
-from .program import LOCAL, kernel, kernels_dir, local_mem, render
+from .program import LOCAL, kernel, kernels_dir, local_mem, memoize, render
+from .program import _memo  # noqa: F401  (gemm.py and tools/render_kernel.py use codegen._memo)
 
 _NP = {"float": np.float32, "double": np.float64, "int": np.int32, "long": np.int64,
        "uchar": np.uint8, "char": np.int8, "short": np.int16, "ulong": np.uint64,
        "uint": np.uint32, "half": np.float32}
-_memo: dict = {}
 INT32_LIMIT = 2**31 - 1
 
 
@@ -65,14 +65,11 @@ def _preamble(files) -> str:
 
 
 # ---- elementwise ------------------------------------------------------------------------------
+@memoize
 def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compute, preamble=()):
     """inputs: tuple of (storage DType or None for a scalar argument, C type loaded as).
     `compute` is the C type the expression computes in (`clg_t` inside it); `preamble` names
     kernels_cl/ files of helper functions the expression calls."""
-    key = ("ew", device, name, expr, out, inputs, rank, wide, compute, preamble)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     args, dtypes, params, loads, offsets, operands = [], [], [], [], [], []
     args += [f"__global {out.ctype}* clg_out", f"{idx} clg_out_off"]
@@ -110,8 +107,7 @@ def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compu
                  loads="\n".join(loads),
                  store="    " + _store("clg_out", out.ctype, "clg_o_out",
                                        call if inputs else "CLG_OP(0)", out.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, dtypes)
 
 
 def launch_elementwise(k, n, out_raw, out_off, out_strides, operands, shape):
@@ -128,13 +124,10 @@ def launch_elementwise(k, n, out_raw, out_off, out_strides, operands, shape):
 
 
 # ---- reductions --------------------------------------------------------------------------------
+@memoize(key=lambda device, name, spec, *rest: (device, name, tuple(sorted(spec.items())), *rest))
 def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_rank, wide):
     """spec: dict of C snippets: acc_t, init, map(x, r), combine(a, b), final(a), load_t, and
     defs (type and helper definitions placed before them)."""
-    key = ("red", device, name, tuple(sorted(spec.items())), in_dt, out, out_rank, red_rank, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = _NP[idx]
     args = [f"__global {out.ctype}* clg_out", f"{idx} clg_out_off"]
@@ -161,8 +154,7 @@ def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_ra
         load=_load("clg_in", in_dt.ctype, "clg_oi", load_t),
         store="            " + _store("clg_out", out.ctype, "clg_o_out", "CLG_FINAL(clg_acc)",
                                       out.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, dtypes)
 
 
 def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
@@ -192,14 +184,11 @@ def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, k
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+@memoize
 def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_rank, wide, tile):
     """The batched matmul kernel. `tile` is ('local', TS) for square local-memory tiles (GPUs) or
     ('blocked', RM, RN) for a register block per work-item (CPU devices). None if the built
     kernel cannot run the work-group the tile needs."""
-    key = ("mm", device, a_dt, b_dt, c_dt, acc_t, batch_rank, wide, tile)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = _NP[idx]
     batch_args = "".join(f", {idx} clg_bshape{d}" for d in range(batch_rank))
@@ -232,10 +221,7 @@ def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_ra
         need = 1
     dtypes = [None, I, I, I] * 3 + [I] * 3 + [I] * (4 * batch_rank)
     k = kernel(device, src, name, dtypes)
-    if k.max_group < need:
-        return None
-    _memo[key] = k
-    return k
+    return None if k.max_group < need else k
 
 
 def matmul_tile(device: Device, acc_bytes: int) -> int:
@@ -285,17 +271,14 @@ def _row_kernel(family, device, name, in_dt: DType, out: DType, acc_t, rank, wid
     return kernel(device, src, name, dtypes)
 
 
+@memoize
 def softmax_kernel(device, log: bool, in_dt: DType, out: DType, rank, wide):
     """Fused, max-shifted softmax (or log-softmax) along one strided dim of each row."""
     acc_t = "double" if "double" in (in_dt.ctype, out.ctype) else "float"
-    key = ("softmax", device, log, in_dt, out, rank, wide)
-    k = _memo.get(key)
-    if k is None:
-        name = f"{'log_' if log else ''}softmax_{in_dt.short}_{out.short}_r{rank}"
-        expr = "x - m - log(s)" if log else "exp(x - m) / s"
-        k = _memo[key] = _row_kernel("softmax", device, name, in_dt, out, acc_t, rank, wide,
-                                     out_expr=expr, value="CLG_OUT(clg_x, clg_m, clg_s)")
-    return k
+    name = f"{'log_' if log else ''}softmax_{in_dt.short}_{out.short}_r{rank}"
+    expr = "x - m - log(s)" if log else "exp(x - m) / s"
+    return _row_kernel("softmax", device, name, in_dt, out, acc_t, rank, wide,
+                       out_expr=expr, value="CLG_OUT(clg_x, clg_m, clg_s)")
 
 
 def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st,
@@ -319,18 +302,13 @@ def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_o
       in_rst, n_rows, *row_shape, n, local_mem(acc_bytes * lanes * rows))
 
 
+@memoize
 def scan_kernel(device, kind: str, in_dt: DType, out: DType, rank, wide):
     """Inclusive cumulative sum or product along one strided dim, one work-item per row."""
-    acc_t = out.compute
-    key = ("scan", device, kind, in_dt, out, rank, wide)
-    k = _memo.get(key)
-    if k is None:
-        name = f"cum{kind}_{in_dt.short}_{out.short}_r{rank}"
-        k = _memo[key] = _row_kernel("scan", device, name, in_dt, out, acc_t, rank, wide,
-                                     combine="a + b" if kind == "sum" else "a * b",
-                                     init="(clg_t)0" if kind == "sum" else "(clg_t)1",
-                                     value="clg_acc")
-    return k
+    name = f"cum{kind}_{in_dt.short}_{out.short}_r{rank}"
+    return _row_kernel("scan", device, name, in_dt, out, out.compute, rank, wide,
+                       combine="a + b" if kind == "sum" else "a * b",
+                       init="(clg_t)0" if kind == "sum" else "(clg_t)1", value="clg_acc")
 
 
 def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_rst, row_shape,
@@ -346,13 +324,10 @@ def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_
 # (records and functions of this group go below this line)
 #
 #
+@memoize
 def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank, wide):
     """Gather (src given: load the source at the computed offset) or offsets (src None: store
     the offset as a long). idx_dts: storage dtypes of the index tensors."""
-    key = ("gather", device, src, out, n_index, idx_dts, rank, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = _NP[idx]
     args = [f"__global {out.ctype}* clg_out"]
@@ -397,16 +372,12 @@ def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank,
                       name=name, args=", ".join(args), idx=idx, offsets="\n".join(offsets),
                       index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
                       lookups="\n".join(lookups), store=store)
-    k = _memo[key] = kernel(device, src_text, name, dtypes)
-    return k
+    return kernel(device, src_text, name, dtypes)
 
 
+@memoize
 def scatter_kernel(device, dst: DType, mode: str):
     """Fold sorted runs of values into dst: mode 'set' (last wins), 'add', 'multiply'."""
-    key = ("scatter", device, dst, mode)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     compute = dst.compute
     load_dst = _load("clg_dst", dst.ctype, "clg_key", "clg_t")
     combine = {"set": "b", "add": "a + b", "multiply": "a * b"}[mode]
@@ -418,39 +389,30 @@ def scatter_kernel(device, dst: DType, mode: str):
                  load_val=_load("clg_vals", dst.ctype, "clg_perm[clg_j]", "clg_t"),
                  store="    " + _store("clg_dst", dst.ctype, "clg_key", "clg_acc",
                                        dst.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, [None, None, None, None, np.int64])
-    return k
+    return kernel(device, src, name, [None, None, None, None, np.int64])
 
 
+@memoize
 def compact_kernels(device):
     """The three kernels of kernels_cl/compact.cl (count, scan, write), built as one program."""
-    key = ("compact", device)
-    ks = _memo.get(key)
-    if ks is not None:
-        return ks
     src = render("compact")
     L = np.int64
-    ks = _memo[key] = (kernel(device, src, "compact_count", [None, L, L, None]),
+    return (kernel(device, src, "compact_count", [None, L, L, None]),
                        kernel(device, src, "compact_scan", [None, L, None]),
                        kernel(device, src, "compact_write", [None, L, L, None, None]))
-    return ks
 
 
+@memoize
 def sort_step_kernel(device, dt: DType):
     """One bitonic compare-exchange step over values of dtype `dt` (not half) and positions."""
-    key = ("sort", device, dt)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     def gt(a, b):
         # NaN is greater than every number (PyTorch's order)
         return f"{a} > {b} || (isnan({a}) && !isnan({b}))" if dt.is_floating else f"{a} > {b}"
     name = f"sort_step_{dt.short}"
     src = render("sort", extensions=_extensions(dt.ctype), val_t=dt.ctype, a_gt=gt("va", "vb"),
                  b_gt=gt("vb", "va"), name=name)
-    k = _memo[key] = kernel(device, src, name, [None, None, np.int64, np.int64, np.int64,
-                                                 np.int64, np.int32, np.int64])
-    return k
+    return kernel(device, src, name, [None, None, np.int64, np.int64, np.int64, np.int64,
+                                      np.int32, np.int64])
 
 
 
@@ -459,19 +421,15 @@ def sort_step_kernel(device, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
+@memoize(key=lambda device, family, kname, real, arg_dtypes: (device, family, kname, real))
 def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
     """A kernel of nn's fixed-layout families (loss, norm, embedding, dropout .cl): the
     template is rendered once per real type; sizes and flags are arguments."""
-    key = ("nn", device, family, kname, real)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     suffix = {"float": "f32", "double": "f64"}[real]
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix,
                  philox=_preamble(("philox.cl",)))
-    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
-                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
-    return k
+    return kernel(device, src, f"{kname}_{suffix}",
+                  [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
 
 
 
@@ -493,18 +451,14 @@ def _signature(src: str, name: str, t_np):
     raise KeyError(f"no kernel {name} in the rendered source")
 
 
+@memoize
 def window_kernel(device, family: str, base: str, dt: DType):
     """Kernel `base` of the window families (conv.cl, pool.cl, upsample.cl) for float dtype
     `dt`; each family is one program per dtype, its sizes all arrive as arguments."""
-    key = ("win", device, family, base, dt)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     sfx = dt.short
     src = render(family, extensions=_extensions(dt.ctype), t=dt.ctype, sfx=sfx)
     name = f"{base}_{sfx}"
-    k = _memo[key] = kernel(device, src, name, _signature(src, name, _NP[dt.ctype]))
-    return k
+    return kernel(device, src, name, _signature(src, name, _NP[dt.ctype]))
 #
 #
 
@@ -520,15 +474,12 @@ _LERP = """static clg_t clg_lerp(clg_t a, clg_t b, clg_t w)
 }"""
 
 
+@memoize
 def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     """A fused in-place update over flat arenas: `clg_p` (the parameters, read and written),
     `clg_g` (gradients, read), one buffer per name in `states` (read and written) and scalar
     arguments `scalars` in the compute type. `update` is C statements over p, g, the state names
     and the scalar names."""
-    key = ("optim", device, name, dt, states, scalars, update, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = _NP[idx]
     ct = dt.compute
@@ -547,8 +498,7 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct, helpers=_LERP,
                  name=name, args=", ".join(args), idx=idx, loads="\n".join(loads),
                  update=body, stores="\n".join(stores))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, dtypes)
 
 
 
@@ -556,15 +506,12 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
 # (records and functions of this group go below this line)
 #
 #
+@memoize(key=lambda device, family, kname, real, arg_dtypes, **subst:
+         (device, family, kname, real, tuple(sorted(subst.items()))))
 def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
     """A kernel of rnn.cl or attention.cl: rendered once per real type (and per `subst`, e.g.
     attention's private accumulator length); sizes and flags are arguments."""
-    key = ("seq", device, family, kname, real, tuple(sorted(subst.items())))
-    k = _memo.get(key)
-    if k is not None:
-        return k
     suffix = {"float": "f32", "double": "f64"}[real]
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
-    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
-                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
-    return k
+    return kernel(device, src, f"{kname}_{suffix}",
+                  [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,43 @@ _lock = threading.RLock()
 _programs: dict = {}          # (device, source, options) -> cl.Program
 _kernels: dict = {}           # (device, source, options, name) -> Kernel
 _logs: dict = {}              # (device, source, options) -> the compiler's build log
+_memo: dict = {}              # (function name, *spec) -> what a @memoize'd function made
+
+
+def _cached(store: dict, key, make):
+    """store[key], made once by make(): the lookup takes no lock, a miss makes under the build
+    lock and looks again, so two threads never make (or fetch from a program) the same kernel.
+    A None result is not kept."""
+    value = store.get(key)
+    if value is not None:
+        return value
+    with _lock:
+        value = store.get(key)
+        if value is None:
+            value = make()
+            if value is not None:
+                store[key] = value
+        return value
+
+
+def memoize(fn=None, *, key=None):
+    """Decorator: remember what fn(device, *spec) returns (a kernel, or a tuple of them) by its
+    arguments, which must be hashable, or by key(*args) when given. `_memo.clear()` forgets all
+    (tools/render_kernel.py does, to see each source requested)."""
+    if fn is None:
+        return functools.partial(memoize, key=key)
+    tag = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        k = (tag, *(key(*args, **kwargs) if key is not None else args))
+        if kwargs and key is None:
+            k += tuple(sorted(kwargs.items()))
+        value = _memo.get(k)
+        if value is not None:
+            return value
+        return _cached(_memo, k, lambda: fn(*args, **kwargs))
+    return wrapper
 
 
 def kernels_dir() -> Path:
@@ -261,12 +299,8 @@ def capture_sources():
 def kernel(device: Device, source: str, name: str, arg_dtypes, options=BUILD_OPTIONS) -> Kernel:
     if _capture is not None:
         _capture.append((name, tuple(options), source))
-    key = (device, source, tuple(options), name)
-    k = _kernels.get(key)
-    if k is None:
-        prg = build(device, source, name, options)
-        k = _kernels[key] = Kernel(device, prg, name, arg_dtypes)
-    return k
+    return _cached(_kernels, (device, source, tuple(options), name),
+                   lambda: Kernel(device, build(device, source, name, options), name, arg_dtypes))
 
 
 LOCAL = None     # marker for a __local pointer argument in arg_dtypes
