@@ -467,13 +467,6 @@ def window_kernel(device, family: str, base: str, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
-_LERP = """static clg_t clg_lerp(clg_t a, clg_t b, clg_t w)
-{
-    /* torch.lerp's two-sided form keeps the result exact at w = 0 and w = 1 */
-    return w < (clg_t)0.5 ? a + w * (b - a) : b - (b - a) * ((clg_t)1 - w);
-}"""
-
-
 @memoize
 def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     """A fused in-place update over flat arenas: `clg_p` (the parameters, read and written),
@@ -495,7 +488,8 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     stores = ["    " + _store("clg_p", dt.ctype, "clg_i", "p", False)]
     stores += ["    " + _store(f"clg_s_{s}", dt.ctype, "clg_i", s, False) for s in states]
     body = "\n".join("    " + line for line in update.strip().splitlines())
-    src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct, helpers=_LERP,
+    src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct,
+                 helpers=_preamble(("math_float.cl",)),
                  name=name, args=", ".join(args), idx=idx, loads="\n".join(loads),
                  update=body, stores="\n".join(stores))
     return kernel(device, src, name, dtypes)
