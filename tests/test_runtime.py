@@ -416,6 +416,28 @@ def test_optim_lerp_weight_branch_is_torchs(device, dtype):
             np.testing.assert_array_equal(p.numpy(), b.astype(p.numpy().dtype))
 
 
+def test_kernel_layout_checked_against_source(device):
+    src = "__kernel void clg_layout_probe(__global float* x, int n) { if (n) x[0] = 1; }"
+    with pytest.raises(TypeError, match="takes 2 arguments but clgrad declares 3"):
+        program.kernel(device, src, "clg_layout_probe", [None, np.int32, np.int32])
+    args = program.Args().buffer("float", "x").scalar("int", "n")
+    assert str(args) == "__global float* x, int n"
+    k = program.kernel(device, f"__kernel void clg_layout_ok({args}) {{ if (n) x[0] = 1; }}",
+                       "clg_layout_ok", args)
+    assert k.layout is args
+
+
+@pytest.mark.parametrize("family,bases", [
+    ("conv", ("pad", "pad_grad")),
+    ("pool", ("max_pool", "max_pool_grad", "avg_pool", "avg_pool_grad", "unpool",
+              "unpool_grad")),
+    ("upsample", ("nearest", "nearest_grad", "bilinear", "bilinear_grad"))])
+def test_window_layouts_match_templates(device, family, bases):
+    # Kernel raises when a declared layout and the built kernel's argument count disagree
+    for base in bases:
+        assert codegen.window_kernel(device, family, base, clgrad.float32).name.startswith(base)
+
+
 # ---- memory --------------------------------------------------------------------------------------
 def test_pool_reuses_buffers(device):
     runtime.empty_cache(device)

@@ -254,14 +254,68 @@ def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
         return prg
 
 
-class Kernel:
-    """A built kernel with its argument types fixed, launched on its device's queue."""
+LOCAL = None     # marker for a __local pointer argument in a list of argument types
 
-    def __init__(self, device: Device, prg, name: str, arg_dtypes):
+# C scalar type -> the numpy type a Python value is packed as (half travels as float)
+CTYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long": np.int64,
+          "uchar": np.uint8, "char": np.int8, "short": np.int16, "ulong": np.uint64,
+          "uint": np.uint32, "half": np.float32}
+
+
+class Args:
+    """A kernel's parameter list, declared once: str(args) is the C parameter list a template
+    takes as ${args}, and `types` the argument types the built Kernel packs with (None for a
+    buffer or __local scratch, the numpy type for a scalar).
+
+    >>> str(Args().buffer("float", "out").scalar("int", "n"))
+    '__global float* out, int n'
+    """
+
+    __slots__ = ("decls", "types")
+
+    def __init__(self):
+        self.decls: list[str] = []
+        self.types: list = []
+
+    def buffer(self, ctype: str, name: str, const: bool = False) -> Args:
+        self.decls.append(f"__global {'const ' if const else ''}{ctype}* {name}")
+        self.types.append(None)
+        return self
+
+    def scalar(self, ctype: str, *names: str) -> Args:
+        for name in names:
+            self.decls.append(f"{ctype} {name}")
+            self.types.append(CTYPES[ctype])
+        return self
+
+    def local(self, ctype: str, name: str) -> Args:
+        self.decls.append(f"__local {ctype}* {name}")
+        self.types.append(LOCAL)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def __str__(self) -> str:
+        return ", ".join(self.decls)
+
+
+class Kernel:
+    """One entry point of a built program: its argument layout (an Args, or for templates with
+    a hand-written parameter list, the list of argument types) checked against the kernel's own
+    argument count, and the one place clgrad sets arguments and enqueues."""
+
+    def __init__(self, device: Device, prg, name: str, layout):
         self.device = device
         self.name = name
         self.cl_kernel = getattr(prg, name)      # fetched exactly once per program and name
-        self.cl_kernel.set_scalar_arg_dtypes(arg_dtypes)
+        self.layout = layout
+        types = list(layout.types if isinstance(layout, Args) else layout)
+        n_args = self.cl_kernel.get_info(cl.kernel_info.NUM_ARGS)
+        if n_args != len(types):
+            raise TypeError(f"kernel {name!r} takes {n_args} arguments but clgrad declares "
+                            f"{len(types)}; its template and its argument layout disagree")
+        self.cl_kernel.set_scalar_arg_dtypes(types)
         info = cl.kernel_work_group_info
         self.max_group = self.cl_kernel.get_work_group_info(info.WORK_GROUP_SIZE,
                                                             device.cl_device)
@@ -269,6 +323,7 @@ class Kernel:
             info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
 
     def __call__(self, global_size, local_size, *args):
+        """Set the arguments (packed by the layout's types) and enqueue; never waits."""
         count("launches")
         self.cl_kernel(self.device.queue, global_size, local_size, *args)
 
@@ -296,14 +351,14 @@ def capture_sources():
         _capture = prev
 
 
-def kernel(device: Device, source: str, name: str, arg_dtypes, options=BUILD_OPTIONS) -> Kernel:
+def kernel(device: Device, source: str, name: str, layout, options=BUILD_OPTIONS) -> Kernel:
+    """The Kernel `name` of `source` built for `device` (from memory, disk or a fresh build);
+    `layout` is its Args, or the list of its argument types."""
     if _capture is not None:
         _capture.append((name, tuple(options), source))
     return _cached(_kernels, (device, source, tuple(options), name),
-                   lambda: Kernel(device, build(device, source, name, options), name, arg_dtypes))
+                   lambda: Kernel(device, build(device, source, name, options), name, layout))
 
-
-LOCAL = None     # marker for a __local pointer argument in arg_dtypes
 
 
 def local_mem(nbytes: int):
