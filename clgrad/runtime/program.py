@@ -47,21 +47,31 @@ def _cached(store: dict, key, make):
 
 def memoize(fn=None, *, key=None):
     """Decorator: remember what fn(device, *spec) returns (a kernel, or a tuple of them) by its
-    arguments, which must be hashable, or by key(*args) when given. `_memo.clear()` forgets all
-    (tools/render_kernel.py does, to see each source requested)."""
+    positional arguments, which must be hashable, or by key(*args, **kwargs) when given (then
+    keyword arguments are allowed). `_memo.clear()` forgets all (tools/render_kernel.py does,
+    to see each source requested)."""
     if fn is None:
         return functools.partial(memoize, key=key)
     tag = fn.__name__
+    get = _memo.get
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        k = (tag, *(key(*args, **kwargs) if key is not None else args))
-        if kwargs and key is None:
-            k += tuple(sorted(kwargs.items()))
-        value = _memo.get(k)
-        if value is not None:
+    if key is None:
+        # the hot path (every elementwise op asks): positional arguments only, one tuple
+        @functools.wraps(fn)
+        def wrapper(*args):
+            k = (tag, *args)
+            value = get(k)
+            if value is None:
+                value = _cached(_memo, k, lambda: fn(*args))
             return value
-        return _cached(_memo, k, lambda: fn(*args, **kwargs))
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            k = (tag, *key(*args, **kwargs))
+            value = get(k)
+            if value is None:
+                value = _cached(_memo, k, lambda: fn(*args, **kwargs))
+            return value
     return wrapper
 
 
@@ -321,6 +331,8 @@ class Kernel:
                                                             device.cl_device)
         self.group_multiple = self.cl_kernel.get_work_group_info(
             info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
+        # launch_1d's work-group depends only on the device and the kernel: chosen once here
+        self.group_1d = device.elementwise_group_size(self.max_group, self.group_multiple)
 
     def __call__(self, global_size, local_size, *args):
         """Set the arguments (packed by the layout's types) and enqueue; never waits."""
@@ -331,8 +343,7 @@ class Kernel:
         """One work-item per element; the kernel guards against the rounded-up tail."""
         if n <= 0:
             return
-        local = self.device.elementwise_group_size(self.max_group, self.group_multiple)
-        local = min(local, max(1, 1 << (int(n) - 1).bit_length()))
+        local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
         self(((n + local - 1) // local * local,), (local,), *args)
 
 
