@@ -7,7 +7,7 @@
  * stores the offset itself instead of loading: that is how scatters find their destinations. */
 ${extensions}
 
-__kernel void ${name}(${args}, __global int* clg_flag)
+__kernel void ${name}(${args})
 {
     const ${idx} clg_gid = get_global_id(0);
     if (clg_gid >= clg_n)

@@ -81,8 +81,8 @@ clg_t clg_gelu_grad(clg_t x)
     return cdf + x * exp((clg_t)-0.5 * x * x) * (clg_t)0.3989422804014327;
 }
 
-/* torch.lerp: two formulas, so that weight 0 gives exactly `a` and weight 1 exactly `b` (the
- * optimizer kernels still carry a copy, _LERP in runtime/codegen.py, until they include this). */
+/* torch.lerp: two formulas, so that weight 0 gives exactly `a` and weight 1 exactly `b`; the
+ * branch tests |w| as PyTorch does. The optimizer kernels (optim.cl) include this file too. */
 clg_t clg_lerp(clg_t a, clg_t b, clg_t w)
 {
     return fabs(w) < (clg_t)0.5 ? a + w * (b - a) : b - (b - a) * ((clg_t)1 - w);

@@ -11,7 +11,7 @@ typedef ${acc_t} clg_acc_t;
 #define CLG_COMBINE(a, b) (${combine})
 #define CLG_FINAL(a) (${final})
 
-__kernel void ${name}(${args}, __local clg_acc_t* clg_scratch)
+__kernel void ${name}(${args})
 {
     const ${idx} clg_lane = get_local_id(0);
     const ${idx} clg_lanes = get_local_size(0);

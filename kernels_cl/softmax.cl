@@ -8,7 +8,7 @@ typedef ${acc_t} clg_t;
 
 #define CLG_OUT(x, m, s) (${out_expr})
 
-__kernel void ${name}(${args}, __local clg_t* clg_scratch)
+__kernel void ${name}(${args})
 {
     const ${idx} clg_lane = get_local_id(0);
     const ${idx} clg_lanes = get_local_size(0);

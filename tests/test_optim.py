@@ -175,9 +175,13 @@ CASES = [
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True)),
     ("Adam", dict(lr=0.05)),
     ("Adam", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    # lerp weight 1 - beta1 >= 0.5: clg_lerp's second formula, b - (b - a) * (1 - w)
+    ("Adam", dict(lr=0.05, betas=(0.5, 0.999))),
+    ("Adam", dict(lr=0.05, betas=(0.0, 0.99), amsgrad=True)),
     ("Adam", dict(lr=0.05, betas=(0.8, 0.99), maximize=True)),
     ("AdamW", dict(lr=0.05)),
     ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.05, betas=(0.3, 0.999))),
     ("RMSprop", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.1)),
     ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, maximize=True)),

@@ -3,8 +3,10 @@ memory limits, dtype support and the device probe."""
 import json
 import subprocess
 import sys
+import threading
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,7 @@ import pytest
 import clgrad
 from clgrad import runtime
 from clgrad.runtime import device as devmod
-from clgrad.runtime import memory, program
+from clgrad.runtime import codegen, memory, program
 
 
 # ---- device selection ---------------------------------------------------------------------------
@@ -362,6 +364,78 @@ def test_kernels_dir(monkeypatch, tmp_path):
     assert (d / "elementwise.cl").is_file()
     monkeypatch.setenv("CLGRAD_KERNELS_DIR", str(tmp_path))
     assert runtime.kernels_dir() == tmp_path
+
+
+def test_memoize_makes_once_across_threads():
+    calls, gate = [], threading.Barrier(8)
+
+    @program.memoize
+    def make(tag, n):
+        calls.append((tag, n))
+        return [tag] * n
+
+    def race(_):
+        gate.wait()
+        return make("memo-x", 3)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(race, range(8)))
+    assert calls == [("memo-x", 3)]
+    assert all(g is got[0] for g in got)
+    assert make("memo-x", 3) is got[0] and len(calls) == 1
+    assert make("memo-y", 1) == ["memo-y"] and len(calls) == 2
+
+    @program.memoize
+    def maybe(tag):
+        calls.append(tag)
+        return None                          # "cannot run here" is asked again, not kept
+    assert maybe("none") is None and maybe("none") is None
+    assert calls[-2:] == ["none", "none"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_optim_lerp_weight_branch_is_torchs(device, dtype):
+    """clg_lerp in optimizer kernels switches formula at |w| = 0.5 (torch.lerp), negative
+    weights included; compared with a float64 reference of both sides."""
+    if dtype == "float64" and not device.has_fp64:
+        pytest.skip(f"{device.name} has no cl_khr_fp64")
+    dt = getattr(clgrad, dtype)
+    k = codegen.optim_kernel(device, f"optim_lerp_test_{dt.short}", dt, (), ("w",),
+                             "p = clg_lerp(p, g, w);", False)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(37) * 3
+    b = rng.standard_normal(37) * 3
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    for w in (-2.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0):
+        p = clgrad.tensor(a, dtype=dt, device=device)
+        g = clgrad.tensor(b, dtype=dt, device=device)
+        k.launch_1d(a.size, p._buf.raw, g._buf.raw, w, 0, a.size)
+        ref = a + w * (b - a)
+        np.testing.assert_allclose(p.numpy(), ref, rtol=tol, atol=tol * 10, err_msg=f"w={w}")
+        if w == 1.0:
+            # the far-side formula makes weight 1 give exactly the end point
+            np.testing.assert_array_equal(p.numpy(), b.astype(p.numpy().dtype))
+
+
+def test_kernel_layout_checked_against_source(device):
+    src = "__kernel void clg_layout_probe(__global float* x, int n) { if (n) x[0] = 1; }"
+    with pytest.raises(TypeError, match="takes 2 arguments but clgrad declares 3"):
+        program.kernel(device, src, "clg_layout_probe", [None, np.int32, np.int32])
+    args = program.Args().buffer("float", "x").scalar("int", "n")
+    assert str(args) == "__global float* x, int n"
+    k = program.kernel(device, f"__kernel void clg_layout_ok({args}) {{ if (n) x[0] = 1; }}",
+                       "clg_layout_ok", args)
+    assert k.layout is args
+
+
+@pytest.mark.parametrize("family,bases", [
+    ("conv", ("pad", "pad_grad")),
+    ("pool", ("max_pool", "max_pool_grad", "avg_pool", "avg_pool_grad", "unpool",
+              "unpool_grad")),
+    ("upsample", ("nearest", "nearest_grad", "bilinear", "bilinear_grad"))])
+def test_window_layouts_match_templates(device, family, bases):
+    # Kernel raises when a declared layout and the built kernel's argument count disagree
+    for base in bases:
+        assert codegen.window_kernel(device, family, base, clgrad.float32).name.startswith(base)
 
 
 # ---- memory --------------------------------------------------------------------------------------

@@ -1,23 +1,18 @@
 """Kernel families: turn an op spec into the snippets its kernels_cl/ template needs, then launch.
 
 Python computes every snippet (argument lists, index arithmetic, loads, stores); the templates
-only substitute. Built kernels are memoised here by their compact spec, so a launch renders
+only substitute. Each *_kernel function is @memoize'd by its compact spec, so a launch renders
 nothing."""
 from __future__ import annotations
-
-import re
 
 import numpy as np
 
 from ..dtypes import DType
 from .device import Device
 from .errors import UnsupportedDTypeError
-from .program import LOCAL, kernel, kernels_dir, local_mem, render
-
-_NP = {"float": np.float32, "double": np.float64, "int": np.int32, "long": np.int64,
-       "uchar": np.uint8, "char": np.int8, "short": np.int16, "ulong": np.uint64,
-       "uint": np.uint32, "half": np.float32}
-_memo: dict = {}
+from .program import CTYPES as _NP
+from .program import Args, kernel, kernels_dir, local_mem, memoize, render
+from .program import _memo  # noqa: F401  (gemm.py and tools/render_kernel.py use codegen._memo)
 INT32_LIMIT = 2**31 - 1
 
 
@@ -65,19 +60,15 @@ def _preamble(files) -> str:
 
 
 # ---- elementwise ------------------------------------------------------------------------------
+@memoize
 def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compute, preamble=()):
     """inputs: tuple of (storage DType or None for a scalar argument, C type loaded as).
     `compute` is the C type the expression computes in (`clg_t` inside it); `preamble` names
     kernels_cl/ files of helper functions the expression calls."""
-    key = ("ew", device, name, expr, out, inputs, rank, wide, compute, preamble)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
-    args, dtypes, params, loads, offsets, operands = [], [], [], [], [], []
-    args += [f"__global {out.ctype}* clg_out", f"{idx} clg_out_off"]
-    args += [f"{idx} clg_out_st{d}" for d in range(rank)]
-    dtypes += [None, _NP[idx]] + [_NP[idx]] * rank
+    params, loads, offsets, operands = [], [], [], []
+    args = Args().buffer(out.ctype, "clg_out").scalar(idx, "clg_out_off")
+    args.scalar(idx, *(f"clg_out_st{d}" for d in range(rank)))
     offsets.append(f"    {idx} clg_o_out = clg_out_off;")
     operands.append(("clg_o_out", "clg_out_st"))
     ctypes = [out.ctype]
@@ -85,33 +76,28 @@ def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compu
         params.append(f"x{i}")
         ctypes.append(load_t)
         if dt is None:
-            args.append(f"{load_t} clg_s{i}")
-            dtypes.append(_NP[load_t])
+            args.scalar(load_t, f"clg_s{i}")
             loads.append(f"    const {load_t} clg_v{i} = clg_s{i};")
         else:
             ctypes.append(dt.ctype)
-            args += [f"__global const {dt.ctype}* clg_in{i}", f"{idx} clg_in{i}_off"]
-            args += [f"{idx} clg_in{i}_st{d}" for d in range(rank)]
-            dtypes += [None, _NP[idx]] + [_NP[idx]] * rank
+            args.buffer(dt.ctype, f"clg_in{i}", const=True).scalar(idx, f"clg_in{i}_off")
+            args.scalar(idx, *(f"clg_in{i}_st{d}" for d in range(rank)))
             offsets.append(f"    {idx} clg_o{i} = clg_in{i}_off;")
             operands.append((f"clg_o{i}", f"clg_in{i}_st"))
             loads.append(f"    const {load_t} clg_v{i} = "
                          f"{_load(f'clg_in{i}', dt.ctype, f'clg_o{i}', load_t)};")
-    args.append(f"{idx} clg_n")
-    args += [f"{idx} clg_shape{d}" for d in range(rank)]
-    dtypes += [_NP[idx]] * (rank + 1)
+    args.scalar(idx, "clg_n", *(f"clg_shape{d}" for d in range(rank)))
     call = f"CLG_OP({', '.join(f'clg_v{i}' for i in range(len(inputs)))})"
     ctypes.append(compute)
     src = render("elementwise", extensions=_extensions(*ctypes), compute=compute,
                  preamble=_preamble(preamble),
                  params=", ".join(params) or "clg_unused", expr=expr,
-                 name=name, args=", ".join(args), idx=idx, offsets="\n".join(offsets),
+                 name=name, args=args, idx=idx, offsets="\n".join(offsets),
                  index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
                  loads="\n".join(loads),
                  store="    " + _store("clg_out", out.ctype, "clg_o_out",
                                        call if inputs else "CLG_OP(0)", out.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, args)
 
 
 def launch_elementwise(k, n, out_raw, out_off, out_strides, operands, shape):
@@ -128,30 +114,25 @@ def launch_elementwise(k, n, out_raw, out_off, out_strides, operands, shape):
 
 
 # ---- reductions --------------------------------------------------------------------------------
+@memoize(key=lambda device, name, spec, *rest: (device, name, tuple(sorted(spec.items())), *rest))
 def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_rank, wide):
     """spec: dict of C snippets: acc_t, init, map(x, r), combine(a, b), final(a), load_t, and
     defs (type and helper definitions placed before them)."""
-    key = ("red", device, name, tuple(sorted(spec.items())), in_dt, out, out_rank, red_rank, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
-    I = _NP[idx]
-    args = [f"__global {out.ctype}* clg_out", f"{idx} clg_out_off"]
-    args += [f"{idx} clg_out_st{d}" for d in range(out_rank)]
-    args += [f"__global const {in_dt.ctype}* clg_in", f"{idx} clg_in_off"]
-    args += [f"{idx} clg_keep_st{d}" for d in range(out_rank)]
-    args += [f"{idx} clg_red_st{d}" for d in range(red_rank)]
-    args += [f"{idx} clg_nout"] + [f"{idx} clg_oshape{d}" for d in range(out_rank)]
-    args += [f"{idx} clg_nred"] + [f"{idx} clg_rshape{d}" for d in range(red_rank)]
-    dtypes = [None, I] + [I] * out_rank + [None, I] + [I] * (out_rank + red_rank)
-    dtypes += [I] * (out_rank + 1) + [I] * (red_rank + 1) + [LOCAL]
+    args = Args().buffer(out.ctype, "clg_out").scalar(idx, "clg_out_off")
+    args.scalar(idx, *(f"clg_out_st{d}" for d in range(out_rank)))
+    args.buffer(in_dt.ctype, "clg_in", const=True).scalar(idx, "clg_in_off")
+    args.scalar(idx, *(f"clg_keep_st{d}" for d in range(out_rank)))
+    args.scalar(idx, *(f"clg_red_st{d}" for d in range(red_rank)))
+    args.scalar(idx, "clg_nout", *(f"clg_oshape{d}" for d in range(out_rank)))
+    args.scalar(idx, "clg_nred", *(f"clg_rshape{d}" for d in range(red_rank)))
+    args.local("clg_acc_t", "clg_scratch")
     load_t = spec["load_t"]
     ctypes = (in_dt.ctype, out.ctype, load_t, spec["acc_t"])
     src = render(
         "reduce", extensions=_extensions(*ctypes), preamble=spec.get("defs", ""),
         acc_t=spec["acc_t"], init=spec["init"], map=spec["map"], combine=spec["combine"],
-        final=spec["final"], name=name, args=", ".join(args), idx=idx,
+        final=spec["final"], name=name, args=args, idx=idx,
         out_offsets=f"    {idx} clg_o_out = clg_out_off;\n    {idx} clg_o_in = clg_in_off;",
         out_index=_index_lines(out_rank, [f"clg_oshape{d}" for d in range(out_rank)],
                                [("clg_o_out", "clg_out_st"), ("clg_o_in", "clg_keep_st")]),
@@ -161,8 +142,7 @@ def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_ra
         load=_load("clg_in", in_dt.ctype, "clg_oi", load_t),
         store="            " + _store("clg_out", out.ctype, "clg_o_out", "CLG_FINAL(clg_acc)",
                                       out.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, args)
 
 
 def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
@@ -192,14 +172,11 @@ def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, k
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+@memoize
 def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_rank, wide, tile):
     """The batched matmul kernel. `tile` is ('local', TS) for square local-memory tiles (GPUs) or
     ('blocked', RM, RN) for a register block per work-item (CPU devices). None if the built
     kernel cannot run the work-group the tile needs."""
-    key = ("mm", device, a_dt, b_dt, c_dt, acc_t, batch_rank, wide, tile)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = _NP[idx]
     batch_args = "".join(f", {idx} clg_bshape{d}" for d in range(batch_rank))
@@ -232,10 +209,7 @@ def matmul_kernel(device, a_dt: DType, b_dt: DType, c_dt: DType, acc_t, batch_ra
         need = 1
     dtypes = [None, I, I, I] * 3 + [I] * 3 + [I] * (4 * batch_rank)
     k = kernel(device, src, name, dtypes)
-    if k.max_group < need:
-        return None
-    _memo[key] = k
-    return k
+    return None if k.max_group < need else k
 
 
 def matmul_tile(device: Device, acc_bytes: int) -> int:
@@ -251,30 +225,21 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
 # (records and functions of this group go below this line)
 #
 #
-def _row_args(idx, rank):
-    """Arguments of a row-wise kernel: output and input with per-row strides and row shape."""
-    args = ["__global clg_out_t* clg_out", f"{idx} clg_out_off"]
-    args += [f"{idx} clg_out_st{d}" for d in range(rank)] + [f"{idx} clg_out_rst"]
-    args += ["__global const clg_in_t* clg_in", f"{idx} clg_in_off"]
-    args += [f"{idx} clg_in_st{d}" for d in range(rank)] + [f"{idx} clg_in_rst"]
-    args += [f"{idx} clg_nrows"] + [f"{idx} clg_rshape{d}" for d in range(rank)] + [f"{idx} clg_n"]
-    I = _NP[idx]
-    dtypes = [None, I] + [I] * (rank + 1) + [None, I] + [I] * (rank + 1) + [I] * (rank + 2)
-    return args, dtypes
-
-
 def _row_kernel(family, device, name, in_dt: DType, out: DType, acc_t, rank, wide, **extra):
+    """A row-wise kernel: output and input with per-row strides and the row shape."""
     idx = "long" if wide else "int"
-    args, dtypes = _row_args(idx, rank)
-    args = [a.replace("clg_out_t", out.ctype).replace("clg_in_t", in_dt.ctype) for a in args]
+    args = Args().buffer(out.ctype, "clg_out").scalar(idx, "clg_out_off")
+    args.scalar(idx, *(f"clg_out_st{d}" for d in range(rank)), "clg_out_rst")
+    args.buffer(in_dt.ctype, "clg_in", const=True).scalar(idx, "clg_in_off")
+    args.scalar(idx, *(f"clg_in_st{d}" for d in range(rank)), "clg_in_rst")
+    args.scalar(idx, "clg_nrows", *(f"clg_rshape{d}" for d in range(rank)), "clg_n")
     if family == "scan":
-        args.append("int clg_rev")
-        dtypes.append(np.int32)
+        args.scalar("int", "clg_rev")
     else:
-        dtypes.append(LOCAL)
+        args.local("clg_t", "clg_scratch")
     value = extra.pop("value")
     src = render(family, extensions=_extensions(in_dt.ctype, out.ctype, acc_t), acc_t=acc_t,
-                 name=name, args=", ".join(args), idx=idx,
+                 name=name, args=args, idx=idx,
                  row_index=_index_lines(rank, [f"clg_rshape{d}" for d in range(rank)],
                                         [("clg_o_out", "clg_out_st"), ("clg_o_in", "clg_in_st")]),
                  load=_load("clg_in", in_dt.ctype, "clg_o_in + clg_r * clg_in_rst", acc_t),
@@ -282,20 +247,17 @@ def _row_kernel(family, device, name, in_dt: DType, out: DType, acc_t, rank, wid
                                                "clg_o_out + clg_r * clg_out_rst", value,
                                                out.name == "bool"),
                  **extra)
-    return kernel(device, src, name, dtypes)
+    return kernel(device, src, name, args)
 
 
+@memoize
 def softmax_kernel(device, log: bool, in_dt: DType, out: DType, rank, wide):
     """Fused, max-shifted softmax (or log-softmax) along one strided dim of each row."""
     acc_t = "double" if "double" in (in_dt.ctype, out.ctype) else "float"
-    key = ("softmax", device, log, in_dt, out, rank, wide)
-    k = _memo.get(key)
-    if k is None:
-        name = f"{'log_' if log else ''}softmax_{in_dt.short}_{out.short}_r{rank}"
-        expr = "x - m - log(s)" if log else "exp(x - m) / s"
-        k = _memo[key] = _row_kernel("softmax", device, name, in_dt, out, acc_t, rank, wide,
-                                     out_expr=expr, value="CLG_OUT(clg_x, clg_m, clg_s)")
-    return k
+    name = f"{'log_' if log else ''}softmax_{in_dt.short}_{out.short}_r{rank}"
+    expr = "x - m - log(s)" if log else "exp(x - m) / s"
+    return _row_kernel("softmax", device, name, in_dt, out, acc_t, rank, wide,
+                       out_expr=expr, value="CLG_OUT(clg_x, clg_m, clg_s)")
 
 
 def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st,
@@ -319,18 +281,13 @@ def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_o
       in_rst, n_rows, *row_shape, n, local_mem(acc_bytes * lanes * rows))
 
 
+@memoize
 def scan_kernel(device, kind: str, in_dt: DType, out: DType, rank, wide):
     """Inclusive cumulative sum or product along one strided dim, one work-item per row."""
-    acc_t = out.compute
-    key = ("scan", device, kind, in_dt, out, rank, wide)
-    k = _memo.get(key)
-    if k is None:
-        name = f"cum{kind}_{in_dt.short}_{out.short}_r{rank}"
-        k = _memo[key] = _row_kernel("scan", device, name, in_dt, out, acc_t, rank, wide,
-                                     combine="a + b" if kind == "sum" else "a * b",
-                                     init="(clg_t)0" if kind == "sum" else "(clg_t)1",
-                                     value="clg_acc")
-    return k
+    name = f"cum{kind}_{in_dt.short}_{out.short}_r{rank}"
+    return _row_kernel("scan", device, name, in_dt, out, out.compute, rank, wide,
+                       combine="a + b" if kind == "sum" else "a * b",
+                       init="(clg_t)0" if kind == "sum" else "(clg_t)1", value="clg_acc")
 
 
 def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_rst, row_shape,
@@ -346,30 +303,22 @@ def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_
 # (records and functions of this group go below this line)
 #
 #
+@memoize
 def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank, wide):
     """Gather (src given: load the source at the computed offset) or offsets (src None: store
     the offset as a long). idx_dts: storage dtypes of the index tensors."""
-    key = ("gather", device, src, out, n_index, idx_dts, rank, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
-    I = _NP[idx]
-    args = [f"__global {out.ctype}* clg_out"]
-    dtypes = [None]
+    args = Args().buffer(out.ctype, "clg_out")
     if src is not None:
-        args += [f"__global const {src.ctype}* clg_src"]
-        dtypes += [None]
-    args += [f"{idx} clg_src_off"] + [f"{idx} clg_base_st{d}" for d in range(rank)]
-    dtypes += [I] * (rank + 1)
+        args.buffer(src.ctype, "clg_src", const=True)
+    args.scalar(idx, "clg_src_off", *(f"clg_base_st{d}" for d in range(rank)))
     offsets = [f"    {idx} clg_o = clg_src_off;"]
     operands = [("clg_o", "clg_base_st")]
     lookups = []
     for i, dt in enumerate(idx_dts):
-        args += [f"__global const {dt.ctype}* clg_ix{i}", f"{idx} clg_ix{i}_off"]
-        args += [f"{idx} clg_ix{i}_st{d}" for d in range(rank)]
-        args += [f"long clg_size{i}", f"{idx} clg_dst{i}"]
-        dtypes += [None, I] + [I] * rank + [np.int64, I]
+        args.buffer(dt.ctype, f"clg_ix{i}", const=True).scalar(idx, f"clg_ix{i}_off")
+        args.scalar(idx, *(f"clg_ix{i}_st{d}" for d in range(rank)))
+        args.scalar("long", f"clg_size{i}").scalar(idx, f"clg_dst{i}")
         offsets.append(f"    {idx} clg_q{i} = clg_ix{i}_off;")
         operands.append((f"clg_q{i}", f"clg_ix{i}_st"))
         lookups.append(
@@ -384,8 +333,8 @@ def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank,
             f"        clg_i{i} = 0; clg_ok = 0;\n"
             f"    }}\n"
             f"    clg_o += ({idx})clg_i{i} * clg_dst{i};")
-    args += [f"{idx} clg_n"] + [f"{idx} clg_shape{d}" for d in range(rank)]
-    dtypes += [I] * (rank + 1) + [None]
+    args.scalar(idx, "clg_n", *(f"clg_shape{d}" for d in range(rank)))
+    args.buffer("int", "clg_flag")
     if src is None:
         store = "    clg_out[clg_gid] = clg_ok ? (long)clg_o : -1L;"
     else:
@@ -394,19 +343,15 @@ def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank,
                                 f"clg_ok ? {load} : ({out.compute})0", out.name == "bool")
     name = f"gather_{'off' if src is None else src.short}_k{n_index}_r{rank}"
     src_text = render("gather", extensions=_extensions(out.ctype, src.ctype if src else ""),
-                      name=name, args=", ".join(args), idx=idx, offsets="\n".join(offsets),
+                      name=name, args=args, idx=idx, offsets="\n".join(offsets),
                       index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
                       lookups="\n".join(lookups), store=store)
-    k = _memo[key] = kernel(device, src_text, name, dtypes)
-    return k
+    return kernel(device, src_text, name, args)
 
 
+@memoize
 def scatter_kernel(device, dst: DType, mode: str):
     """Fold sorted runs of values into dst: mode 'set' (last wins), 'add', 'multiply'."""
-    key = ("scatter", device, dst, mode)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     compute = dst.compute
     load_dst = _load("clg_dst", dst.ctype, "clg_key", "clg_t")
     combine = {"set": "b", "add": "a + b", "multiply": "a * b"}[mode]
@@ -418,39 +363,30 @@ def scatter_kernel(device, dst: DType, mode: str):
                  load_val=_load("clg_vals", dst.ctype, "clg_perm[clg_j]", "clg_t"),
                  store="    " + _store("clg_dst", dst.ctype, "clg_key", "clg_acc",
                                        dst.name == "bool"))
-    k = _memo[key] = kernel(device, src, name, [None, None, None, None, np.int64])
-    return k
+    return kernel(device, src, name, [None, None, None, None, np.int64])
 
 
+@memoize
 def compact_kernels(device):
     """The three kernels of kernels_cl/compact.cl (count, scan, write), built as one program."""
-    key = ("compact", device)
-    ks = _memo.get(key)
-    if ks is not None:
-        return ks
     src = render("compact")
     L = np.int64
-    ks = _memo[key] = (kernel(device, src, "compact_count", [None, L, L, None]),
+    return (kernel(device, src, "compact_count", [None, L, L, None]),
                        kernel(device, src, "compact_scan", [None, L, None]),
                        kernel(device, src, "compact_write", [None, L, L, None, None]))
-    return ks
 
 
+@memoize
 def sort_step_kernel(device, dt: DType):
     """One bitonic compare-exchange step over values of dtype `dt` (not half) and positions."""
-    key = ("sort", device, dt)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     def gt(a, b):
         # NaN is greater than every number (PyTorch's order)
         return f"{a} > {b} || (isnan({a}) && !isnan({b}))" if dt.is_floating else f"{a} > {b}"
     name = f"sort_step_{dt.short}"
     src = render("sort", extensions=_extensions(dt.ctype), val_t=dt.ctype, a_gt=gt("va", "vb"),
                  b_gt=gt("vb", "va"), name=name)
-    k = _memo[key] = kernel(device, src, name, [None, None, np.int64, np.int64, np.int64,
-                                                 np.int64, np.int32, np.int64])
-    return k
+    return kernel(device, src, name, [None, None, np.int64, np.int64, np.int64, np.int64,
+                                      np.int32, np.int64])
 
 
 
@@ -459,19 +395,15 @@ def sort_step_kernel(device, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
+@memoize(key=lambda device, family, kname, real, arg_dtypes: (device, family, kname, real))
 def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
     """A kernel of nn's fixed-layout families (loss, norm, embedding, dropout .cl): the
     template is rendered once per real type; sizes and flags are arguments."""
-    key = ("nn", device, family, kname, real)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     suffix = {"float": "f32", "double": "f64"}[real]
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix,
                  philox=_preamble(("philox.cl",)))
-    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
-                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
-    return k
+    return kernel(device, src, f"{kname}_{suffix}",
+                  [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
 
 
 
@@ -479,32 +411,27 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
 # ==== convolution and pooling (helper: conv) ====
 # (records and functions of this group go below this line)
 
-def _signature(src: str, name: str, t_np):
-    """Scalar argument types of kernel `name`, read off its parameter list in `src`."""
-    for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", src):
-        if m.group(1) != name:
-            continue
-        out = []
-        for p in m.group(2).split(","):
-            p = p.split()
-            out.append(None if p[0] == "__global" else
-                       t_np if p[0] == "clg_t" else _NP[p[0]])
-        return out
-    raise KeyError(f"no kernel {name} in the rendered source")
+# argument layouts of the window families' entry points: b a buffer, i an int, f a float,
+# t the element type; Kernel checks each against the built kernel's argument count
+_WINDOW_ARGS = {
+    "pad": "bb" + "i" * 8, "pad_grad": "bb" + "i" * 8,
+    "max_pool": "bbb" + "i" * 14, "max_pool_grad": "bbb" + "i" * 14,
+    "avg_pool": "bb" + "i" * 14, "avg_pool_grad": "bb" + "i" * 14,
+    "unpool": "bbbiii", "unpool_grad": "bbbiii",
+    "nearest": "bbiiiiffi", "nearest_grad": "bbiiiiffi",
+    "bilinear": "bbiiiittii", "bilinear_grad": "bbiiiittii",
+}
 
 
+@memoize
 def window_kernel(device, family: str, base: str, dt: DType):
     """Kernel `base` of the window families (conv.cl, pool.cl, upsample.cl) for float dtype
     `dt`; each family is one program per dtype, its sizes all arrive as arguments."""
-    key = ("win", device, family, base, dt)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     sfx = dt.short
     src = render(family, extensions=_extensions(dt.ctype), t=dt.ctype, sfx=sfx)
     name = f"{base}_{sfx}"
-    k = _memo[key] = kernel(device, src, name, _signature(src, name, _NP[dt.ctype]))
-    return k
+    types = {"b": None, "i": np.int32, "f": np.float32, "t": _NP[dt.ctype]}
+    return kernel(device, src, name, [types[c] for c in _WINDOW_ARGS[base]])
 #
 #
 
@@ -513,30 +440,18 @@ def window_kernel(device, family: str, base: str, dt: DType):
 # (records and functions of this group go below this line)
 #
 #
-_LERP = """static clg_t clg_lerp(clg_t a, clg_t b, clg_t w)
-{
-    /* torch.lerp's two-sided form keeps the result exact at w = 0 and w = 1 */
-    return w < (clg_t)0.5 ? a + w * (b - a) : b - (b - a) * ((clg_t)1 - w);
-}"""
-
-
+@memoize
 def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     """A fused in-place update over flat arenas: `clg_p` (the parameters, read and written),
     `clg_g` (gradients, read), one buffer per name in `states` (read and written) and scalar
     arguments `scalars` in the compute type. `update` is C statements over p, g, the state names
     and the scalar names."""
-    key = ("optim", device, name, dt, states, scalars, update, wide)
-    k = _memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
-    I = _NP[idx]
     ct = dt.compute
-    args = [f"__global {dt.ctype}* clg_p", f"__global const {dt.ctype}* clg_g"]
-    args += [f"__global {dt.ctype}* clg_s_{s}" for s in states]
-    args += [f"const {ct} {s}" for s in scalars]
-    args += [f"{idx} clg_off", f"{idx} clg_n"]
-    dtypes = [None, None] + [None] * len(states) + [_NP[ct]] * len(scalars) + [I, I]
+    args = Args().buffer(dt.ctype, "clg_p").buffer(dt.ctype, "clg_g", const=True)
+    for s in states:
+        args.buffer(dt.ctype, f"clg_s_{s}")
+    args.scalar(ct, *scalars).scalar(idx, "clg_off", "clg_n")
     loads = [f"    clg_t p = {_load('clg_p', dt.ctype, 'clg_i', 'clg_t')};",
              f"    const clg_t g = {_load('clg_g', dt.ctype, 'clg_i', 'clg_t')};"]
     loads += [f"    clg_t {s} = {_load(f'clg_s_{s}', dt.ctype, 'clg_i', 'clg_t')};"
@@ -544,11 +459,11 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     stores = ["    " + _store("clg_p", dt.ctype, "clg_i", "p", False)]
     stores += ["    " + _store(f"clg_s_{s}", dt.ctype, "clg_i", s, False) for s in states]
     body = "\n".join("    " + line for line in update.strip().splitlines())
-    src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct, helpers=_LERP,
-                 name=name, args=", ".join(args), idx=idx, loads="\n".join(loads),
+    src = render("optim", extensions=_extensions(dt.ctype, ct), compute=ct,
+                 helpers=_preamble(("math_float.cl",)),
+                 name=name, args=args, idx=idx, loads="\n".join(loads),
                  update=body, stores="\n".join(stores))
-    k = _memo[key] = kernel(device, src, name, dtypes)
-    return k
+    return kernel(device, src, name, args)
 
 
 
@@ -556,15 +471,12 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
 # (records and functions of this group go below this line)
 #
 #
+@memoize(key=lambda device, family, kname, real, arg_dtypes, **subst:
+         (device, family, kname, real, tuple(sorted(subst.items()))))
 def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
     """A kernel of rnn.cl or attention.cl: rendered once per real type (and per `subst`, e.g.
     attention's private accumulator length); sizes and flags are arguments."""
-    key = ("seq", device, family, kname, real, tuple(sorted(subst.items())))
-    k = _memo.get(key)
-    if k is not None:
-        return k
     suffix = {"float": "f32", "double": "f64"}[real]
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
-    k = _memo[key] = kernel(device, src, f"{kname}_{suffix}",
-                            [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
-    return k
+    return kernel(device, src, f"{kname}_{suffix}",
+                  [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])

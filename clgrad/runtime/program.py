@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,53 @@ _lock = threading.RLock()
 _programs: dict = {}          # (device, source, options) -> cl.Program
 _kernels: dict = {}           # (device, source, options, name) -> Kernel
 _logs: dict = {}              # (device, source, options) -> the compiler's build log
+_memo: dict = {}              # (function name, *spec) -> what a @memoize'd function made
+
+
+def _cached(store: dict, key, make):
+    """store[key], made once by make(): the lookup takes no lock, a miss makes under the build
+    lock and looks again, so two threads never make (or fetch from a program) the same kernel.
+    A None result is not kept."""
+    value = store.get(key)
+    if value is not None:
+        return value
+    with _lock:
+        value = store.get(key)
+        if value is None:
+            value = make()
+            if value is not None:
+                store[key] = value
+        return value
+
+
+def memoize(fn=None, *, key=None):
+    """Decorator: remember what fn(device, *spec) returns (a kernel, or a tuple of them) by its
+    positional arguments, which must be hashable, or by key(*args, **kwargs) when given (then
+    keyword arguments are allowed). `_memo.clear()` forgets all (tools/render_kernel.py does,
+    to see each source requested)."""
+    if fn is None:
+        return functools.partial(memoize, key=key)
+    tag = fn.__name__
+    get = _memo.get
+
+    if key is None:
+        # the hot path (every elementwise op asks): positional arguments only, one tuple
+        @functools.wraps(fn)
+        def wrapper(*args):
+            k = (tag, *args)
+            value = get(k)
+            if value is None:
+                value = _cached(_memo, k, lambda: fn(*args))
+            return value
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            k = (tag, *key(*args, **kwargs))
+            value = get(k)
+            if value is None:
+                value = _cached(_memo, k, lambda: fn(*args, **kwargs))
+            return value
+    return wrapper
 
 
 def kernels_dir() -> Path:
@@ -216,21 +264,78 @@ def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
         return prg
 
 
-class Kernel:
-    """A built kernel with its argument types fixed, launched on its device's queue."""
+LOCAL = None     # marker for a __local pointer argument in a list of argument types
 
-    def __init__(self, device: Device, prg, name: str, arg_dtypes):
+# C scalar type -> the numpy type a Python value is packed as (half travels as float)
+CTYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long": np.int64,
+          "uchar": np.uint8, "char": np.int8, "short": np.int16, "ulong": np.uint64,
+          "uint": np.uint32, "half": np.float32}
+
+
+class Args:
+    """A kernel's parameter list, declared once: str(args) is the C parameter list a template
+    takes as ${args}, and `types` the argument types the built Kernel packs with (None for a
+    buffer or __local scratch, the numpy type for a scalar).
+
+    >>> str(Args().buffer("float", "out").scalar("int", "n"))
+    '__global float* out, int n'
+    """
+
+    __slots__ = ("decls", "types")
+
+    def __init__(self):
+        self.decls: list[str] = []
+        self.types: list = []
+
+    def buffer(self, ctype: str, name: str, const: bool = False) -> Args:
+        self.decls.append(f"__global {'const ' if const else ''}{ctype}* {name}")
+        self.types.append(None)
+        return self
+
+    def scalar(self, ctype: str, *names: str) -> Args:
+        for name in names:
+            self.decls.append(f"{ctype} {name}")
+            self.types.append(CTYPES[ctype])
+        return self
+
+    def local(self, ctype: str, name: str) -> Args:
+        self.decls.append(f"__local {ctype}* {name}")
+        self.types.append(LOCAL)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def __str__(self) -> str:
+        return ", ".join(self.decls)
+
+
+class Kernel:
+    """One entry point of a built program: its argument layout (an Args, or for templates with
+    a hand-written parameter list, the list of argument types) checked against the kernel's own
+    argument count, and the one place clgrad sets arguments and enqueues."""
+
+    def __init__(self, device: Device, prg, name: str, layout):
         self.device = device
         self.name = name
         self.cl_kernel = getattr(prg, name)      # fetched exactly once per program and name
-        self.cl_kernel.set_scalar_arg_dtypes(arg_dtypes)
+        self.layout = layout
+        types = list(layout.types if isinstance(layout, Args) else layout)
+        n_args = self.cl_kernel.get_info(cl.kernel_info.NUM_ARGS)
+        if n_args != len(types):
+            raise TypeError(f"kernel {name!r} takes {n_args} arguments but clgrad declares "
+                            f"{len(types)}; its template and its argument layout disagree")
+        self.cl_kernel.set_scalar_arg_dtypes(types)
         info = cl.kernel_work_group_info
         self.max_group = self.cl_kernel.get_work_group_info(info.WORK_GROUP_SIZE,
                                                             device.cl_device)
         self.group_multiple = self.cl_kernel.get_work_group_info(
             info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
+        # launch_1d's work-group depends only on the device and the kernel: chosen once here
+        self.group_1d = device.elementwise_group_size(self.max_group, self.group_multiple)
 
     def __call__(self, global_size, local_size, *args):
+        """Set the arguments (packed by the layout's types) and enqueue; never waits."""
         count("launches")
         self.cl_kernel(self.device.queue, global_size, local_size, *args)
 
@@ -238,8 +343,7 @@ class Kernel:
         """One work-item per element; the kernel guards against the rounded-up tail."""
         if n <= 0:
             return
-        local = self.device.elementwise_group_size(self.max_group, self.group_multiple)
-        local = min(local, max(1, 1 << (int(n) - 1).bit_length()))
+        local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
         self(((n + local - 1) // local * local,), (local,), *args)
 
 
@@ -258,18 +362,14 @@ def capture_sources():
         _capture = prev
 
 
-def kernel(device: Device, source: str, name: str, arg_dtypes, options=BUILD_OPTIONS) -> Kernel:
+def kernel(device: Device, source: str, name: str, layout, options=BUILD_OPTIONS) -> Kernel:
+    """The Kernel `name` of `source` built for `device` (from memory, disk or a fresh build);
+    `layout` is its Args, or the list of its argument types."""
     if _capture is not None:
         _capture.append((name, tuple(options), source))
-    key = (device, source, tuple(options), name)
-    k = _kernels.get(key)
-    if k is None:
-        prg = build(device, source, name, options)
-        k = _kernels[key] = Kernel(device, prg, name, arg_dtypes)
-    return k
+    return _cached(_kernels, (device, source, tuple(options), name),
+                   lambda: Kernel(device, build(device, source, name, options), name, layout))
 
-
-LOCAL = None     # marker for a __local pointer argument in arg_dtypes
 
 
 def local_mem(nbytes: int):
