@@ -62,7 +62,6 @@ KNOWN_VIOLATIONS = {
     "function-level clgrad.tensor.shape -> clgrad.tensor.creation",
     "function-level clgrad.tensor.shape -> clgrad.tensor.tensor",
     "upward clgrad.ops.attention -> clgrad.autograd",
-    "upward clgrad.ops.base -> clgrad.autograd",
     "upward clgrad.ops.index -> clgrad.autograd",
     "upward clgrad.ops.linalg -> clgrad.autograd",
     "upward clgrad.ops.movement -> clgrad.autograd",

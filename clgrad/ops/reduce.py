@@ -208,7 +208,7 @@ def cumprod(x, dim: int, dtype: DType | None = None):
 # |x|^p for the p-norms: its own record so the gradient is p sign(x) |x|^(p-1), finite at 0
 ABSPOW = Op("abspow", "pow(fabs(x0), x1)",
             lambda ctx, g: (g * ctx.arg(1) * ctx.arg(0).sign() *
-                            ew(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
+                            g._apply(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
 
 
 def _pnorm_backward(ctx, g):
@@ -222,8 +222,8 @@ def _pnorm_backward(ctx, g):
     if p == 2:
         scale = (g / out.where(nz, 1)).where(nz, 0)
         return (x * scale,)
-    scale = (g / ew(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
-    return (x.sign() * ew(ABSPOW, x, p - 1) * scale,)
+    scale = (g / g._apply(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
+    return (x.sign() * g._apply(ABSPOW, x, p - 1) * scale,)
 
 
 def pnorm(x, p: float, dims: tuple, keepdim: bool):

@@ -9,6 +9,7 @@ import math
 from .. import autograd, ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
+from .apply import apply
 
 values_indices = namedtuple("return_types", ["values", "indices"])
 
@@ -128,7 +129,7 @@ class ReduceMixin:
         if dim is None:
             return self._minmax_all("a" + kind, None, False, kind)
         if hasattr(dim, "_view"):
-            return getattr(ops, "ew")(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
+            return apply(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
         d = normalize_dim(dim, self.ndim)
         self._check_nonempty(kind, d)
         idx = self._arg("arg" + kind, d, keepdim)

@@ -89,7 +89,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
-    loss = ops.ew(ops.NN_BCE, input, target)
+    loss = input._apply(ops.NN_BCE, input, target)
     if weight is not None:
         loss = loss * weight
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
