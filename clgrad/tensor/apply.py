@@ -43,13 +43,26 @@ def record_op(name, backward, save, args, out):
     autograd.record(_grad_name(name), backward, ctx, args, [out])
 
 
-def apply(op, *args, out=None):
-    """Run the record `op` forward on the device (floor 3) and, when grad is enabled and an
-    input requires grad, record its node (floor 4). Every differentiable elementwise call of a
-    Tensor comes through here: the hook for autocast and step capture."""
-    res = ops.ew(op, *args, out=out)
-    if op.backward is not None and autograd.needs_grad(*args):
-        record_op(op.grad_name or op.name, op.backward, op.save, args, res)
+def apply(op, *args, **kw):
+    """The one differentiable path of a Tensor call: run `op` forward on the device (floor 3)
+    and, when grad is enabled and an input requires grad, record its node (floor 4). The hook
+    for autocast and step capture.
+
+    `op` is an elementwise record (`ops.Op`; keyword: `out`) or a forward function
+    `op(ctx, *args, **kw) -> (output(s), grad_fn name, backward)`: `ctx` is None when nothing
+    is recorded, else a Context the forward saves into (its Tensor calls are not recorded)."""
+    if isinstance(op, ops.Op):
+        res = ops.ew(op, *args, **kw)
+        if op.backward is not None and autograd.needs_grad(*args):
+            record_op(op.grad_name or op.name, op.backward, op.save, args, res)
+        return res
+    if not autograd.needs_grad(*args):
+        return op(None, *args, **kw)[0]
+    ctx = autograd.Context([isinstance(a, Array) and a.requires_grad for a in args])
+    with autograd.no_grad():
+        res, name, backward = op(ctx, *args, **kw)
+    if backward is not None:
+        autograd.record(name, backward, ctx, args, res if isinstance(res, tuple) else [res])
     return res
 
 

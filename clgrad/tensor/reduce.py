@@ -229,18 +229,20 @@ class ReduceMixin:
         return out if keepdim else out.squeeze(dims)
 
     def softmax(self, dim=None, dtype=None):
-        return ops.softmax(self, _implicit_dim(self, dim), False,
-                           to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.softmax, x, _implicit_dim(self, dim), False)
 
     def log_softmax(self, dim=None, dtype=None):
-        return ops.softmax(self, _implicit_dim(self, dim), True,
-                           to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.softmax, x, _implicit_dim(self, dim), True)
 
     def cumsum(self, dim, *, dtype=None):
-        return ops.cumsum(self, dim, to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.cumsum, x, dim)
 
     def cumprod(self, dim, *, dtype=None):
-        return ops.cumprod(self, dim, to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.cumprod, x, dim)
 
     # ---- norms ------------------------------------------------------------------------------
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
@@ -276,7 +278,7 @@ class ReduceMixin:
             return (x * 0).sum(dims, keepdim) + (x != 0).sum(dims, keepdim).to(x.dtype)
         if ord == 1:
             return x.abs().sum(dims, keepdim)
-        return ops.pnorm(x, ord, dims, keepdim)
+        return apply(ops.pnorm, x, ord, dims, keepdim)
 
 
 def _implicit_dim(x, dim):

@@ -331,8 +331,8 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
             new = new.to(self.dtype)
         b = base._alias()
         ones = Tensor._full(sv.shape, 1, b.dtype, b.device)
-        keep = 1 - ops.scatter_view(ones, b.shape, region)
-        placed = ops.scatter_view(new.expand(sv.shape), b.shape, region)
+        keep = 1 - apply(ops.scatter_view, ones, b.shape, region)
+        placed = apply(ops.scatter_view, new.expand(sv.shape), b.shape, region)
         r = b * keep + placed if b._requires_grad else placed
         with autograd.no_grad():
             ops.copy_into(self, new)
