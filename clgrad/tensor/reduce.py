@@ -40,14 +40,8 @@ class ReduceMixin:
     """Reductions of Tensor; the kernels are ops.reduce."""
 
     def _reduce(self, kind, dim, keepdim, out_dtype, acc_dtype, backward=None, save=()):
-        dims = _dims(self, dim)
-        out = ops.reduce(kind, self, dims, keepdim, out_dtype, acc_dtype)
-        if backward is not None and autograd.needs_grad(self):
-            ctx = autograd.Context([True])
-            ctx.save_for_backward(self, out) if save else None
-            ctx.dims, ctx.keepdim = dims, keepdim
-            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [out])
-        return out
+        return apply(_reduce_fwd, self, kind, _dims(self, dim), keepdim, out_dtype, acc_dtype,
+                     backward, save)
 
     def sum(self, dim=None, keepdim=False, *, dtype=None):
         x = self.to(to_dtype(dtype)) if dtype is not None else self
@@ -279,6 +273,23 @@ class ReduceMixin:
         if ord == 1:
             return x.abs().sum(dims, keepdim)
         return apply(ops.pnorm, x, ord, dims, keepdim)
+
+
+# grad_fn names of the reductions by kind, formatted once
+_REDUCE_NAMES: dict = {}
+
+
+def _reduce_fwd(ctx, x, kind, dims, keepdim, out_dtype, acc_dtype, backward, save):
+    """A reduction as a forward for Tensor._apply; the caller's backward reads ctx.dims."""
+    out = ops.reduce(kind, x, dims, keepdim, out_dtype, acc_dtype)
+    if ctx is not None:
+        if save:
+            ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+    name = _REDUCE_NAMES.get(kind)
+    if name is None:
+        name = _REDUCE_NAMES[kind] = kind.capitalize() + "Backward0"
+    return out, name, backward
 
 
 def _implicit_dim(x, dim):
