@@ -61,15 +61,6 @@ KNOWN_VIOLATIONS = {
     "function-level clgrad.tensor.reduce -> clgrad.tensor.creation",
     "function-level clgrad.tensor.shape -> clgrad.tensor.creation",
     "function-level clgrad.tensor.shape -> clgrad.tensor.tensor",
-    "upward clgrad.ops.attention -> clgrad.autograd",
-    "upward clgrad.ops.base -> clgrad.autograd",
-    "upward clgrad.ops.index -> clgrad.autograd",
-    "upward clgrad.ops.linalg -> clgrad.autograd",
-    "upward clgrad.ops.movement -> clgrad.autograd",
-    "upward clgrad.ops.nn_fused -> clgrad.autograd",
-    "upward clgrad.ops.reduce -> clgrad.autograd",
-    "upward clgrad.ops.rnn -> clgrad.autograd",
-    "upward clgrad.ops.window -> clgrad.autograd",
 }
 
 

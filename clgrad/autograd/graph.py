@@ -118,6 +118,12 @@ class Context:
     def mark_dirty(self, *tensors):
         self.dirty = tuple(id(t) for t in tensors)
 
+    def forbid_double_backward(self, name: str):
+        """Called by a backward that is one fused kernel: it has no graph of its own to build."""
+        if is_grad_enabled():
+            raise NotImplementedError(f"double backward (create_graph=True) through {name} is "
+                                      "not supported: its gradient is a fused kernel")
+
     def set_materialize_grads(self, value: bool):
         self.materialize_grads = bool(value)
 

@@ -4,7 +4,7 @@ base (the Op record, the elementwise launcher, casts, fills, random), elementwis
 linalg (matmul), movement (views), index, nn_fused (activations, losses, norms, dropout,
 embedding, optimizer updates), window (conv, pool, pad, resize), attention (the streaming
 scaled-dot-product kernel), rnn (fused LSTM, GRU and Elman cell steps)."""
-from .base import (Op, _check_devices, launch_ew, OpContext, ew, cast, copy_into, launch_ew_raw,
+from .base import (Op, _check_devices, launch_ew, ew, cast, copy_into, launch_ew_raw,
                    random_fill, torch_name)
 from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, COPY, ADD,
                           SUB, MUL, DIV, MAXIMUM, MINIMUM, EQ, NE, LT, LE, GT, GE, WHERE, ISFINITE,

@@ -1,10 +1,9 @@
-"""Scaled dot-product attention: a streaming (online-softmax) forward kernel recorded for
-autograd, and the matmul + softmax formulation (Tensor methods) its gradient uses."""
+"""Scaled dot-product attention: a streaming (online-softmax) forward kernel, a forward for
+Tensor._apply, and the matmul + softmax formulation (Tensor methods) its gradient uses."""
 from __future__ import annotations
 
 import math
 
-from .. import autograd
 from ..runtime import codegen
 
 _I, _L = "int", "long"
@@ -65,7 +64,7 @@ def _mask_strides(bias, batch, L, S):
     return bias, v.offset, st
 
 
-def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
+def sdpa_fused(ctx, q, k, v, bias, scale: float, is_causal: bool):
     """Attention output (*batch, L, Ev) of q (*batch, L, E), k (*batch, S, E), v (*batch, S, Ev)
     with an additive float bias broadcastable to (*batch, L, S) (or None), from one kernel."""
     T = q._plain
@@ -96,24 +95,21 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
         kern.launch_1d(N * L, out._buf.raw, qc._buf.raw, kc._buf.raw, vc._buf.raw,
                        mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
                        int(is_causal), float(scale), N, Hh, L, S, E, Ev)
-    args = (q, k, v, bias)
-    if autograd.needs_grad(*args):
-        ctx = autograd.Context()
+    if ctx is not None:
         ctx.save_for_backward(q, k, v, bias)
 
-        def backward(ctx, g):
-            # recompute the probabilities with matmul + softmax; written with Tensor ops, so
-            # create_graph=True differentiates through it
-            sq, sk, sv, sb = ctx.saved_tensors
-            p = probs(scores(sq, sk, sb, scale, is_causal))           # (..., L, S)
-            n = ctx.needs_input_grad
-            dv_ = p.mT @ g if n[2] else None
-            ds = None
-            if n[0] or n[1] or n[3]:
-                dp = g @ sv.mT
-                ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-            dq = (ds @ sk) * scale if n[0] else None
-            dk = (ds.mT @ sq) * scale if n[1] else None
-            return dq, dk, dv_, (ds if n[3] else None)
-        autograd.record("ScaledDotProductAttentionBackward0", backward, ctx, args, [out])
-    return out
+    def backward(ctx, g):
+        # recompute the probabilities with matmul + softmax; written with Tensor ops, so
+        # create_graph=True differentiates through it
+        sq, sk, sv, sb = ctx.saved_tensors
+        p = probs(scores(sq, sk, sb, scale, is_causal))           # (..., L, S)
+        n = ctx.needs_input_grad
+        dv_ = p.mT @ g if n[2] else None
+        ds = None
+        if n[0] or n[1] or n[3]:
+            dp = g @ sv.mT
+            ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+        dq = (ds @ sk) * scale if n[0] else None
+        dk = (ds.mT @ sq) * scale if n[1] else None
+        return dq, dk, dv_, (ds if n[3] else None)
+    return out, "ScaledDotProductAttentionBackward0", backward

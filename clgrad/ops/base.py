@@ -1,12 +1,11 @@
-"""The op record and the elementwise launcher: `Op`, `ew` (apply a record, recording its
-gradient), casts, copies, fills and device random numbers."""
+"""The op record and the elementwise launcher: `Op`, `ew` (run a record forward; tensor/apply.py
+records its gradient), casts, copies, fills and device random numbers."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import autograd
 from ..array import Array
 from ..dtypes import DType, bool_, get_default_dtype, result_type, torch_name
 from ..runtime import codegen
@@ -112,19 +111,8 @@ def _compute_type(op: Op, args) -> tuple[DType, DType]:
     return common, out
 
 
-class OpContext(autograd.Context):
-    """Context of a table op: saved inputs by position (tensors or Python scalars) and output."""
-
-    def arg(self, i):
-        v = self._args[i]
-        return self._unpack(self._slot[i]) if v is None else v
-
-    def out(self):
-        return self._unpack(-1)
-
-
 def ew(op: Op, *args, out=None):
-    """Apply an elementwise table op, recording its gradient when needed."""
+    """Run an elementwise table op forward into a new tensor (or `out`); no autograd."""
     tens = [a for a in args if isinstance(a, Array)]
     device = _check_devices(tens)
     common, out_dtype = _compute_type(op, args)
@@ -147,8 +135,6 @@ def ew(op: Op, *args, out=None):
     conv = [a if isinstance(a, Array) else _scalar(a, common) for a in args]
     launch_ew(f"ew_{label}", expr, out, conv, compute,
               op.int_preamble if integer else op.preamble)
-    if op.backward is not None and autograd.needs_grad(*tens):
-        _record(op.grad_name or op.name, op.backward, op.save, args, out)
     return out
 
 
@@ -160,37 +146,15 @@ def _scalar(v, dt: DType):
     return int(v)
 
 
-def _record(name, backward, save, args, out):
-    ctx = OpContext([isinstance(a, Array) and a.requires_grad for a in args])
-    ctx._args = tuple(None if isinstance(a, Array) else a for a in args)
-    saved, slot = [], {}
-    if "x" in save:
-        for i, a in enumerate(args):
-            if isinstance(a, Array):
-                slot[i] = len(saved)
-                saved.append(a)
-    if "o" in save:
-        saved.append(out)
-    ctx._slot = slot
-    ctx.save_for_backward(*saved)
-    autograd.record(_grad_name(name), backward, ctx, args, [out])
-
-
-def _grad_name(name: str) -> str:
-    return "".join(p.capitalize() for p in name.split("_")) + "Backward0"
-
-
 def cast(x, dtype: DType, out=None):
-    """Convert to `dtype` on the device (C conversion: float -> int truncates, like PyTorch)."""
+    """Convert to `dtype` on the device (C conversion: float -> int truncates, like PyTorch);
+    no autograd."""
     T = x._plain
     if out is None:
         out = T._empty(x.shape, dtype, x.device)
     # to bool the test is `!= 0` in the source type (0.5 -> True), not after truncation
     compute = x.dtype.compute if dtype is bool_ else dtype.compute
     launch_ew(f"cast_{x.dtype.short}_{dtype.short}", "x0", out, [x], compute)
-    if autograd.needs_grad(x) and dtype.is_floating:
-        src = x.dtype
-        _record("to_copy", lambda ctx, g: (g.to(src),), "", (x,), out)
     return out
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..array import Array
-from .base import Op, _binary_grads, _need, ew
+from .base import Op, _binary_grads, _need
 
 NEG = Op("neg", "-x0", lambda ctx, g: (-g,), ref=np.negative, sample=((-2.0, 2.0),))
 EXP = Op("exp", "exp(x0)", lambda ctx, g: (g * ctx.out(),), dtype="float", save="o",
@@ -20,14 +20,14 @@ SIN = Op("sin", "sin(x0)", lambda ctx, g: (g * ctx.arg(0).cos(),), dtype="float"
          ref=np.sin, sample=((-2.0, 2.0),))
 COS = Op("cos", "cos(x0)", lambda ctx, g: (-g * ctx.arg(0).sin(),), dtype="float", save="x",
          ref=np.cos, sample=((-2.0, 2.0),))
-TANH = Op("tanh", "clg_tanh(x0)", lambda ctx, g: (ew(TANH_BWD, g, ctx.out()),),
+TANH = Op("tanh", "clg_tanh(x0)", lambda ctx, g: (g._apply(TANH_BWD, g, ctx.out()),),
           dtype="float", save="o", preamble=("math_float.cl",), ref=np.tanh, sample=((-2.0, 2.0),))
 SIGMOID = Op("sigmoid", "F(1.0) / (F(1.0) + exp(-x0))",
-             lambda ctx, g: (ew(SIGMOID_BWD, g, ctx.out()),), dtype="float", save="o",
+             lambda ctx, g: (g._apply(SIGMOID_BWD, g, ctx.out()),), dtype="float", save="o",
              ref=lambda x: 1 / (1 + np.exp(-x)), sample=((-2.0, 2.0),))
 # relu keeps NaN (x < 0 is false for NaN); its gradient at 0 is 0, as in PyTorch
 RELU = Op("relu", "x0 < (clg_t)0 ? (clg_t)0 : x0",
-          lambda ctx, g: (ew(RELU_BWD, g, ctx.out()),), save="o",
+          lambda ctx, g: (g._apply(RELU_BWD, g, ctx.out()),), save="o",
           ref=lambda x: np.maximum(x, 0), sample=((-2.0, 2.0),))
 ABS = Op("abs", "x0 < (clg_t)0 ? -x0 : x0", lambda ctx, g: (g * ctx.arg(0).sign(),), save="x",
          ref=np.abs, sample=((-2.0, 2.0),))
@@ -63,7 +63,7 @@ GE = Op("ge", "x0 >= x1", dtype="bool", ref=np.greater_equal, sample=((-2.0, 2.0
 WHERE = Op("where", "x0 != (clg_t)0 ? x1 : x2",
            lambda ctx, g: (None,
                            g.where(ctx.arg(0), 0) if _need(ctx, 1) else None,
-                           ew(WHERE, ctx.arg(0), 0, g) if _need(ctx, 2) else None),
+                           g._apply(WHERE, ctx.arg(0), 0, g) if _need(ctx, 2) else None),
            save="x")
 ISFINITE = Op("isfinite", "isfinite(x0)", dtype="bool", int_expr="1",
               ref=np.isfinite, sample=((-2.0, 2.0),))
@@ -330,7 +330,7 @@ ELU = Op("elu", "x0 > F(0.0) ? x0 * x2 : expm1(x0 * x3) * x1 * x2", _elu_grads, 
 def _fused_bwd(name, expr, d2, preamble=(), **table):
     def backward(ctx, gg):
         g, x = ctx.arg(0), ctx.arg(1)
-        return (ew(op, gg, x) if _need(ctx, 0) else None,
+        return (gg._apply(op, gg, x) if _need(ctx, 0) else None,
                 gg * g * d2(x) if _need(ctx, 1) and d2 is not None else None)
     op = Op(name, expr, backward, save="x", preamble=preamble, **table)
     return op
@@ -366,7 +366,7 @@ def _gelu_tanh_grads(ctx, g):
 
 
 GELU = Op("gelu", "F(0.5) * x0 * (F(1.0) + erf(x0 * F(0.7071067811865476)))",
-          lambda ctx, g: (ew(GELU_BWD, g, ctx.arg(0)),), dtype="float", save="x",
+          lambda ctx, g: (g._apply(GELU_BWD, g, ctx.arg(0)),), dtype="float", save="x",
           ref=lambda x: 0.5 * x * (1 + _np_erf(x / np.sqrt(2))), sample=((-2.0, 2.0),))
 GELU_TANH = Op("gelu_tanh", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.7978845608028654) * "
                "(x0 + F(0.044715) * x0 * x0 * x0)))", _gelu_tanh_grads, dtype="float", save="x",
@@ -377,12 +377,12 @@ GELU_TANH = Op("gelu_tanh", "F(0.5) * x0 * (F(1.0) + clg_tanh(F(0.79788456080286
 
 def _mish_grads(ctx, g):
     x = ctx.arg(0)
-    t = ew(SOFTPLUS, x, 1.0, 20.0).tanh()
+    t = x._apply(SOFTPLUS, x, 1.0, 20.0).tanh()
     return (g * (t + x * x.sigmoid() * (1 - t * t)),)
 
 
 SILU = Op("silu", "x0 / (F(1.0) + exp(-x0))",
-          lambda ctx, g: (ew(SILU_BWD, g, ctx.arg(0)),), dtype="float", save="x",
+          lambda ctx, g: (g._apply(SILU_BWD, g, ctx.arg(0)),), dtype="float", save="x",
           ref=lambda x: x / (1 + np.exp(-x)), sample=((-2.0, 2.0),))
 MISH = Op("mish", "x0 * clg_tanh(clg_softplus(x0, F(1.0), F(20.0)))", _mish_grads,
           dtype="float", save="x", preamble=_MF,

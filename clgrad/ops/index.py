@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd
 from ..array import Array
 from ..dtypes import bool_, float32, int32, int64
 from ..runtime import codegen
@@ -11,25 +10,22 @@ from ..view import View, coalesce
 from .base import _wide, cast, copy_into, ew, launch_ew, launch_ew_raw
 from .elementwise import WHERE
 
-def masked_where(cond, a, b, name="MaskedFillBackward0"):
-    """cond ? a : b (cond bool, a tensor or scalar, b tensor) in b's dtype. Only the condition
-    is saved, so the in-place variants leave nothing stale behind for the backward."""
-    with autograd.no_grad():      # the node below saves only the condition
-        out = ew(WHERE, cond, a, b)
+def masked_where(ctx, cond, a, b, name="MaskedFillBackward0"):
+    """cond ? a : b (cond bool, a tensor or scalar, b tensor) in b's dtype, a forward for
+    Tensor._apply. Only the condition is saved, so the in-place variants leave nothing stale
+    behind for the backward."""
+    out = ew(WHERE, cond, a, b)
     if out.dtype is not b.dtype:
         out = cast(out, b.dtype)
-    args = (a, b) if isinstance(a, Array) else (b,)
-    if autograd.needs_grad(*args):
-        ctx = autograd.Context([t.requires_grad for t in args])
+    if ctx is not None:
         ctx.save_for_backward(cond)
+    return out, name, _masked_backward
 
-        def backward(c, g):
-            (m,) = c.saved_tensors
-            grads = tuple(g * m if i == 0 and len(args) == 2 else g * m.logical_not()
-                          for i in range(len(args)))
-            return tuple(gr if c.needs_input_grad[i] else None for i, gr in enumerate(grads))
-        autograd.record(name, backward, ctx, args, [out])
-    return out
+
+def _masked_backward(ctx, g):
+    (m,) = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    return (None, g * m if need[1] else None, g * m.logical_not() if need[2] else None)
 
 
 def _flag_buffer(device):

@@ -1,7 +1,6 @@
-"""Matrix multiplication: the batched kernel launch and its recorded gradient."""
+"""Matrix multiplication: the batched kernel launch and its gradient."""
 from __future__ import annotations
 
-from .. import autograd
 from ..runtime import gemm
 from ..view import broadcast_shapes, coalesce
 from .base import _check_devices, _need, _wide, copy_into
@@ -43,12 +42,9 @@ def _matmul_backward(ctx, g):
     return (g @ b.mT if _need(ctx, 0) else None, a.mT @ g if _need(ctx, 1) else None)
 
 
-def matmul_nd(a, b):
-    """The >=2-D matmul primitive with its gradient."""
+def matmul_nd(ctx, a, b):
+    """The >=2-D matmul primitive, a forward for Tensor._apply."""
     c = matmul2(a, b)
-    if autograd.needs_grad(a, b):
-        ctx = autograd.Context([a.requires_grad, b.requires_grad])
+    if ctx is not None:
         ctx.save_for_backward(a, b)
-        autograd.record("MmBackward0" if a.ndim == 2 and b.ndim == 2 else "BmmBackward0",
-                        _matmul_backward, ctx, (a, b), [c])
-    return c
+    return c, "MmBackward0" if a.ndim == 2 and b.ndim == 2 else "BmmBackward0", _matmul_backward

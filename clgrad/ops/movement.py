@@ -1,35 +1,32 @@
 """Movement ops: a new View over the same buffer, no kernel; the gradient of a view."""
 from __future__ import annotations
 
-from .. import autograd
 from .base import copy_into
 
 
-def view_op(x, view: View, name: str, backward):
-    T = x._plain
-    out = T._make(x._buf, view, x.dtype)
+def view_op(ctx, x, view: View, name: str, backward):
+    """x seen through `view` (a forward for Tensor._apply): shares x's buffer and base."""
+    out = x._plain._make(x._buf, view, x.dtype)
     out._base = x._base if x._base is not None else x
-    if backward is not None and autograd.needs_grad(x):
-        ctx = autograd.Context([True])
-        autograd.record(name, backward, ctx, (x,), [out])
-    return out
+    return out, name, backward
 
 
-def scatter_view(g, shape, view_fn):
-    """zeros(shape) with `view_fn(view)` of it set to g: the gradient of a non-overlapping view."""
+def scatter_view(ctx, g, shape, view_fn):
+    """zeros(shape) with `view_fn(view)` of it set to g: the gradient of a non-overlapping view
+    (a forward for Tensor._apply)."""
     T = g._plain
     z = T._zeros(shape, g.dtype, g.device)
     target = T._make(z._buf, view_fn(z._view), z.dtype)
-    copy_into(target, g.detach())
-    if autograd.needs_grad(g):
-        ctx = autograd.Context([True])
-        autograd.record("ViewScatterBackward0",
-                        lambda c, gg: (view_op(gg, view_fn(gg._view), "AsStridedBackward0", None)
-                                       if gg.is_contiguous() else
-                                       _strided_of(gg.contiguous(), view_fn),), ctx, (g,), [z])
-    return z
+    copy_into(target, g)
+    return z, "ViewScatterBackward0", lambda c, gg: (_view_of(gg, view_fn),)
 
 
-def _strided_of(t, view_fn):
-    T = t._plain
-    return T._make(t._buf, view_fn(t._view), t.dtype)
+def _view_of(t, view_fn):
+    if not t.is_contiguous():
+        return t._plain._make(*_strided(t.contiguous(), view_fn))
+    return view_op(None, t, view_fn(t._view), "AsStridedBackward0", None)[0]
+
+
+def _strided(t, view_fn):
+    return t._buf, view_fn(t._view), t.dtype
+

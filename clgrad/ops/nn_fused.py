@@ -1,16 +1,14 @@
-"""Fused nn kernels: activations, losses, norms, dropout, embedding and optimizer updates."""
+"""Fused nn kernels: activations, losses, norms, dropout, embedding and optimizer updates;
+forwards for Tensor._apply."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd
 from ..runtime import codegen
 from .base import Op, _need, ew
 
-def _fused_guard(name):
-    if autograd.is_grad_enabled():
-        raise NotImplementedError(f"double backward (create_graph=True) through {name} is not "
-                                  "supported: its gradient is a fused kernel")
+def _fused_guard(ctx, name):
+    ctx.forbid_double_backward(name)
 
 
 def _bce_backward(ctx, g):
@@ -44,7 +42,7 @@ def _nn_real(x):
     return x.dtype.ctype
 
 
-def cross_entropy_rows(x, target, weight, ignore_index: int, smoothing: float):
+def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: float):
     """Per-row cross entropy of logits x (N, C, S) contiguous against class indices target
     (N*S,) int64. Returns (loss (N*S,), row weight (N*S,)); row weight is 0 for ignored rows and
     is the denominator of the 'mean' reduction."""
@@ -56,7 +54,7 @@ def cross_entropy_rows(x, target, weight, ignore_index: int, smoothing: float):
     wrow = T._empty((N * S,), x.dtype, dev)
     lse = T._empty((N * S,), x.dtype, dev)
     if N * S == 0:
-        return loss, wrow
+        return (loss, wrow), "NllLossBackward0", None
     I = "int"
     k = codegen.nn_kernel(dev, "loss", "clg_ce_forward", real,
                           [None] * 6 + [I, "long", real, I, I, I])
@@ -64,28 +62,30 @@ def cross_entropy_rows(x, target, weight, ignore_index: int, smoothing: float):
     k.launch_1d(N * S, loss._buf.raw, wrow._buf.raw, lse._buf.raw, x._buf.raw, target._buf.raw,
                 wbuf._buf.raw, int(weight is not None), int(ignore_index), float(smoothing),
                 N, C, S)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True, False, False])
+    wrow = wrow.detach()
+    wsum = None
+    if ctx is not None:
         ctx.save_for_backward(x, lse)
+        ctx.mark_non_differentiable(wrow)
+        ctx.materialize_grads = False     # only the loss has a gradient
         wsum = weight.detach().sum() if weight is not None else None
 
-        def backward(ctx, g):
-            _fused_guard("cross_entropy")
-            xs, lse_ = ctx.saved_tensors
-            g = dense(g)
-            dx = T._empty(xs.shape, xs.dtype, xs.device)
-            kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
-                                   [None] * 6 + [I, None, "long", real, I, I, I])
-            kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
-                         g._buf.raw, wbuf._buf.raw, int(weight is not None),
-                         (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
-                         float(smoothing), N, C, S)
-            return dx, None, None
-        autograd.record("NllLossBackward0", backward, ctx, (x, target, weight), [loss])
-    return loss, wrow.detach()
+    def backward(ctx, g, _):
+        _fused_guard(ctx, "cross_entropy")
+        xs, lse_ = ctx.saved_tensors
+        g = dense(g)
+        dx = T._empty(xs.shape, xs.dtype, xs.device)
+        kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
+                               [None] * 6 + [I, None, "long", real, I, I, I])
+        kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
+                     g._buf.raw, wbuf._buf.raw, int(weight is not None),
+                     (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
+                     float(smoothing), N, C, S)
+        return dx, None, None
+    return (loss, wrow), "NllLossBackward0", backward
 
 
-def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
+def norm_rows(ctx, x, weight, bias, eps: float, per_row=False):
     """Normalise each row r of a contiguous (A, R, B) tensor over its A*B elements, then apply
     weight/bias indexed per row (per_row) or per b. Returns (y, mean (R,), rstd (R,), var (R,))
     with the biased variance; only y is differentiable."""
@@ -104,41 +104,40 @@ def norm_rows(x, eps: float, weight=None, bias=None, per_row=False):
         b = dense(bias) if affine else x
         k.launch_1d(R, y._buf.raw, mean._buf.raw, rstd._buf.raw, var._buf.raw, x._buf.raw,
                     w._buf.raw, b._buf.raw, int(affine), int(per_row), float(eps), A, R, B)
-    args = (x, weight, bias)
-    if autograd.needs_grad(*args):
-        ctx = autograd.Context([a is not None and a.requires_grad for a in args])
+    if ctx is not None:
         ctx.save_for_backward(x, mean, rstd, weight)
+        ctx.mark_non_differentiable(mean, rstd, var)
+        ctx.materialize_grads = False     # only y has a gradient
 
-        def backward(ctx, g):
-            _fused_guard("layer_norm/batch_norm")
-            xs, mu, rs, w = ctx.saved_tensors
-            g = dense(g)
-            dx = T._empty(xs.shape, xs.dtype, xs.device)
-            dw = T._empty((R,), xs.dtype, xs.device)
-            db = T._empty((R,), xs.dtype, xs.device)
-            kb = codegen.nn_kernel(xs.device, "norm", "clg_norm_backward", real,
-                                   [None] * 8 + [I, I, I, I, I])
-            wb = dense(w) if w is not None else xs
-            kb.launch_1d(R, dx._buf.raw, dw._buf.raw, db._buf.raw, g._buf.raw, xs._buf.raw,
-                         mu._buf.raw, rs._buf.raw, wb._buf.raw, int(w is not None),
-                         int(per_row), A, R, B)
-            gw = gb = None
-            if w is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
-                if per_row:
-                    gw, gb = dw, db
-                else:
-                    xhat = (xs - mu.reshape(1, R, 1)) * rs.reshape(1, R, 1)
-                    gw = (g * xhat).sum((0, 1))
-                    gb = g.sum((0, 1))
-            return (dx if ctx.needs_input_grad[0] else None,
-                    gw if ctx.needs_input_grad[1] else None,
-                    gb if ctx.needs_input_grad[2] else None)
-        autograd.record("NativeLayerNormBackward0" if not per_row else
-                        "NativeBatchNormBackward0", backward, ctx, args, [y])
-    return y, mean, rstd, var
+    def backward(ctx, g, *_):
+        _fused_guard(ctx, "layer_norm/batch_norm")
+        xs, mu, rs, w = ctx.saved_tensors
+        g = dense(g)
+        dx = T._empty(xs.shape, xs.dtype, xs.device)
+        dw = T._empty((R,), xs.dtype, xs.device)
+        db = T._empty((R,), xs.dtype, xs.device)
+        kb = codegen.nn_kernel(xs.device, "norm", "clg_norm_backward", real,
+                               [None] * 8 + [I, I, I, I, I])
+        wb = dense(w) if w is not None else xs
+        kb.launch_1d(R, dx._buf.raw, dw._buf.raw, db._buf.raw, g._buf.raw, xs._buf.raw,
+                     mu._buf.raw, rs._buf.raw, wb._buf.raw, int(w is not None),
+                     int(per_row), A, R, B)
+        gw = gb = None
+        if w is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+            if per_row:
+                gw, gb = dw, db
+            else:
+                xhat = (xs - mu.reshape(1, R, 1)) * rs.reshape(1, R, 1)
+                gw = (g * xhat).sum((0, 1))
+                gb = g.sum((0, 1))
+        return (dx if ctx.needs_input_grad[0] else None,
+                gw if ctx.needs_input_grad[1] else None,
+                gb if ctx.needs_input_grad[2] else None)
+    name = "NativeBatchNormBackward0" if per_row else "NativeLayerNormBackward0"
+    return (y, mean, rstd, var), name, backward
 
 
-def dropout_apply(x, p: float, group: int, seed: int, offset: int):
+def dropout_apply(ctx, x, p: float, group: int, seed: int, offset: int):
     """x * keep / (1 - p) with keep drawn from Philox counter (seed, offset + i // group);
     x contiguous from offset 0. Its gradient is the same map of the gradient."""
     T = x._plain
@@ -150,15 +149,15 @@ def dropout_apply(x, p: float, group: int, seed: int, offset: int):
                               [None, None, "ulong", "ulong", "float", real, "long", "long"])
         k.launch_1d(n, out._buf.raw, x._buf.raw, seed & ((1 << 64) - 1), offset, float(p),
                     1.0 / (1.0 - p), int(group), n)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
-        autograd.record("NativeDropoutBackward0",
-                        lambda c, g: (dropout_apply(dense(g), p, group, seed, offset),), ctx,
-                        (x,), [out])
-    return out
+    return out, "NativeDropoutBackward0", lambda c, g: (_dropout_grad(g, p, group, seed, offset),)
 
 
-def embedding_lookup(weight, idx, padding_idx: int):
+def _dropout_grad(g, p, group, seed, offset):
+    g = dense(g)
+    return g._apply(dropout_apply, g, p, group, seed, offset)
+
+
+def embedding_lookup(ctx, weight, idx, padding_idx: int):
     """Rows of weight (V, D) at int64 indices idx (n,) -> (n, D); the backward sums gradient rows
     per destination row in index order (deterministic, no atomics)."""
     T = weight._plain
@@ -174,21 +173,17 @@ def embedding_lookup(weight, idx, padding_idx: int):
                               [None, None, L, L, L, None, L, L, L])
         k.launch_1d(n * D, out._buf.raw, weight._buf.raw, wv.offset, wv.strides[0],
                     wv.strides[1], idx._buf.raw, n, D, V)
-    if autograd.needs_grad(weight):
-        ctx = autograd.Context([True, False])
-
-        def backward(ctx, g):
-            _fused_guard("embedding")
-            g = dense(g)
-            dw = T._empty((V, D), g.dtype, g.device)
-            if V * D:
-                kb = codegen.nn_kernel(g.device, "embedding", "clg_embedding_backward", real,
-                                       [None, None, None, L, L, L, L])
-                kb.launch_1d(V, dw._buf.raw, g._buf.raw, idx._buf.raw, n, D, V,
-                             int(padding_idx))
-            return dw, None
-        autograd.record("EmbeddingBackward0", backward, ctx, (weight, idx), [out])
-    return out
+    def backward(ctx, g):
+        _fused_guard(ctx, "embedding")
+        g = dense(g)
+        dw = T._empty((V, D), g.dtype, g.device)
+        if V * D:
+            kb = codegen.nn_kernel(g.device, "embedding", "clg_embedding_backward", real,
+                                   [None, None, None, L, L, L, L])
+            kb.launch_1d(V, dw._buf.raw, g._buf.raw, idx._buf.raw, n, D, V,
+                         int(padding_idx))
+        return dw, None
+    return out, "EmbeddingBackward0", backward
 
 
 def optim_update(name, update, param, grad, states, scalars, offset: int, n: int):

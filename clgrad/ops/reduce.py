@@ -1,7 +1,6 @@
 """Reductions, scans, softmax and p-norms."""
 from __future__ import annotations
 
-from .. import autograd
 from ..dtypes import int64, torch_name
 from ..runtime import codegen
 from ..view import coalesce, normalize_dim
@@ -128,22 +127,20 @@ def _log_softmax_backward(ctx, g):
     return (g - y.exp() * g.sum(ctx.dim, keepdim=True),)
 
 
-def softmax(x, dim: int, log: bool = False, dtype: DType | None = None):
-    """softmax / log_softmax along `dim` as one fused, max-shifted kernel, with its gradient."""
-    if dtype is not None and dtype is not x.dtype:
-        x = x.to(dtype)
+def softmax(ctx, x, dim: int, log: bool = False):
+    """softmax / log_softmax along `dim` as one fused, max-shifted kernel (a forward for
+    Tensor._apply; the caller has converted x to the requested dtype)."""
     if not x.dtype.is_floating:
         raise RuntimeError(f"\"{'log_' if log else ''}softmax_lastdim_kernel_impl\" not "
                            f"implemented for '{torch_name(x.dtype)}'")
     d = normalize_dim(dim, x.ndim)
     out = softmax_fwd(x, d, log, x.dtype)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
+    if ctx is not None:
         ctx.save_for_backward(out)
         ctx.dim = d
-        autograd.record("LogSoftmaxBackward0" if log else "SoftmaxBackward0",
-                        _log_softmax_backward if log else _softmax_backward, ctx, (x,), [out])
-    return out
+    if log:
+        return out, "LogSoftmaxBackward0", _log_softmax_backward
+    return out, "SoftmaxBackward0", _softmax_backward
 
 
 def scan(kind: str, x, dim: int, out_dtype: DType, reverse: bool = False):
@@ -160,18 +157,13 @@ def scan(kind: str, x, dim: int, out_dtype: DType, reverse: bool = False):
     return out
 
 
-def cumsum(x, dim: int, dtype: DType | None = None, reverse: bool = False):
-    """cumsum with its gradient (the reversed cumsum of the incoming gradient)."""
-    if dtype is not None:
-        x = x.to(dtype)
+def cumsum(ctx, x, dim: int, reverse: bool = False):
+    """cumsum (a forward for Tensor._apply); its gradient is the reversed cumsum of the
+    incoming gradient."""
     out_dt = x.dtype if x.dtype.is_floating else int64
     d = normalize_dim(dim, x.ndim)
     out = scan("sum", x, d, out_dt, reverse)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
-        autograd.record("CumsumBackward0", lambda c, g: (cumsum(g, d, reverse=not reverse),),
-                        ctx, (x,), [out])
-    return out
+    return out, "CumsumBackward0", lambda c, g: (g._apply(cumsum, g, d, not reverse),)
 
 
 def _cumprod_backward(ctx, g):
@@ -181,34 +173,31 @@ def _cumprod_backward(ctx, g):
     # products skip x_z, i.e. the cumprod with x_z replaced by 1, summed over j >= z. After it
     # every product holds x_z = 0, so the gradient is 0 (PyTorch's zero-aware formula).
     zero = x == 0
-    nz = cumsum(zero, d)
+    nz = zero.cumsum(d)
     before = nz == 0
     first = zero * (nz == 1)
     safe = x.where(before, 1)
-    lead = cumsum(g * y, d, reverse=True) / safe
-    patched = cumprod(x.where(first.logical_not(), 1), d)
+    lead = g._apply(cumsum, g * y, d, True) / safe
+    patched = x.where(first.logical_not(), 1).cumprod(d)
     at_first = (g * patched).where(nz >= 1, 0).sum(d, keepdim=True)
     return (lead.where(before, at_first.where(first, 0)),)
 
 
-def cumprod(x, dim: int, dtype: DType | None = None):
-    if dtype is not None:
-        x = x.to(dtype)
+def cumprod(ctx, x, dim: int):
+    """cumprod (a forward for Tensor._apply) with PyTorch's zero-aware gradient."""
     out_dt = x.dtype if x.dtype.is_floating else int64
     d = normalize_dim(dim, x.ndim)
     out = scan("prod", x, d, out_dt)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
+    if ctx is not None:
         ctx.save_for_backward(x, out)
         ctx.dim = d
-        autograd.record("CumprodBackward0", _cumprod_backward, ctx, (x,), [out])
-    return out
+    return out, "CumprodBackward0", _cumprod_backward
 
 
 # |x|^p for the p-norms: its own record so the gradient is p sign(x) |x|^(p-1), finite at 0
 ABSPOW = Op("abspow", "pow(fabs(x0), x1)",
             lambda ctx, g: (g * ctx.arg(1) * ctx.arg(0).sign() *
-                            ew(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
+                            g._apply(ABSPOW, ctx.arg(0), ctx.arg(1) - 1),), dtype="float", save="x")
 
 
 def _pnorm_backward(ctx, g):
@@ -222,20 +211,18 @@ def _pnorm_backward(ctx, g):
     if p == 2:
         scale = (g / out.where(nz, 1)).where(nz, 0)
         return (x * scale,)
-    scale = (g / ew(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
-    return (x.sign() * ew(ABSPOW, x, p - 1) * scale,)
+    scale = (g / g._apply(ABSPOW, out.where(nz, 1), p - 1)).where(nz, 0)
+    return (x.sign() * g._apply(ABSPOW, x, p - 1) * scale,)
 
 
-def pnorm(x, p: float, dims: tuple, keepdim: bool):
-    """sum(|x|^p)^(1/p) over dims (float x), with a gradient that is 0 where the norm is 0."""
-    with autograd.no_grad():
-        if p == 2:
-            out = (x * x).sum(dims, keepdim).sqrt()
-        else:
-            out = ew(ABSPOW, ew(ABSPOW, x, p).sum(dims, keepdim), 1.0 / p)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
+def pnorm(ctx, x, p: float, dims: tuple, keepdim: bool):
+    """sum(|x|^p)^(1/p) over dims (float x), a forward for Tensor._apply, with a gradient that
+    is 0 where the norm is 0."""
+    if p == 2:
+        out = (x * x).sum(dims, keepdim).sqrt()
+    else:
+        out = ew(ABSPOW, ew(ABSPOW, x, p).sum(dims, keepdim), 1.0 / p)
+    if ctx is not None:
         ctx.save_for_backward(x, out)
         ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
-        autograd.record("NormBackward1", _pnorm_backward, ctx, (x,), [out])
-    return out
+    return out, "NormBackward1", _pnorm_backward

@@ -1,8 +1,7 @@
 """Fused recurrent cell steps (LSTM, GRU, Elman RNN): one kernel per step forward and one per
-step backward, each an autograd record over the step's gate pre-activations."""
+step backward, each a forward for Tensor._apply over the step's gate pre-activations."""
 from __future__ import annotations
 
-from .. import autograd
 from ..runtime import codegen
 from .nn_fused import _fused_guard
 
@@ -33,7 +32,7 @@ def _k(t, name, args):
     return codegen.seq_kernel(t.device, "rnn", name, _real(t), args)
 
 
-def lstm_cell(gi, gh, c0):
+def lstm_cell(ctx, gi, gh, c0):
     """(h, c) of one LSTM step from gi = x W_ih^T + b_ih (B, 4H), gh = h W_hh^T + b_hh (B, 4H)
     and the previous cell state c0 (B, H)."""
     T = gi._plain
@@ -45,27 +44,25 @@ def lstm_cell(gi, gh, c0):
     c = T._empty((B, H), c0.dtype, c0.device)
     _k(c0, "clg_lstm_fwd", [None, None, None, _L, None, _L, None, _L, _I, _I]).launch_1d(
         B * H, h._buf.raw, c._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, c0._buf.raw, c0o, B, H)
-    if autograd.needs_grad(gi, gh, c0):
-        ctx = autograd.Context()
+    if ctx is not None:
         ctx.save_for_backward(gi, gh, c0, c)
 
-        def backward(ctx, dh, dc):
-            _fused_guard("LSTM")
-            sgi, sgh, sc0, sc = ctx.saved_tensors
-            dh, dc = _dense0(dh), _dense0(dc)
-            dg = T._empty((B, 4 * H), sc.dtype, sc.device)
-            dc0 = T._empty((B, H), sc.dtype, sc.device)
-            _k(sc, "clg_lstm_bwd", [None] * 4 + [None, _L, None, _L, None, _L, None, _I, _I]
-               ).launch_1d(B * H, dg._buf.raw, dc0._buf.raw, dh._buf.raw, dc._buf.raw,
-                           sgi._buf.raw, gio, sgh._buf.raw, gho, sc0._buf.raw, c0o, sc._buf.raw,
-                           B, H)
-            n = ctx.needs_input_grad
-            return (dg if n[0] else None, dg if n[1] else None, dc0 if n[2] else None)
-        autograd.record("LstmCellBackward0", backward, ctx, (gi, gh, c0), [h, c])
-    return h, c
+    def backward(ctx, dh, dc):
+        _fused_guard(ctx, "LSTM")
+        sgi, sgh, sc0, sc = ctx.saved_tensors
+        dh, dc = _dense0(dh), _dense0(dc)
+        dg = T._empty((B, 4 * H), sc.dtype, sc.device)
+        dc0 = T._empty((B, H), sc.dtype, sc.device)
+        _k(sc, "clg_lstm_bwd", [None] * 4 + [None, _L, None, _L, None, _L, None, _I, _I]
+           ).launch_1d(B * H, dg._buf.raw, dc0._buf.raw, dh._buf.raw, dc._buf.raw,
+                       sgi._buf.raw, gio, sgh._buf.raw, gho, sc0._buf.raw, c0o, sc._buf.raw,
+                       B, H)
+        n = ctx.needs_input_grad
+        return (dg if n[0] else None, dg if n[1] else None, dc0 if n[2] else None)
+    return (h, c), "LstmCellBackward0", backward
 
 
-def gru_cell(gi, gh, h0):
+def gru_cell(ctx, gi, gh, h0):
     """h of one GRU step from gi = x W_ih^T + b_ih (B, 3H), gh = h0 W_hh^T + b_hh (B, 3H) and
     h0 (B, H); gh's n part is gated by r, as in PyTorch."""
     T = gi._plain
@@ -76,27 +73,25 @@ def gru_cell(gi, gh, h0):
     h = T._empty((B, H), h0.dtype, h0.device)
     _k(h0, "clg_gru_fwd", [None, None, _L, None, _L, None, _L, _I, _I]).launch_1d(
         B * H, h._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, h0._buf.raw, h0o, B, H)
-    if autograd.needs_grad(gi, gh, h0):
-        ctx = autograd.Context()
+    if ctx is not None:
         ctx.save_for_backward(gi, gh, h0)
 
-        def backward(ctx, dh):
-            _fused_guard("GRU")
-            sgi, sgh, sh0 = ctx.saved_tensors
-            dh = _dense0(dh)
-            dgi = T._empty((B, 3 * H), sh0.dtype, sh0.device)
-            dgh = T._empty((B, 3 * H), sh0.dtype, sh0.device)
-            dh0 = T._empty((B, H), sh0.dtype, sh0.device)
-            _k(sh0, "clg_gru_bwd", [None] * 4 + [None, _L, None, _L, None, _L, _I, _I]
-               ).launch_1d(B * H, dgi._buf.raw, dgh._buf.raw, dh0._buf.raw, dh._buf.raw,
-                           sgi._buf.raw, gio, sgh._buf.raw, gho, sh0._buf.raw, h0o, B, H)
-            n = ctx.needs_input_grad
-            return (dgi if n[0] else None, dgh if n[1] else None, dh0 if n[2] else None)
-        autograd.record("GruCellBackward0", backward, ctx, (gi, gh, h0), [h])
-    return h
+    def backward(ctx, dh):
+        _fused_guard(ctx, "GRU")
+        sgi, sgh, sh0 = ctx.saved_tensors
+        dh = _dense0(dh)
+        dgi = T._empty((B, 3 * H), sh0.dtype, sh0.device)
+        dgh = T._empty((B, 3 * H), sh0.dtype, sh0.device)
+        dh0 = T._empty((B, H), sh0.dtype, sh0.device)
+        _k(sh0, "clg_gru_bwd", [None] * 4 + [None, _L, None, _L, None, _L, _I, _I]
+           ).launch_1d(B * H, dgi._buf.raw, dgh._buf.raw, dh0._buf.raw, dh._buf.raw,
+                       sgi._buf.raw, gio, sgh._buf.raw, gho, sh0._buf.raw, h0o, B, H)
+        n = ctx.needs_input_grad
+        return (dgi if n[0] else None, dgh if n[1] else None, dh0 if n[2] else None)
+    return h, "GruCellBackward0", backward
 
 
-def rnn_cell(gi, gh, relu: bool):
+def rnn_cell(ctx, gi, gh, relu: bool):
     """h = tanh(gi + gh) (or relu) of one Elman step; gi, gh (B, H)."""
     T = gi._plain
     B, H = gh.shape
@@ -105,19 +100,16 @@ def rnn_cell(gi, gh, relu: bool):
     h = T._empty((B, H), gh.dtype, gh.device)
     _k(gh, "clg_rnn_fwd", [None, None, _L, None, _L, _I, _L]).launch_1d(
         B * H, h._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, int(relu), B * H)
-    if autograd.needs_grad(gi, gh):
-        ctx = autograd.Context()
+    if ctx is not None:
         ctx.save_for_backward(h)
 
-        def backward(ctx, dh):
-            _fused_guard("RNN")
-            (sh,) = ctx.saved_tensors
-            dh = _dense0(dh)
-            da = T._empty((B, H), sh.dtype, sh.device)
-            _k(sh, "clg_rnn_bwd", [None, None, None, _I, _L]).launch_1d(
-                B * H, da._buf.raw, dh._buf.raw, sh._buf.raw, int(relu), B * H)
-            n = ctx.needs_input_grad
-            return (da if n[0] else None, da if n[1] else None)
-        autograd.record("RnnTanhCellBackward0" if not relu else "RnnReluCellBackward0",
-                        backward, ctx, (gi, gh), [h])
-    return h
+    def backward(ctx, dh):
+        _fused_guard(ctx, "RNN")
+        (sh,) = ctx.saved_tensors
+        dh = _dense0(dh)
+        da = T._empty((B, H), sh.dtype, sh.device)
+        _k(sh, "clg_rnn_bwd", [None, None, None, _I, _L]).launch_1d(
+            B * H, da._buf.raw, dh._buf.raw, sh._buf.raw, int(relu), B * H)
+        n = ctx.needs_input_grad
+        return (da if n[0] else None, da if n[1] else None)
+    return h, "RnnReluCellBackward0" if relu else "RnnTanhCellBackward0", backward

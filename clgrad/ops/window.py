@@ -1,16 +1,15 @@
-"""Window kernels for convolution, pooling, padding and resizing: linear maps recorded in
-adjoint pairs."""
+"""Window kernels for convolution, pooling, padding and resizing: linear maps in adjoint pairs,
+forwards for Tensor._apply."""
 from __future__ import annotations
 
-from .. import autograd
 from ..array import Array
 from ..dtypes import int64
 from ..runtime import codegen, gemm
 from .base import copy_into
 
 # Window kernels (kernels_cl/conv.cl, pool.cl, upsample.cl) run on dense (B, H, W) planes; 1-D
-# callers pass H = 1. Each kernel pair below is a linear map and its adjoint, recorded so that
-# each one's gradient is the other: double backward comes for free.
+# callers pass H = 1. Each kernel pair below is a linear map and its adjoint, recorded (by
+# Tensor._apply) so that each one's gradient is the other: double backward comes for free.
 def _dense(x):
     """x itself when contiguous from offset 0, else a dense copy (no autograd)."""
     if x._view.is_contiguous() and x._view.offset == 0:
@@ -34,14 +33,11 @@ def _window_launch(family, base, out, n, *args):
     return out
 
 
-def linear_pair(x, fwd, adj, name):
+def linear_pair(ctx, x, fwd, adj, name):
     """y = fwd(x) for a linear map `fwd` whose adjoint is `adj` (both Tensor -> Tensor, no
-    autograd); the record's backward is linear_pair(g, adj, fwd), so every order differentiates."""
-    y = fwd(x)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
-        autograd.record(name, lambda c, g: (linear_pair(g, adj, fwd, name),), ctx, (x,), [y])
-    return y
+    autograd), a forward for Tensor._apply; the backward applies linear_pair(g, adj, fwd), so
+    every order differentiates."""
+    return fwd(x), name, lambda c, g: (g._apply(linear_pair, g, adj, fwd, name),)
 
 
 def im2col(x, g):
@@ -78,7 +74,7 @@ def _check_cols(*ts):
 PAD_MODES = {"zeros": 0, "constant": 0, "reflect": 1, "replicate": 2, "circular": 3}
 
 
-def pad_planes(x, pads, mode):
+def pad_planes(ctx, x, pads, mode):
     """(B, H, W) -> (B, H + PT + PB, W + PL + PR) with `mode` ('zeros', 'reflect', 'replicate',
     'circular'); pads = (PL, PR, PT, PB), F.pad's order."""
     pl, pr, pt, pb = pads
@@ -96,14 +92,14 @@ def pad_planes(x, pads, mode):
         return _window_launch("conv", "pad_grad", y, y.numel(), _dense(t), H, W, shape_y[1],
                               shape_y[2], pt, pl, m)
 
-    return linear_pair(x, fwd, adj, f"{mode.capitalize()}PadBackward0")
+    return linear_pair(ctx, x, fwd, adj, f"{mode.capitalize()}PadBackward0")
 
 
 def pool_geometry(H, W, OH, OW, k, s, p, d, adaptive):
     return (H, W, OH, OW, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], int(adaptive))
 
 
-def max_pool_planes(x, geom):
+def max_pool_planes(ctx, x, geom):
     """Max pooling of (B, H, W) planes -> (values (B, OH, OW), int64 plane indices)."""
     T = x._plain
     H, W, OH, OW = geom[:4]
@@ -112,15 +108,14 @@ def max_pool_planes(x, geom):
     y = T._empty((B, OH, OW), x.dtype, x.device)
     idx = T._empty((B, OH, OW), int64, x.device)
     _window_launch("pool", "max_pool", y, y.numel(), idx, xd, *geom)
-    if autograd.needs_grad(x):
-        ctx = autograd.Context([True])
-        shape = x.shape
-        autograd.record("MaxPool2DWithIndicesBackward0",
-                        lambda c, g: (max_pool_scatter(g, idx, geom, shape),), ctx, (x,), [y])
-    return y, idx
+    shape = x.shape
+    if ctx is not None:
+        ctx.materialize_grads = False     # the indices get no gradient: no zeros for them
+    return ((y, idx), "MaxPool2DWithIndicesBackward0",
+            lambda c, g, _: (g._apply(max_pool_scatter, g, idx, geom, shape),))
 
 
-def max_pool_scatter(g, idx, geom, shape):
+def max_pool_scatter(ctx, g, idx, geom, shape):
     """Gradient of max pooling: each input sums the output gradients whose argmax it is."""
     def fwd(t):
         out = t._plain._empty(shape, t.dtype, t.device)
@@ -129,7 +124,7 @@ def max_pool_scatter(g, idx, geom, shape):
     def adj(t):
         return gather_planes(t, idx, geom[0] * geom[1])
 
-    return linear_pair(g, fwd, adj, "MaxPoolScatterBackward0")
+    return linear_pair(ctx, g, fwd, adj, "MaxPoolScatterBackward0")
 
 
 def gather_planes(x, idx, plane):
@@ -140,7 +135,7 @@ def gather_planes(x, idx, plane):
                           plane)
 
 
-def unpool_planes(x, idx, OH, OW):
+def unpool_planes(ctx, x, idx, OH, OW):
     """max_unpool: zeros (B, OH, OW) with x[b, j] placed at plane index idx[b, j]."""
     B = x.shape[0]
     L = x.numel() // max(B, 1)
@@ -153,10 +148,10 @@ def unpool_planes(x, idx, OH, OW):
     def adj(t):
         return gather_planes(t, idd, OH * OW).reshape(x.shape)
 
-    return linear_pair(x, fwd, adj, "MaxUnpool2DBackward0")
+    return linear_pair(ctx, x, fwd, adj, "MaxUnpool2DBackward0")
 
 
-def avg_pool_planes(x, geom, include_pad, divisor):
+def avg_pool_planes(ctx, x, geom, include_pad, divisor):
     """Average pooling of (B, H, W) planes; geom from pool_geometry (dilation unused)."""
     H, W, OH, OW = geom[:4]
     g = geom[:10] + (geom[12], int(include_pad), int(divisor or 0))
@@ -170,10 +165,10 @@ def avg_pool_planes(x, geom, include_pad, divisor):
         y = t._plain._empty((B, H, W), t.dtype, t.device)
         return _window_launch("pool", "avg_pool_grad", y, y.numel(), _dense(t), *g)
 
-    return linear_pair(x, fwd, adj, "AvgPool2DBackward0")
+    return linear_pair(ctx, x, fwd, adj, "AvgPool2DBackward0")
 
 
-def resize_planes(x, OH, OW, mode, scales, align_corners=False):
+def resize_planes(ctx, x, OH, OW, mode, scales, align_corners=False):
     """Resize (B, H, W) planes to (B, OH, OW): mode 'nearest' or 'bilinear'; `scales` are the
     per-dim source steps (input/output ratios) the kernels multiply output coordinates by."""
     B, H, W = x.shape
@@ -192,4 +187,4 @@ def resize_planes(x, OH, OW, mode, scales, align_corners=False):
                               *extra)
 
     name = "UpsampleNearest2DBackward0" if mode == "nearest" else "UpsampleBilinear2DBackward0"
-    return linear_pair(x, fwd, adj, name)
+    return linear_pair(ctx, x, fwd, adj, name)

@@ -3,6 +3,7 @@ elementwise records (one version of each; double backward works)."""
 from __future__ import annotations
 
 from .. import ops
+from .apply import apply
 
 
 def _act(input, fn, inplace):
@@ -27,7 +28,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """x clamped to [min_val, max_val]; the gradient is 0 on and outside the bounds."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _act(input, lambda s: ops.ew(ops.HARDTANH, s, min_val, max_val), inplace)
+    return _act(input, lambda s: apply(ops.HARDTANH, s, min_val, max_val), inplace)
 
 
 def hardtanh_(input, min_val=-1.0, max_val=1.0):
@@ -36,7 +37,7 @@ def hardtanh_(input, min_val=-1.0, max_val=1.0):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x if x > 0 else negative_slope * x."""
-    return _act(input, lambda s: ops.ew(ops.LEAKY_RELU, s, float(negative_slope)), inplace)
+    return _act(input, lambda s: apply(ops.LEAKY_RELU, s, float(negative_slope)), inplace)
 
 
 def leaky_relu_(input, negative_slope=0.01):
@@ -44,7 +45,7 @@ def leaky_relu_(input, negative_slope=0.01):
 
 
 def _elu(input, alpha, scale, input_scale, inplace):
-    return _act(input, lambda s: ops.ew(ops.ELU, s, float(alpha), float(scale),
+    return _act(input, lambda s: apply(ops.ELU, s, float(alpha), float(scale),
                                         float(input_scale)), inplace)
 
 
@@ -84,45 +85,45 @@ def celu_(input, alpha=1.0):
 def gelu(input, approximate="none"):
     """x * Phi(x) (Phi: the standard normal CDF); approximate='tanh' uses the tanh formula."""
     if approximate == "none":
-        return ops.ew(ops.GELU, input)
+        return apply(ops.GELU, input)
     if approximate == "tanh":
-        return ops.ew(ops.GELU_TANH, input)
+        return apply(ops.GELU_TANH, input)
     raise RuntimeError("approximate argument must be either none or tanh.")
 
 
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
-    return _act(input, lambda s: ops.ew(ops.SILU, s), inplace)
+    return _act(input, lambda s: apply(ops.SILU, s), inplace)
 
 
 def mish(input, inplace=False):
     """x * tanh(softplus(x))."""
-    return _act(input, lambda s: ops.ew(ops.MISH, s), inplace)
+    return _act(input, lambda s: apply(ops.MISH, s), inplace)
 
 
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6."""
-    return _act(input, lambda s: ops.ew(ops.HARDSIGMOID, s), inplace)
+    return _act(input, lambda s: apply(ops.HARDSIGMOID, s), inplace)
 
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6."""
-    return _act(input, lambda s: ops.ew(ops.HARDSWISH, s), inplace)
+    return _act(input, lambda s: apply(ops.HARDSWISH, s), inplace)
 
 
 def softsign(input):
     """x / (1 + |x|)."""
-    return ops.ew(ops.SOFTSIGN, input)
+    return apply(ops.SOFTSIGN, input)
 
 
 def logsigmoid(input):
     """log(sigmoid(x)), computed as min(x, 0) - log1p(exp(-|x|)) so it never overflows."""
-    return ops.ew(ops.LOGSIGMOID, input)
+    return apply(ops.LOGSIGMOID, input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold."""
-    return ops.ew(ops.SOFTPLUS, input, float(beta), float(threshold))
+    return apply(ops.SOFTPLUS, input, float(beta), float(threshold))
 
 
 def sigmoid(input):

@@ -7,6 +7,7 @@ from .. import autograd, ops
 from .. import dtypes as dt
 from ..dtypes import DType, to_dtype
 from ..runtime import get_device
+from .apply import cast
 from .format import format_tensor
 
 
@@ -105,7 +106,7 @@ class ConversionMixin:
         if dtype_ is not None:
             target = to_dtype(dtype_)
             if target is not out.dtype:
-                out = ops.cast(out, target)
+                out = cast(out, target)
         if device is not None:
             dev = get_device(device)
             if dev != out.device:

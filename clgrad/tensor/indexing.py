@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd, ops
+from .apply import apply
 
 
 def _is_t(x) -> bool:
@@ -111,9 +112,9 @@ def setitem(x, idx, value):
         def compute(s, v):
             if not _is_t(v):
                 v = T._full((), v, s.dtype, s.device)
-            mask = ops.scatter_view(T._full(region_shape, 1, s.dtype, s.device).detach(),
+            mask = apply(ops.scatter_view, T._full(region_shape, 1, s.dtype, s.device).detach(),
                                     s.shape, fn)
-            placed = ops.scatter_view(v.expand(region_shape).to(s.dtype), s.shape, fn)
+            placed = apply(ops.scatter_view, v.expand(region_shape).to(s.dtype), s.shape, fn)
             return s * (1 - mask) + placed
         x._inplace(compute, value)
         return

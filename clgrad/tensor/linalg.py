@@ -6,6 +6,7 @@ import math
 from .. import ops
 from ..dtypes import bool_
 from ..view import View, broadcast_shapes
+from .apply import apply
 
 
 class LinalgMixin:
@@ -24,12 +25,12 @@ class LinalgMixin:
                                    "to have the same number of elements, but got {} and {} "
                                    "elements respectively".format(a.shape[0], b.shape[0],
                                                                   a.shape[0], b.shape[0]))
-            return ops.matmul_nd(a.unsqueeze(0), b.unsqueeze(1)).reshape(())
+            return apply(ops.matmul_nd, a.unsqueeze(0), b.unsqueeze(1)).reshape(())
         if a.ndim == 1:
-            return ops.matmul_nd(a.unsqueeze(0), b).squeeze(-2)
+            return apply(ops.matmul_nd, a.unsqueeze(0), b).squeeze(-2)
         if b.ndim == 1:
-            return ops.matmul_nd(a, b.unsqueeze(1)).squeeze(-1)
-        return ops.matmul_nd(a, b)
+            return apply(ops.matmul_nd, a, b.unsqueeze(1)).squeeze(-1)
+        return apply(ops.matmul_nd, a, b)
 
     def __matmul__(self, other):
         return self.matmul(other)
@@ -41,7 +42,7 @@ class LinalgMixin:
         if self.ndim != 2 or mat2.ndim != 2:
             raise RuntimeError(f"self must be a matrix" if self.ndim != 2 else
                                "mat2 must be a matrix")
-        return ops.matmul_nd(self, mat2)
+        return apply(ops.matmul_nd, self, mat2)
 
     def bmm(self, mat2):
         if self.ndim != 3 or mat2.ndim != 3:
@@ -51,7 +52,7 @@ class LinalgMixin:
             raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                                f"[{self.shape[0]}, {self.shape[2]}] but got: "
                                f"[{mat2.shape[0]}, {mat2.shape[1]}].")
-        return ops.matmul_nd(self, mat2)
+        return apply(ops.matmul_nd, self, mat2)
 
     def mv(self, vec):
         if self.ndim != 2 or vec.ndim != 1:

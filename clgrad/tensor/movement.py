@@ -7,6 +7,7 @@ from .. import ops
 from ..array import Size
 from ..dtypes import DType
 from ..view import View, normalize_dim
+from .apply import apply
 from .indexing import getitem, setitem
 
 
@@ -28,7 +29,7 @@ class MovementMixin:
 
     def _reshaped(self, v: View) -> "Tensor":
         in_shape = self.shape
-        return ops.view_op(self, v, "ViewBackward0",
+        return apply(ops.view_op, self, v, "ViewBackward0",
                            lambda ctx, g: (g.reshape(in_shape),))
 
     def _infer_shape(self, shape) -> tuple:
@@ -76,7 +77,7 @@ class MovementMixin:
                                f"i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
                                if len(dims) != nd else "permute(): duplicate dims are not allowed.")
         inv = tuple(sorted(range(nd), key=lambda i: dims[i]))
-        return ops.view_op(self, self._view.permute(dims), "PermuteBackward0",
+        return apply(ops.view_op, self, self._view.permute(dims), "PermuteBackward0",
                            lambda ctx, g: (g.permute(inv),))
 
     def transpose(self, dim0, dim1) -> "Tensor":
@@ -127,7 +128,7 @@ class MovementMixin:
         shape = tuple(self.shape[i - lead] if (s == -1 and i >= lead) else int(s)
                       for i, s in enumerate(sizes))
         # the gradient is summed back to our shape by autograd's single un-broadcast step
-        return ops.view_op(self, self._view.expand(shape), "ExpandBackward0",
+        return apply(ops.view_op, self, self._view.expand(shape), "ExpandBackward0",
                            lambda ctx, g: (g,))
 
     def expand_as(self, other):
@@ -145,12 +146,12 @@ class MovementMixin:
         else:
             dims = (normalize_dim(dim, nd),)
         in_shape = self.shape
-        return ops.view_op(self, self._view.squeeze(dims) if nd else self._view,
+        return apply(ops.view_op, self, self._view.squeeze(dims) if nd else self._view,
                            "SqueezeBackward0", lambda ctx, g: (g.reshape(in_shape),))
 
     def unsqueeze(self, dim) -> "Tensor":
         d = normalize_dim(dim, self.ndim + 1)
-        return ops.view_op(self, self._view.unsqueeze(d), "UnsqueezeBackward0",
+        return apply(ops.view_op, self, self._view.unsqueeze(d), "UnsqueezeBackward0",
                            lambda ctx, g: (g.squeeze(d),))
 
     def flatten(self, start_dim=0, end_dim=-1) -> "Tensor":
@@ -179,8 +180,8 @@ class MovementMixin:
     def _view_fn(self, fn, name) -> "Tensor":
         """A view through `fn(View) -> View` whose gradient scatters back through the same fn."""
         in_shape = self.shape
-        return ops.view_op(self, fn(self._view), name,
-                           lambda ctx, g: (ops.scatter_view(g, in_shape, fn),))
+        return apply(ops.view_op, self, fn(self._view), name,
+                           lambda ctx, g: (apply(ops.scatter_view, g, in_shape, fn),))
 
     def narrow(self, dim, start, length) -> "Tensor":
         d = normalize_dim(dim, self.ndim)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..dtypes import float64, get_default_dtype, result_type
+from .apply import apply
 
 
 def _is_t(x) -> bool:
@@ -36,34 +37,34 @@ def _divide(a, b, rounding_mode):
         raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     if rounding_mode is None:
-        return ops.ew(ops.DIV, a, b)
+        return apply(ops.DIV, a, b)
     if rounding_mode == "trunc":
-        return ops.ew(ops.DIV_TRUNC, a, b)
-    return ops.ew(ops.DIV_FLOOR, a, b)
+        return apply(ops.DIV_TRUNC, a, b)
+    return apply(ops.DIV_FLOOR, a, b)
 
 
 def _power(base, exp):
     if _floating(base, exp):
-        return ops.ew(ops.POW, base, exp)
+        return apply(ops.POW, base, exp)
     if not _is_t(exp) and exp < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    return ops.ew(ops.POW, base, exp)
+    return apply(ops.POW, base, exp)
 
 
 def _remainder(a, b):
-    return ops.ew(ops.REMAINDER, a, b)
+    return apply(ops.REMAINDER, a, b)
 
 
 def _bitwise_not(x):
     _int_only("bitwise_not", x)
     if x.dtype.name == "bool":
-        return ops.ew(ops.LOGICAL_NOT, x)
-    return ops.ew(ops.BITWISE_NOT, x)
+        return apply(ops.LOGICAL_NOT, x)
+    return apply(ops.BITWISE_NOT, x)
 
 
 def _bitwise(op, a, b):
     _int_only(op.name, a, b)
-    return ops.ew(op, a, b)
+    return apply(op, a, b)
 
 
 class MathMixin:
@@ -80,15 +81,15 @@ class MathMixin:
                                    f"desired output type {ops.torch_name(self.dtype)}")
             return r
 
-        fast = None if op is None else (lambda: ops.ew(op, self, *args, out=self))
+        fast = None if op is None else (lambda: apply(op, self, *args, out=self))
         return self._inplace(compute, *args, fast=fast)
 
     # ---- arithmetic -----------------------------------------------------------------------
     def add(self, other, *, alpha=1):
         if alpha != 1:
             _check_alpha(self, other, alpha)
-            return ops.ew(ops.ADD_ALPHA, self, other, alpha)
-        return ops.ew(ops.ADD, self, other)
+            return apply(ops.ADD_ALPHA, self, other, alpha)
+        return apply(ops.ADD, self, other)
 
     def sub(self, other, *, alpha=1):
         if self.dtype.name == "bool" and _is_t(other) and other.dtype.name == "bool":
@@ -96,8 +97,8 @@ class MathMixin:
                                "supported. Use the `^` or `logical_xor()` operator instead.")
         if alpha != 1:
             _check_alpha(self, other, alpha)
-            return ops.ew(ops.SUB_ALPHA, self, other, alpha)
-        return ops.ew(ops.SUB, self, other)
+            return apply(ops.SUB_ALPHA, self, other, alpha)
+        return apply(ops.SUB, self, other)
 
     subtract = sub
 
@@ -105,11 +106,11 @@ class MathMixin:
         """other - alpha * self."""
         if alpha != 1:
             _check_alpha(self, other, alpha)
-            return ops.ew(ops.SUB_ALPHA, other, self, alpha)
-        return ops.ew(ops.SUB, other, self)
+            return apply(ops.SUB_ALPHA, other, self, alpha)
+        return apply(ops.SUB, other, self)
 
     def mul(self, other):
-        return ops.ew(ops.MUL, self, other)
+        return apply(ops.MUL, self, other)
 
     multiply = mul
 
@@ -119,7 +120,7 @@ class MathMixin:
     divide = div
 
     def true_divide(self, other):
-        return ops.ew(ops.DIV, self, other)
+        return apply(ops.DIV, self, other)
 
     def floor_divide(self, other):
         return _divide(self, other, "floor")
@@ -129,7 +130,7 @@ class MathMixin:
             raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
                                "If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
-        return ops.ew(ops.NEG, self)
+        return apply(ops.NEG, self)
 
     negative = neg
 
@@ -141,77 +142,77 @@ class MathMixin:
 
     def float_power(self, exponent):
         e = exponent.to(float64) if _is_t(exponent) else float(exponent)
-        return ops.ew(ops.POW, self.to(float64), e)
+        return apply(ops.POW, self.to(float64), e)
 
     def reciprocal(self):
-        return ops.ew(ops.RECIPROCAL, self)
+        return apply(ops.RECIPROCAL, self)
 
     def abs(self):
-        return ops.ew(ops.ABS, self)
+        return apply(ops.ABS, self)
 
     absolute = abs
 
     def sign(self):
-        return ops.ew(ops.SIGN, self)
+        return apply(ops.SIGN, self)
 
     sgn = sign
 
     def fmod(self, other):
-        return ops.ew(ops.FMOD, self, other)
+        return apply(ops.FMOD, self, other)
 
     def remainder(self, other):
         return _remainder(self, other)
 
     def floor(self):
-        return ops.ew(ops.FLOOR, self)
+        return apply(ops.FLOOR, self)
 
     def ceil(self):
-        return ops.ew(ops.CEIL, self)
+        return apply(ops.CEIL, self)
 
     def round(self, *, decimals=0):
         if decimals == 0 or not self.dtype.is_floating:
-            return ops.ew(ops.ROUND, self)
-        return ops.ew(ops.ROUND_DEC, self, 10.0 ** abs(decimals), 1 if decimals < 0 else 0)
+            return apply(ops.ROUND, self)
+        return apply(ops.ROUND_DEC, self, 10.0 ** abs(decimals), 1 if decimals < 0 else 0)
 
     def trunc(self):
-        return ops.ew(ops.TRUNC, self)
+        return apply(ops.TRUNC, self)
 
     fix = trunc
 
     def frac(self):
-        return ops.ew(ops.FRAC, self)
+        return apply(ops.FRAC, self)
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         if max is None:
-            return ops.ew(ops.CLAMP_MIN, self, min)
+            return apply(ops.CLAMP_MIN, self, min)
         if min is None:
-            return ops.ew(ops.CLAMP_MAX, self, max)
-        return ops.ew(ops.CLAMP, self, min, max)
+            return apply(ops.CLAMP_MAX, self, max)
+        return apply(ops.CLAMP, self, min, max)
 
     clip = clamp
 
     def clamp_min(self, min):
-        return ops.ew(ops.CLAMP_MIN, self, min)
+        return apply(ops.CLAMP_MIN, self, min)
 
     def clamp_max(self, max):
-        return ops.ew(ops.CLAMP_MAX, self, max)
+        return apply(ops.CLAMP_MAX, self, max)
 
     def maximum(self, other):
-        return ops.ew(ops.MAXIMUM, self, other)
+        return apply(ops.MAXIMUM, self, other)
 
     def minimum(self, other):
-        return ops.ew(ops.MINIMUM, self, other)
+        return apply(ops.MINIMUM, self, other)
 
     def where(self, condition, other):
         return where(condition, self, other)
 
     def lerp(self, end, weight):
-        return ops.ew(ops.LERP, self, end, weight)
+        return apply(ops.LERP, self, end, weight)
 
     def addcmul(self, tensor1, tensor2, *, value=1):
-        return ops.ew(ops.ADDCMUL, self, tensor1, tensor2, value)
+        return apply(ops.ADDCMUL, self, tensor1, tensor2, value)
 
     def addcdiv(self, tensor1, tensor2, *, value=1):
         if not _floating(tensor1, tensor2):
@@ -223,7 +224,7 @@ class MathMixin:
                                "for float inputs. The future addcdiv behavior is just the latter "
                                "implementation: (input + value * tensor1 / tensor2), for all "
                                "dtypes.")
-        return ops.ew(ops.ADDCDIV, self, tensor1, tensor2, value)
+        return apply(ops.ADDCDIV, self, tensor1, tensor2, value)
 
     def square(self):
         return self * self
@@ -233,25 +234,25 @@ class MathMixin:
         return self.add(o)
 
     def __radd__(self, o):
-        return ops.ew(ops.ADD, o, self)
+        return apply(ops.ADD, o, self)
 
     def __sub__(self, o):
         return self.sub(o)
 
     def __rsub__(self, o):
-        return ops.ew(ops.SUB, o, self)
+        return apply(ops.SUB, o, self)
 
     def __mul__(self, o):
-        return ops.ew(ops.MUL, self, o)
+        return apply(ops.MUL, self, o)
 
     def __rmul__(self, o):
-        return ops.ew(ops.MUL, o, self)
+        return apply(ops.MUL, o, self)
 
     def __truediv__(self, o):
-        return ops.ew(ops.DIV, self, o)
+        return apply(ops.DIV, self, o)
 
     def __rtruediv__(self, o):
-        return ops.ew(ops.DIV, o, self)
+        return apply(ops.DIV, o, self)
 
     def __floordiv__(self, o):
         return _divide(self, o, "floor")
@@ -315,22 +316,22 @@ class MathMixin:
 
     # ---- comparisons --------------------------------------------------------------------------
     def eq(self, other):
-        return ops.ew(ops.EQ, self, other)
+        return apply(ops.EQ, self, other)
 
     def ne(self, other):
-        return ops.ew(ops.NE, self, other)
+        return apply(ops.NE, self, other)
 
     def lt(self, other):
-        return ops.ew(ops.LT, self, other)
+        return apply(ops.LT, self, other)
 
     def le(self, other):
-        return ops.ew(ops.LE, self, other)
+        return apply(ops.LE, self, other)
 
     def gt(self, other):
-        return ops.ew(ops.GT, self, other)
+        return apply(ops.GT, self, other)
 
     def ge(self, other):
-        return ops.ew(ops.GE, self, other)
+        return apply(ops.GE, self, other)
 
     less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
 
@@ -362,31 +363,31 @@ class MathMixin:
         return equal(self, other)
 
     def isnan(self):
-        return ops.ew(ops.ISNAN, self)
+        return apply(ops.ISNAN, self)
 
     def isinf(self):
-        return ops.ew(ops.ISINF, self)
+        return apply(ops.ISINF, self)
 
     def isposinf(self):
-        return ops.ew(ops.ISPOSINF, self)
+        return apply(ops.ISPOSINF, self)
 
     def isneginf(self):
-        return ops.ew(ops.ISNEGINF, self)
+        return apply(ops.ISNEGINF, self)
 
     def isfinite(self):
-        return ops.ew(ops.ISFINITE, self)
+        return apply(ops.ISFINITE, self)
 
     def logical_not(self):
-        return ops.ew(ops.LOGICAL_NOT, self)
+        return apply(ops.LOGICAL_NOT, self)
 
     def logical_and(self, other):
-        return ops.ew(ops.LOGICAL_AND, self, other)
+        return apply(ops.LOGICAL_AND, self, other)
 
     def logical_or(self, other):
-        return ops.ew(ops.LOGICAL_OR, self, other)
+        return apply(ops.LOGICAL_OR, self, other)
 
     def logical_xor(self, other):
-        return ops.ew(ops.LOGICAL_XOR, self, other)
+        return apply(ops.LOGICAL_XOR, self, other)
 
     def bitwise_and(self, other):
         return _bitwise(ops.BITWISE_AND, self, other)
@@ -408,96 +409,96 @@ class MathMixin:
 
     # ---- math -------------------------------------------------------------------------------
     def exp(self):
-        return ops.ew(ops.EXP, self)
+        return apply(ops.EXP, self)
 
     def exp2(self):
-        return ops.ew(ops.EXP2, self)
+        return apply(ops.EXP2, self)
 
     def expm1(self):
-        return ops.ew(ops.EXPM1, self)
+        return apply(ops.EXPM1, self)
 
     def log(self):
-        return ops.ew(ops.LOG, self)
+        return apply(ops.LOG, self)
 
     def log2(self):
-        return ops.ew(ops.LOG2, self)
+        return apply(ops.LOG2, self)
 
     def log10(self):
-        return ops.ew(ops.LOG10, self)
+        return apply(ops.LOG10, self)
 
     def log1p(self):
-        return ops.ew(ops.LOG1P, self)
+        return apply(ops.LOG1P, self)
 
     def sqrt(self):
-        return ops.ew(ops.SQRT, self)
+        return apply(ops.SQRT, self)
 
     def rsqrt(self):
-        return ops.ew(ops.RSQRT, self)
+        return apply(ops.RSQRT, self)
 
     def sin(self):
-        return ops.ew(ops.SIN, self)
+        return apply(ops.SIN, self)
 
     def cos(self):
-        return ops.ew(ops.COS, self)
+        return apply(ops.COS, self)
 
     def tan(self):
-        return ops.ew(ops.TAN, self)
+        return apply(ops.TAN, self)
 
     def asin(self):
-        return ops.ew(ops.ASIN, self)
+        return apply(ops.ASIN, self)
 
     def acos(self):
-        return ops.ew(ops.ACOS, self)
+        return apply(ops.ACOS, self)
 
     def atan(self):
-        return ops.ew(ops.ATAN, self)
+        return apply(ops.ATAN, self)
 
     arcsin, arccos, arctan = asin, acos, atan
 
     def atan2(self, other):
-        return ops.ew(ops.ATAN2, self, other)
+        return apply(ops.ATAN2, self, other)
 
     arctan2 = atan2
 
     def sinh(self):
-        return ops.ew(ops.SINH, self)
+        return apply(ops.SINH, self)
 
     def cosh(self):
-        return ops.ew(ops.COSH, self)
+        return apply(ops.COSH, self)
 
     def tanh(self):
-        return ops.ew(ops.TANH, self)
+        return apply(ops.TANH, self)
 
     def asinh(self):
-        return ops.ew(ops.ASINH, self)
+        return apply(ops.ASINH, self)
 
     def acosh(self):
-        return ops.ew(ops.ACOSH, self)
+        return apply(ops.ACOSH, self)
 
     def atanh(self):
-        return ops.ew(ops.ATANH, self)
+        return apply(ops.ATANH, self)
 
     arcsinh, arccosh, arctanh = asinh, acosh, atanh
 
     def erf(self):
-        return ops.ew(ops.ERF, self)
+        return apply(ops.ERF, self)
 
     def erfc(self):
-        return ops.ew(ops.ERFC, self)
+        return apply(ops.ERFC, self)
 
     def sigmoid(self):
-        return ops.ew(ops.SIGMOID, self)
+        return apply(ops.SIGMOID, self)
 
     def logit(self, eps=None):
         if eps is None:
-            return ops.ew(ops.LOGIT, self)
-        return ops.ew(ops.LOGIT_EPS, self, float(eps))
+            return apply(ops.LOGIT, self)
+        return apply(ops.LOGIT_EPS, self, float(eps))
 
     def logit_(self, eps=None):
         return self._ip(lambda s: s.logit(eps), saves_self=True)
 
     def relu(self):
-        return ops.ew(ops.RELU, self)
+        return apply(ops.RELU, self)
 
 
 # ---- functions whose first argument need not be a tensor ------------------------------------
@@ -508,7 +509,7 @@ def where(condition, input, other):
                         f"{type(condition).__name__}")
     if condition.dtype.name != "bool":
         condition = condition != 0
-    return ops.ew(ops.WHERE, condition, input, other)
+    return apply(ops.WHERE, condition, input, other)
 
 
 def pow(input, exponent):
@@ -542,7 +543,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         # integers compare exactly or through the tolerance in floating point
         input = input.to(get_default_dtype())
         other = other.to(get_default_dtype()) if _is_t(other) else other
-    return ops.ew(ops.ISCLOSE, input.detach(), other.detach() if _is_t(other) else other,
+    return apply(ops.ISCLOSE, input.detach(), other.detach() if _is_t(other) else other,
                   float(rtol), float(atol), 1.0 if equal_nan else 0.0)
 
 
@@ -554,7 +555,7 @@ def equal(input, other) -> bool:
     """True if both tensors have the same shape and elements."""
     if tuple(input.shape) != tuple(other.shape):
         return False
-    return bool(ops.ew(ops.EQ, input.detach(), other.detach()).all().item())
+    return bool(apply(ops.EQ, input.detach(), other.detach()).all().item())
 
 
 __all__ = ["where", "pow", "remainder", "bitwise_left_shift", "bitwise_right_shift", "isclose",

@@ -9,6 +9,7 @@ import math
 from .. import autograd, ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
+from .apply import apply
 
 values_indices = namedtuple("return_types", ["values", "indices"])
 
@@ -39,14 +40,8 @@ class ReduceMixin:
     """Reductions of Tensor; the kernels are ops.reduce."""
 
     def _reduce(self, kind, dim, keepdim, out_dtype, acc_dtype, backward=None, save=()):
-        dims = _dims(self, dim)
-        out = ops.reduce(kind, self, dims, keepdim, out_dtype, acc_dtype)
-        if backward is not None and autograd.needs_grad(self):
-            ctx = autograd.Context([True])
-            ctx.save_for_backward(self, out) if save else None
-            ctx.dims, ctx.keepdim = dims, keepdim
-            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [out])
-        return out
+        return apply(_reduce_fwd, self, kind, _dims(self, dim), keepdim, out_dtype, acc_dtype,
+                     backward, save)
 
     def sum(self, dim=None, keepdim=False, *, dtype=None):
         x = self.to(to_dtype(dtype)) if dtype is not None else self
@@ -128,7 +123,7 @@ class ReduceMixin:
         if dim is None:
             return self._minmax_all("a" + kind, None, False, kind)
         if hasattr(dim, "_view"):
-            return getattr(ops, "ew")(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
+            return apply(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
         d = normalize_dim(dim, self.ndim)
         self._check_nonempty(kind, d)
         idx = self._arg("arg" + kind, d, keepdim)
@@ -228,18 +223,20 @@ class ReduceMixin:
         return out if keepdim else out.squeeze(dims)
 
     def softmax(self, dim=None, dtype=None):
-        return ops.softmax(self, _implicit_dim(self, dim), False,
-                           to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.softmax, x, _implicit_dim(self, dim), False)
 
     def log_softmax(self, dim=None, dtype=None):
-        return ops.softmax(self, _implicit_dim(self, dim), True,
-                           to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.softmax, x, _implicit_dim(self, dim), True)
 
     def cumsum(self, dim, *, dtype=None):
-        return ops.cumsum(self, dim, to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.cumsum, x, dim)
 
     def cumprod(self, dim, *, dtype=None):
-        return ops.cumprod(self, dim, to_dtype(dtype) if dtype is not None else None)
+        x = self if dtype is None else self.to(to_dtype(dtype))
+        return apply(ops.cumprod, x, dim)
 
     # ---- norms ------------------------------------------------------------------------------
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
@@ -275,7 +272,24 @@ class ReduceMixin:
             return (x * 0).sum(dims, keepdim) + (x != 0).sum(dims, keepdim).to(x.dtype)
         if ord == 1:
             return x.abs().sum(dims, keepdim)
-        return ops.pnorm(x, ord, dims, keepdim)
+        return apply(ops.pnorm, x, ord, dims, keepdim)
+
+
+# grad_fn names of the reductions by kind, formatted once
+_REDUCE_NAMES: dict = {}
+
+
+def _reduce_fwd(ctx, x, kind, dims, keepdim, out_dtype, acc_dtype, backward, save):
+    """A reduction as a forward for Tensor._apply; the caller's backward reads ctx.dims."""
+    out = ops.reduce(kind, x, dims, keepdim, out_dtype, acc_dtype)
+    if ctx is not None:
+        if save:
+            ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+    name = _REDUCE_NAMES.get(kind)
+    if name is None:
+        name = _REDUCE_NAMES[kind] = kind.capitalize() + "Backward0"
+    return out, name, backward
 
 
 def _implicit_dim(x, dim):

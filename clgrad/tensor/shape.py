@@ -14,6 +14,7 @@ from ..dtypes import bool_, int64, promote
 from ..view import View, broadcast_shapes, normalize_dim
 from .advanced import (IndexMap, gather_map, nonzero_coords, nonzero_flat, out_of_bounds,
                        out_of_range_in_self, placed, put_map)
+from .apply import apply
 
 sort_result = namedtuple("sort", ["values", "indices"])
 topk_result = namedtuple("topk", ["values", "indices"])
@@ -166,7 +167,7 @@ class ShapeMixin:
                 off += (shape[d] - 1) * strides[d]
             strides[d] = -strides[d]
         rev = View(shape, tuple(strides), off)
-        flipped = ops.view_op(self, rev, "FlipBackward0", lambda c, g: (g.flip(ds),))
+        flipped = apply(ops.view_op, self, rev, "FlipBackward0", lambda c, g: (g.flip(ds),))
         return flipped.clone()
 
     def fliplr(self):
@@ -264,7 +265,7 @@ class ShapeMixin:
         if broadcast_shapes(self.shape, mask.shape) != tuple(self.shape):
             raise RuntimeError(f"The size of the mask ({list(mask.shape)}) must be broadcastable "
                                f"to the size of self ({list(self.shape)})")
-        return ops.masked_where(mask, value, self)
+        return apply(ops.masked_where, mask, value, self)
 
     def masked_fill_(self, mask, value):
         self._mask_check(mask, "masked_fill_")
@@ -317,7 +318,7 @@ class ShapeMixin:
         rows = arange(r, device=self.device).reshape(r, 1)
         cols = arange(c, device=self.device).reshape(1, c)
         keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
-        return ops.masked_where(keep.logical_not(), 0, self,
+        return apply(ops.masked_where, keep.logical_not(), 0, self,
                                 "TrilBackward0" if lower else "TriuBackward0")
 
     def tril(self, diagonal=0):
@@ -344,7 +345,7 @@ class ShapeMixin:
     def diag(self, diagonal=0):
         if self.ndim == 1:
             n = self.shape[0] + abs(diagonal)
-            return ops.scatter_view(self, (n, n), lambda v: diagonal_view(v, diagonal, 0, 1))
+            return apply(ops.scatter_view, self, (n, n), lambda v: diagonal_view(v, diagonal, 0, 1))
         if self.ndim == 2:
             return self.diagonal(diagonal, 0, 1).clone()
         raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " f"{self.ndim}D")
@@ -360,7 +361,7 @@ class ShapeMixin:
         shape = []
         for i in range(nd):
             shape.append(n if i in (d1, d2) else lead.pop(0))
-        return ops.scatter_view(x, tuple(shape), lambda v: diagonal_view(v, offset, d1, d2))
+        return apply(ops.scatter_view, x, tuple(shape), lambda v: diagonal_view(v, offset, d1, d2))
 
 def _value_tensor(x, values):
     if _is_t(values) or isinstance(values, (int, float, bool)):

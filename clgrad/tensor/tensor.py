@@ -11,6 +11,7 @@ from ..array import Array, Size
 from ..dtypes import DType
 from ..runtime import Buffer, Device
 from ..view import View, broadcast_shapes, normalize_dim
+from .apply import apply
 from .conversion import ConversionMixin
 from .gather import GatherMixin
 from .inplace import InplaceMixin
@@ -31,6 +32,9 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     def __init__(self, *args, **kwargs):
         raise TypeError("create tensors with clgrad.tensor(), clgrad.zeros(), ... "
                         "(Tensor() has no public constructor)")
+
+    # the one differentiable path: forward on the op floor, then the node on the tape
+    _apply = staticmethod(apply)
 
     # MathMixin's __eq__ would leave Tensor unhashable: tensors hash by identity, as in PyTorch
     def __hash__(self):
@@ -327,8 +331,8 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
             new = new.to(self.dtype)
         b = base._alias()
         ones = Tensor._full(sv.shape, 1, b.dtype, b.device)
-        keep = 1 - ops.scatter_view(ones, b.shape, region)
-        placed = ops.scatter_view(new.expand(sv.shape), b.shape, region)
+        keep = 1 - apply(ops.scatter_view, ones, b.shape, region)
+        placed = apply(ops.scatter_view, new.expand(sv.shape), b.shape, region)
         r = b * keep + placed if b._requires_grad else placed
         with autograd.no_grad():
             ops.copy_into(self, new)

@@ -50,18 +50,18 @@ def tanhshrink(input):
 
 
 def threshold(input, threshold: float, value: float, inplace: bool = False):
-    return _inplace(input, lambda x: ops.ew(ops.THRESHOLD, x, float(threshold), float(value)),
+    return _inplace(input, lambda x: x._apply(ops.THRESHOLD, x, float(threshold), float(value)),
                     inplace)
 
 
 def hardshrink(input, lambd: float = 0.5):
-    return ops.ew(ops.HARDSHRINK, input, float(lambd))
+    return input._apply(ops.HARDSHRINK, input, float(lambd))
 
 
 def softshrink(input, lambd: float = 0.5):
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    return ops.ew(ops.SOFTSHRINK, input, float(lambd))
+    return input._apply(ops.SOFTSHRINK, input, float(lambd))
 
 
 def prelu(input, weight):

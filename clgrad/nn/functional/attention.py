@@ -66,7 +66,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     q = query.expand(*batch, L, query.shape[-1])
     k = key.expand(*batch, S, key.shape[-1])
     v = value.expand(*batch, S, value.shape[-1])
-    return ops.sdpa_fused(q, k, v, bias, scale, is_causal)
+    return q._apply(ops.sdpa_fused, q, k, v, bias, scale, is_causal)
 
 
 def _mha_float_mask(mask, dtype, name):

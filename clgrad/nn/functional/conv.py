@@ -37,13 +37,13 @@ def _geometry(x_shape, w_shape, out_hw, stride, pad, dilation):
 
 
 def _im2col(x, g):
-    return ops.linear_pair(x, lambda t: ops.im2col(t, g), lambda t: ops.col2im(t, g),
-                           "Im2ColBackward0")
+    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g),
+                    lambda t: ops.col2im(t, g), "Im2ColBackward0")
 
 
 def _col2im(cols, g):
-    return ops.linear_pair(cols, lambda t: ops.col2im(t, g), lambda t: ops.im2col(t, g),
-                           "Col2ImBackward0")
+    return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, g),
+                       lambda t: ops.im2col(t, g), "Col2ImBackward0")
 
 
 def conv_forward(x, w, stride, pad, dilation, groups, out_hw):
@@ -314,7 +314,8 @@ def pad_spatial(x, pads, mode):
         if nd == 1:
             break
     B = math.prod(lead)
-    y = ops.pad_planes(x.reshape(B, H, W), (pl, pr, pt, pb), mode)
+    planes = x.reshape(B, H, W)
+    y = planes._apply(ops.pad_planes, planes, (pl, pr, pt, pb), mode)
     return y.reshape(tuple(lead) + tuple(y.shape[3 - nd:]))
 
 

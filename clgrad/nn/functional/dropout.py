@@ -28,7 +28,7 @@ def _fused_dropout(x, p, group, generator=None):
     xf = _dense(xf)
     draws = -(-xf.numel() // group) if xf.numel() else 0
     seed, offset = (generator or default_generator)._take(draws)
-    out = ops.dropout_apply(xf, p, group, seed, offset)
+    out = xf._apply(ops.dropout_apply, xf, p, group, seed, offset)
     return out.to(orig) if orig is not None else out
 
 

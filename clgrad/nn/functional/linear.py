@@ -59,7 +59,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
                                   "implemented in clgrad")
     idx = _dense(input.to(int64).reshape(-1))
     w, orig = _float_for_kernel(weight)
-    out = ops.embedding_lookup(w, idx, padding_idx)
+    out = w._apply(ops.embedding_lookup, w, idx, padding_idx)
     out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     return out.to(orig) if orig is not None else out
 

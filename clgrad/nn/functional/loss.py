@@ -89,7 +89,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
-    loss = ops.ew(ops.NN_BCE, input, target)
+    loss = input._apply(ops.NN_BCE, input, target)
     if weight is not None:
         loss = loss * weight
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
@@ -213,8 +213,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     x, orig = _float_for_kernel(input)
     t = _dense(target.to(int64).reshape(-1))
     w = _dense(weight.to(x.dtype)) if weight is not None else None
-    loss, wrow = ops.cross_entropy_rows(_dense(x).reshape(N, C, S), t, w, ignore_index,
-                                        label_smoothing)
+    rows = _dense(x).reshape(N, C, S)
+    loss, wrow = rows._apply(ops.cross_entropy_rows, rows, t, w, ignore_index, label_smoothing)
     if orig is not None:
         loss, wrow = loss.to(orig), wrow.to(orig)
     if red == "none":

@@ -36,7 +36,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
         b = _zeros_like_param(w)
     if w is None and b is not None:
         w = _ones_like_param(b)
-    y, _, _, _ = ops.norm_rows(_dense(x).reshape(1, R, D), eps, w, b, per_row=False)
+    rows = _dense(x).reshape(1, R, D)
+    y, _, _, _ = rows._apply(ops.norm_rows, rows, w, b, eps, per_row=False)
     y = y.reshape(input.shape)
     return y.to(orig) if orig is not None else y
 
@@ -76,7 +77,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             b = _zeros_like_param(w)
         if w is None and b is not None:
             w = _ones_like_param(b)
-        y, mean, _, var = ops.norm_rows(_dense(x).reshape(N, C, S), eps, w, b, per_row=True)
+        rows = _dense(x).reshape(N, C, S)
+        y, mean, _, var = rows._apply(ops.norm_rows, rows, w, b, eps, per_row=True)
         if running_mean is not None or running_var is not None:
             with autograd.no_grad():
                 n = N * S
@@ -109,7 +111,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if use_input_stats:
         S = input.numel() // (N * C) if N * C else 0
         x, orig = _float_for_kernel(input)
-        y, mean, _, var = ops.norm_rows(_dense(x).reshape(1, N * C, S), eps)
+        rows = _dense(x).reshape(1, N * C, S)
+        y, mean, _, var = rows._apply(ops.norm_rows, rows, None, None, eps)
         if running_mean is not None or running_var is not None:
             with autograd.no_grad():
                 if running_mean is not None:
@@ -141,7 +144,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
                            f"num_groups={num_groups}")
     x, orig = _float_for_kernel(input)
     L = x.numel() // (N * num_groups) if N * num_groups else 0
-    y, _, _, _ = ops.norm_rows(_dense(x).reshape(1, N * num_groups, L), eps)
+    rows = _dense(x).reshape(1, N * num_groups, L)
+    y, _, _, _ = rows._apply(ops.norm_rows, rows, None, None, eps)
     y = y.reshape(input.shape)
     if orig is not None:
         y = y.to(orig)

@@ -62,7 +62,8 @@ def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, return_ind
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
                            f"Calculated output size: ({x.shape[-nd - 1]}x"
                            f"{'x'.join(map(str, (OH, OW)[2 - nd:]))}). Output size is too small")
-    y, idx = ops.max_pool_planes(planes, ops.pool_geometry(H, W, OH, OW, k, s, p, d, False))
+    geom = ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
+    y, idx = planes._apply(ops.max_pool_planes, planes, geom)
     y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
     return (y, idx) if return_indices else y
 
@@ -99,7 +100,7 @@ def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, d
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
                            "Calculated output size is too small")
     geom = ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
-    y = ops.avg_pool_planes(planes, geom, count_include_pad, divisor_override)
+    y = planes._apply(ops.avg_pool_planes, planes, geom, count_include_pad, divisor_override)
     return _unplanes(y, lead, nd)
 
 
@@ -148,8 +149,8 @@ def _adaptive_pool(x, output_size, nd, kind, return_indices=False):
     planes, lead, H, W = _planes(x, nd)
     geom = ops.pool_geometry(H, W, OH, OW, (1, 1), (1, 1), (0, 0), (1, 1), True)
     if kind == "avg":
-        return _unplanes(ops.avg_pool_planes(planes, geom, True, None), lead, nd)
-    y, idx = ops.max_pool_planes(planes, geom)
+        return _unplanes(planes._apply(ops.avg_pool_planes, planes, geom, True, None), lead, nd)
+    y, idx = planes._apply(ops.max_pool_planes, planes, geom)
     y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
     return (y, idx) if return_indices else y
 
@@ -199,7 +200,7 @@ def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, nd):
     planes, lead, H, W = _planes(x, nd)
     idx_planes = indices.reshape(planes.shape)
     OH, OW = (1,) + size if nd == 1 else size
-    y = ops.unpool_planes(planes, idx_planes, OH, OW)
+    y = planes._apply(ops.unpool_planes, planes, idx_planes, OH, OW)
     return _unplanes(y, lead, nd)
 
 
@@ -267,8 +268,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if nd == 1:
         out_sz, steps = (1,) + out_sz, (1.0,) + steps
     planes, lead, H, W = _planes(x, nd)
-    y = ops.resize_planes(planes, out_sz[0], out_sz[1], "nearest" if mode == "nearest"
-                          else "bilinear", steps, align)
+    kind = "nearest" if mode == "nearest" else "bilinear"
+    y = planes._apply(ops.resize_planes, planes, out_sz[0], out_sz[1], kind, steps, align)
     return _unplanes(y, lead, nd)
 
 

@@ -33,10 +33,10 @@ def time_steps(x):
 def _step(mode, gi, gh, h, c):
     """One time step on (B, G*H) pre-activations; returns (h, c) (c is None but for LSTM)."""
     if mode == "LSTM":
-        return ops.lstm_cell(gi, gh, c)
+        return gi._apply(ops.lstm_cell, gi, gh, c)
     if mode == "GRU":
-        return ops.gru_cell(gi, gh, h), None
-    return ops.rnn_cell(gi, gh, mode == "RNN_RELU"), None
+        return gi._apply(ops.gru_cell, gi, gh, h), None
+    return gi._apply(ops.rnn_cell, gi, gh, mode == "RNN_RELU"), None
 
 
 def _uniform_by_hidden_size(m) -> None:
@@ -373,7 +373,7 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, _ = self._prep(input, hx, 1)
-        h = ops.rnn_cell(gi, gh, self.nonlinearity == "relu")
+        h = gi._apply(ops.rnn_cell, gi, gh, self.nonlinearity == "relu")
         return h if batched else h.squeeze(0)
 
 
@@ -386,7 +386,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, (h0, c0) = self._prep(input, hx, 2)
-        h, c = ops.lstm_cell(gi, gh, c0)
+        h, c = gi._apply(ops.lstm_cell, gi, gh, c0)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -399,5 +399,5 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, (h0,) = self._prep(input, hx, 1)
-        h = ops.gru_cell(gi, gh, h0)
+        h = gi._apply(ops.gru_cell, gi, gh, h0)
         return h if batched else h.squeeze(0)

@@ -76,4 +76,4 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     v = float(clip_value)
     with autograd.no_grad():
         for g in _grads(parameters):
-            ops.ew(ops.HARDTANH, g, -v, v, out=g)
+            g._apply(ops.HARDTANH, g, -v, v, out=g)

@@ -1,0 +1,75 @@
+"""`apply`: the one path of a table op from Tensor to the op floor and onto the tape."""
+from __future__ import annotations
+
+from .. import autograd, ops
+from ..array import Array
+
+# grad_fn names by record name, computed once: the hot path formats no strings
+_GRAD_NAMES: dict = {}
+
+
+class OpContext(autograd.Context):
+    """Context of a table op: saved inputs by position (tensors or Python scalars) and output."""
+
+    def arg(self, i):
+        v = self._args[i]
+        return self._unpack(self._slot[i]) if v is None else v
+
+    def out(self):
+        return self._unpack(-1)
+
+
+def _grad_name(name: str) -> str:
+    g = _GRAD_NAMES.get(name)
+    if g is None:
+        g = _GRAD_NAMES[name] = "".join(p.capitalize() for p in name.split("_")) + "Backward0"
+    return g
+
+
+def record_op(name, backward, save, args, out):
+    """Put the node of a table op on the tape: saved values by the record's `save` letters."""
+    ctx = OpContext([isinstance(a, Array) and a.requires_grad for a in args])
+    ctx._args = tuple(None if isinstance(a, Array) else a for a in args)
+    saved, slot = [], {}
+    if "x" in save:
+        for i, a in enumerate(args):
+            if isinstance(a, Array):
+                slot[i] = len(saved)
+                saved.append(a)
+    if "o" in save:
+        saved.append(out)
+    ctx._slot = slot
+    ctx.save_for_backward(*saved)
+    autograd.record(_grad_name(name), backward, ctx, args, [out])
+
+
+def apply(op, *args, **kw):
+    """The one differentiable path of a Tensor call: run `op` forward on the device (floor 3)
+    and, when grad is enabled and an input requires grad, record its node (floor 4). The hook
+    for autocast and step capture.
+
+    `op` is an elementwise record (`ops.Op`; keyword: `out`) or a forward function
+    `op(ctx, *args, **kw) -> (output(s), grad_fn name, backward)`: `ctx` is None when nothing
+    is recorded, else a Context the forward saves into (its Tensor calls are not recorded)."""
+    if isinstance(op, ops.Op):
+        res = ops.ew(op, *args, **kw)
+        if op.backward is not None and autograd.needs_grad(*args):
+            record_op(op.grad_name or op.name, op.backward, op.save, args, res)
+        return res
+    if not autograd.needs_grad(*args):
+        return op(None, *args, **kw)[0]
+    ctx = autograd.Context([isinstance(a, Array) and a.requires_grad for a in args])
+    with autograd.no_grad():
+        res, name, backward = op(ctx, *args, **kw)
+    if backward is not None:
+        autograd.record(name, backward, ctx, args, res if isinstance(res, tuple) else [res])
+    return res
+
+
+def cast(x, dtype):
+    """x converted to `dtype` on the device, recorded as PyTorch's ToCopyBackward0."""
+    res = ops.cast(x, dtype)
+    if dtype.is_floating and autograd.needs_grad(x):
+        src = x.dtype
+        record_op("to_copy", lambda ctx, g: (g.to(src),), "", (x,), res)
+    return res
