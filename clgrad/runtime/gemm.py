@@ -237,6 +237,8 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         bias = bias.T if bias is not None else None
     if tile is None or tile.family != family:
         tile = choose(device, family, dt, shape_class(M, N, K))
+        if family == "nn" and M < 2 * tile.rm:
+            tile = replace(tile, rm=small_rm(M, tile.rm))
     a_unit = family == "nn" and (a.cs == 1 or K == 1)
     k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, epilogue, a_unit)
     nb = 1
@@ -262,6 +264,14 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         k0 = k1
         if k0 >= K:
             break
+
+
+def small_rm(M: int, rm: int) -> int:
+    """Rows per work-item for a product of few rows (a convolution's 6 or 12 output channels):
+    the fewest row blocks of at most `rm` rows, evened out, so no block computes padding rows
+    that are thrown away. Fewer rows than a probed tile are never riskier than it."""
+    blocks = (M + rm - 1) // rm
+    return (M + blocks - 1) // blocks
 
 
 def uses_cpu_kernels(device: Device, dt: DType) -> bool:
