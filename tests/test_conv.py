@@ -184,11 +184,15 @@ def test_conv_larger_forward_float32(device):
                                rtol=1e-4)
 
 
-def test_conv_weight_grad_batched_float32(device):
-    # a LeNet-like batch where the folded k (batch x pixels) spans several k-blocks of the GEMM
+@pytest.mark.parametrize("hw", [(13, 11), (7, 5)], ids=["batched-gemm", "folded-k"])
+def test_conv_weight_grad_batched_float32(device, hw):
+    # a batch of 9 with groups: 13x11 images take the batched GEMM and sum (L > Cg*KH*KW),
+    # 7x5 ones the single GEMM whose k runs over (batch, pixel)
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((9, 4, 13, 11)), rng.standard_normal((6, 2, 5, 3))
-    go = rng.standard_normal((9, 6, 5, 11))
+    H, W = hw
+    OH, OW = (H - 5) // 2 + 1, W
+    x, w = rng.standard_normal((9, 4, H, W)), rng.standard_normal((6, 2, 5, 3))
+    go = rng.standard_normal((9, 6, OH, OW))
     cx = clgrad.tensor(x, dtype=clgrad.float32, device=device, requires_grad=True)
     cw = clgrad.tensor(w, dtype=clgrad.float32, device=device, requires_grad=True)
     y = F.conv2d(cx, cw, groups=2, stride=(2, 1), padding=(0, 1))
@@ -198,7 +202,7 @@ def test_conv_weight_grad_batched_float32(device):
         xg = np.pad(x[:, 2 * g:2 * g + 2], ((0, 0), (0, 0), (0, 0), (1, 1)))
         for i in range(5):
             for j in range(3):
-                patch = xg[:, :, i:i + 9:2, j:j + 11]                     # (N, 2, 5, 11)
+                patch = xg[:, :, i:i + 2 * OH - 1:2, j:j + OW]            # (N, 2, OH, OW)
                 want[3 * g:3 * g + 3, :, i, j] = np.einsum("nohw,nchw->oc",
                                                            go[:, 3 * g:3 * g + 3], patch)
     np.testing.assert_allclose(cw.grad.numpy(), want, atol=1e-3, rtol=1e-4)

@@ -79,20 +79,24 @@ def conv_input_grad(g, w, input_shape, stride, pad, dilation, groups):
 
 
 def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups):
-    """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T, as
-    one GEMM whose k runs over (batch, output pixel): columns laid out (C*KH*KW, N, L) and g
-    copied once to (G, OC/G, N, L), which costs far less than a batched GEMM and a sum."""
+    """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T.
+    When g is no larger than the per-image products (L <= Cg*KH*KW), one GEMM whose k runs over
+    (batch, pixel): columns laid out (C*KH*KW, N, L), g copied once to (G, OC/G, N, L); else
+    (large images, few taps: copying g costs more than it saves) a batched GEMM and a sum."""
     N, OC, OH, OW = g.shape
     _, Cg, KH, KW = weight_shape
     G = groups
     L = OH * OW
-    cols = _im2col_k(x, _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation))
-    cols = cols.reshape(G, Cg * KH * KW, N * L)
-    gm = g.reshape(N, G, OC // G, L)
-    if N > 1:
-        gm = gm.permute(1, 2, 0, 3).contiguous()                       # (G, OC/G, N, L)
-    gm = gm.reshape(G, OC // G, N * L)
-    gw = gm @ cols.mT                                                  # (G, OC/G, Cg*KH*KW)
+    geom = _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation)
+    if N == 1 or L <= Cg * KH * KW:
+        cols = _im2col_k(x, geom).reshape(G, Cg * KH * KW, N * L)
+        gm = g.reshape(N, G, OC // G, L)
+        if N > 1:
+            gm = gm.permute(1, 2, 0, 3).contiguous()                   # (G, OC/G, N, L)
+        gw = gm.reshape(G, OC // G, N * L) @ cols.mT                   # (G, OC/G, Cg*KH*KW)
+    else:
+        cols = _im2col(x, geom).reshape(N, G, Cg * KH * KW, L)
+        gw = (g.reshape(N, G, OC // G, L) @ cols.mT).sum(0)           # (G, OC/G, Cg*KH*KW)
     return gw.reshape(tuple(weight_shape))
 
 
