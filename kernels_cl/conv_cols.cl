@@ -1,13 +1,16 @@
-/* im2col and col2im on a 3-D grid, the lowering of convolution to GEMM: dimension 0 walks
- * output columns (neighbouring work-items touch neighbouring addresses), dimension 1 rows,
- * dimension 2 the planes (taps for im2col, batch x channel for col2im), split once per
- * work-item. Stride-1 taps skip the divisibility test of the strided case. */
+/* im2col and col2im on a 2-D grid, the lowering of convolution to GEMM: dimension 0 walks the
+ * pixels of a plane row-major (neighbouring work-items touch neighbouring addresses, and a plane
+ * as one dimension fills whole vectors on runtimes that vectorize across work-items where a
+ * narrow row would not), dimension 1 the planes (taps for im2col, batch x channel for col2im),
+ * split once per work-item. Stride-1 taps skip the divisibility test of the strided case. */
 ${extensions}
 typedef ${t} clg_t;
 
-/* cols (B, C*KH*KW, OH*OW) from x (B, C, H, W) at any strides; taps outside x read 0. A
- * work-item walks the batch for one (tap, row, column), so the tap is split once for B stores */
-__kernel void im2col3_${sfx}(__global clg_t* cols, __global const clg_t* x, int x_off,
+/* cols (B, C*KH*KW, OH*OW) from x (B, C, H, W) at any strides, or (C*KH*KW, B, OH*OW) (the
+ * batch folded into a weight gradient's k) as the column strides say; taps outside x read 0.
+ * A work-item walks the batch for one (tap, row, column), so the tap is split once for B stores */
+__kernel void im2col3_${sfx}(__global clg_t* cols, int cols_sb, int cols_st,
+                             __global const clg_t* x, int x_off,
                              int x_sb, int x_sc, int x_sh, int x_sw, int B,
                              int C, int H, int W, int KH, int KW, int OH, int OW,
                              int SH, int SW, int PH, int PW, int DH, int DW)
@@ -20,8 +23,8 @@ __kernel void im2col3_${sfx}(__global clg_t* cols, __global const clg_t* x, int 
     const int c = tap / (KW * KH);
     const int h = oh * SH - PH + kh * DH;
     const int w = ow * SW - PW + kw * DW;
-    const long step = (long)C * KH * KW * OH * OW;
-    __global clg_t* dst = cols + ((long)tap * OH + oh) * OW + ow;
+    const long step = cols_sb;
+    __global clg_t* dst = cols + (long)tap * cols_st + oh * OW + ow;
     if (h >= 0 && h < H && w >= 0 && w < W) {
         __global const clg_t* src = x + x_off + c * x_sc + h * x_sh + w * x_sw;
         for (int b = 0; b < B; ++b)

@@ -100,6 +100,9 @@ CONV2D = [
     ((2, 3, 3, 3), (2, 3, 1, 1), True, {}),
     ((1, 2, 1, 5), (2, 2, 1, 3), True, dict(stride=3, padding=(0, 2))),
     ((3, 4, 4), (2, 3, 2, 2), True, {}),                                          # unbatched
+    # batches > 1 with groups: the weight gradient folds the batch into its GEMM's k
+    ((3, 4, 5, 4), (6, 2, 2, 3), True, dict(groups=2, stride=(1, 2), padding=1, dilation=(2, 1))),
+    ((2, 3, 4, 4), (3, 1, 3, 3), False, dict(groups=3, padding=1)),               # depthwise
 ]
 
 
@@ -181,6 +184,30 @@ def test_conv_larger_forward_float32(device):
                                rtol=1e-4)
 
 
+@pytest.mark.parametrize("hw", [(13, 11), (7, 5)], ids=["batched-gemm", "folded-k"])
+def test_conv_weight_grad_batched_float32(device, hw):
+    # a batch of 9 with groups: 13x11 images take the batched GEMM and sum (L > Cg*KH*KW),
+    # 7x5 ones the single GEMM whose k runs over (batch, pixel)
+    rng = np.random.default_rng(5)
+    H, W = hw
+    OH, OW = (H - 5) // 2 + 1, W
+    x, w = rng.standard_normal((9, 4, H, W)), rng.standard_normal((6, 2, 5, 3))
+    go = rng.standard_normal((9, 6, OH, OW))
+    cx = clgrad.tensor(x, dtype=clgrad.float32, device=device, requires_grad=True)
+    cw = clgrad.tensor(w, dtype=clgrad.float32, device=device, requires_grad=True)
+    y = F.conv2d(cx, cw, groups=2, stride=(2, 1), padding=(0, 1))
+    y.backward(clgrad.tensor(go, dtype=clgrad.float32, device=device))
+    want = np.zeros_like(w)
+    for g in range(2):                        # dW[o, c, i, j] = sum go[n, o] * x[n, c] shifted
+        xg = np.pad(x[:, 2 * g:2 * g + 2], ((0, 0), (0, 0), (0, 0), (1, 1)))
+        for i in range(5):
+            for j in range(3):
+                patch = xg[:, :, i:i + 2 * OH - 1:2, j:j + OW]            # (N, 2, OH, OW)
+                want[3 * g:3 * g + 3, :, i, j] = np.einsum("nohw,nchw->oc",
+                                                           go[:, 3 * g:3 * g + 3], patch)
+    np.testing.assert_allclose(cw.grad.numpy(), want, atol=1e-3, rtol=1e-4)
+
+
 def test_double_backward(fp64):
     # the input gradient of a convolution is itself differentiable (a transposed convolution)
     rng = np.random.default_rng(4)
@@ -203,6 +230,18 @@ def test_double_backward(fp64):
             return clgrad.autograd.grad(y, [go, w], gy, create_graph=True)
 
     assert gradcheck(transposed_grad, [go, w, gy], atol=1e-5)
+
+    # a batch with groups: the folded-k weight gradient's own adjoint
+    x = clgrad.tensor(rng.standard_normal((2, 4, 4, 3)), device=fp64, requires_grad=True)
+    w = clgrad.tensor(rng.standard_normal((2, 2, 2, 2)), device=fp64, requires_grad=True)
+    go = clgrad.tensor(rng.standard_normal((2, 2, 3, 2)), device=fp64, requires_grad=True)
+
+    def grouped_grad(x, w, go):
+        with clgrad.enable_grad():
+            y = F.conv2d(x, w, groups=2)
+            return clgrad.autograd.grad(y, [x, w], go, create_graph=True)
+
+    assert gradcheck(grouped_grad, [x, w, go], atol=1e-5)
 
 
 def test_no_host_round_trips(device):

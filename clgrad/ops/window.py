@@ -40,14 +40,17 @@ def linear_pair(ctx, x, fwd, adj, name):
     return fwd(x), name, lambda c, g: (g._apply(linear_pair, g, adj, fwd, name),)
 
 
-def im2col(x, g):
+def im2col(x, g, batch_inner=False):
     """(B, C, H, W) -> (B, C*KH*KW, OH*OW) for g = (C, H, W, KH, KW, OH, OW, SH, SW, PH, PW, DH,
-    DW); zero padding is implicit (taps outside the input read 0)."""
+    DW); zero padding is implicit (taps outside the input read 0). batch_inner lays the result out
+    as (C*KH*KW, B, OH*OW), so a weight gradient's GEMM sums the batch inside its k."""
     C, H, W, KH, KW, OH, OW = g[:7]
     B = x.shape[0]
-    out = x._plain._empty((B, C * KH * KW, OH * OW), x.dtype, x.device)
+    shape = (C * KH * KW, B, OH * OW) if batch_inner else (B, C * KH * KW, OH * OW)
+    out = x._plain._empty(shape, x.dtype, x.device)
     _check_cols(x, out)
-    gemm.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g)
+    gemm.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g,
+                batch_inner)
     out._buf.version += 1
     return out
 

@@ -84,7 +84,7 @@ def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> 
         # a convolution's weight gradient: 2 x 4 blocks in 2 x 8 groups measured 2-3.5x the
         # large tile on the LeNet shapes (Intel's runtime)
         return Tile("nt", 2, 32 // dt.itemsize, rn=4, kb=0, local=(2, 8))
-    if "intel" not in device.platform_name.lower():
+    if device.speed_label != "Intel CPU runtime":
         # elsewhere 64-byte vectors are unproven: pip's PoCL 3.0 spends minutes compiling them,
         # then crashes or computes wrong sums; `clgrad tune` may still pick them after a probe
         local = (4, 4) if cls == "large" else None
@@ -237,6 +237,8 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         bias = bias.T if bias is not None else None
     if tile is None or tile.family != family:
         tile = choose(device, family, dt, shape_class(M, N, K))
+        if family == "nn" and M < 2 * tile.rm:
+            tile = replace(tile, rm=small_rm(M, tile.rm))
     a_unit = family == "nn" and (a.cs == 1 or K == 1)
     k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, epilogue, a_unit)
     nb = 1
@@ -262,6 +264,14 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         k0 = k1
         if k0 >= K:
             break
+
+
+def small_rm(M: int, rm: int) -> int:
+    """Rows per work-item for a product of few rows (a convolution's 6 or 12 output channels):
+    the fewest row blocks of at most `rm` rows, evened out, so no block computes padding rows
+    that are thrown away. Fewer rows than a probed tile are never riskier than it."""
+    blocks = (M + rm - 1) // rm
+    return (M + blocks - 1) // blocks
 
 
 def uses_cpu_kernels(device: Device, dt: DType) -> bool:
@@ -507,18 +517,24 @@ def _cols_kernel(device: Device, base: str, dt: DType):
                      sfx=dt.short)
         name = f"{base}_{dt.short}"
         i32 = np.int32
-        n_int = 19 if base == "im2col3" else 13
-        k = codegen._memo[key] = kernel(device, src, name, [None, None] + [i32] * n_int)
+        if base == "im2col3":
+            k = kernel(device, src, name, [None, i32, i32, None] + [i32] * 19)
+        else:
+            k = kernel(device, src, name, [None, None] + [i32] * 13)
+        codegen._memo[key] = k
     return k
 
 
-def im2col(device: Device, dt: DType, cols_raw, x_raw, x_off: int, x_strides, B: int, g) -> None:
-    """cols (B, C*KH*KW, OH*OW) from x (B, C, H, W) with strides x_strides; g = (C, H, W, KH, KW,
-    OH, OW, SH, SW, PH, PW, DH, DW)."""
+def im2col(device: Device, dt: DType, cols_raw, x_raw, x_off: int, x_strides, B: int, g,
+           batch_inner: bool = False) -> None:
+    """cols (B, C*KH*KW, OH*OW), or (C*KH*KW, B, OH*OW) when batch_inner, from x (B, C, H, W)
+    with strides x_strides; g = (C, H, W, KH, KW, OH, OW, SH, SW, PH, PW, DH, DW)."""
     C, H, W, KH, KW, OH, OW = g[:7]
-    if B * C * KH * KW * OH * OW == 0:
+    L = OH * OW
+    if B * C * KH * KW * L == 0:
         return
-    _cols_kernel(device, "im2col3", dt)((OW, OH, C * KH * KW), None, cols_raw, x_raw,
+    sb, st = (L, B * L) if batch_inner else (C * KH * KW * L, L)
+    _cols_kernel(device, "im2col3", dt)((OW, OH, C * KH * KW), None, cols_raw, sb, st, x_raw,
                                         x_off, *x_strides, B, *g)
 
 

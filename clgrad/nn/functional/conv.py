@@ -41,6 +41,12 @@ def _im2col(x, g):
                     lambda t: ops.col2im(t, g), "Im2ColBackward0")
 
 
+def _im2col_k(x, g):
+    """im2col laid out (C*KH*KW, B, L): the batch folds into a weight gradient's k."""
+    return ops.linear_pair(x, lambda t: ops.im2col(t, g, batch_inner=True),
+                           lambda t: ops.col2im(t.permute(1, 0, 2), g), "Im2ColBackward0")
+
+
 def _col2im(cols, g):
     return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, g),
                        lambda t: ops.im2col(t, g), "Col2ImBackward0")
@@ -73,15 +79,24 @@ def conv_input_grad(g, w, input_shape, stride, pad, dilation, groups):
 
 
 def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups):
-    """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T."""
+    """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T.
+    When g is no larger than the per-image products (L <= Cg*KH*KW), one GEMM whose k runs over
+    (batch, pixel): columns laid out (C*KH*KW, N, L), g copied once to (G, OC/G, N, L); else
+    (large images, few taps: copying g costs more than it saves) a batched GEMM and a sum."""
     N, OC, OH, OW = g.shape
     _, Cg, KH, KW = weight_shape
     G = groups
-    cols = _im2col(x, _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation))
-    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
-    gm = g.reshape(N, G, OC // G, OH * OW)
-    gw = gm @ cols.mT                                                  # (N, G, OC/G, Cg*KH*KW)
-    gw = gw.reshape(gw.shape[1:]) if N == 1 else gw.sum(0)
+    L = OH * OW
+    geom = _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation)
+    if N == 1 or L <= Cg * KH * KW:
+        cols = _im2col_k(x, geom).reshape(G, Cg * KH * KW, N * L)
+        gm = g.reshape(N, G, OC // G, L)
+        if N > 1:
+            gm = gm.permute(1, 2, 0, 3).contiguous()                   # (G, OC/G, N, L)
+        gw = gm.reshape(G, OC // G, N * L) @ cols.mT                   # (G, OC/G, Cg*KH*KW)
+    else:
+        cols = _im2col(x, geom).reshape(N, G, Cg * KH * KW, L)
+        gw = (g.reshape(N, G, OC // G, L) @ cols.mT).sum(0)           # (G, OC/G, Cg*KH*KW)
     return gw.reshape(tuple(weight_shape))
 
 
