@@ -43,8 +43,8 @@ def _im2col(x, g):
 
 def _im2col_k(x, g):
     """im2col laid out (C*KH*KW, B, L): the batch folds into a weight gradient's k."""
-    return ops.linear_pair(x, lambda t: ops.im2col(t, g, batch_inner=True),
-                           lambda t: ops.col2im(t.permute(1, 0, 2), g), "Im2ColBackward0")
+    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g, batch_inner=True),
+                    lambda t: ops.col2im(t.permute(1, 0, 2), g), "Im2ColBackward0")
 
 
 def _col2im(cols, g):
