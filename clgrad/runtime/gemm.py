@@ -24,7 +24,7 @@ from ..dtypes import DType, float32, float64
 from . import codegen
 from .device import Device, devices
 from .memory import Buffer
-from .program import cache_dir, kernel, render
+from .program import cache_dir, kernel, memoize, render
 
 EPILOGUES = {None: "(x)", "bias": "((x) + (bv))",
              "bias_relu": "((x) + (bv) < 0 ? (clg_acc_t)0 : (x) + (bv))",
@@ -117,15 +117,18 @@ def _hsum(vw: int, v="v") -> str:
     return comps[0]
 
 
+def _cpu_kernel_key(device, dt, tile, batch_rank, wide, gather=False, epilogue=None,
+                   a_unit=False):
+    # the k-block and work-group shape are launch parameters: one kernel serves them all
+    return (device, dt, tile.family, tile.rm, tile.rn, tile.vw, tile.rows_first, batch_rank, wide,
+            gather, epilogue, a_unit)
+
+
+@memoize(key=_cpu_kernel_key)
 def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: bool,
                gather: bool = False, epilogue=None, a_unit: bool = False):
     """Build (memoised) the CPU GEMM kernel for `tile`; `gather`: B's columns are not contiguous
     (nn only), so its vector is assembled from strided loads; `a_unit`: A's k-stride is 1."""
-    key = ("gemm", device, dt, tile.family, tile.rm, tile.rn, tile.vw, tile.rows_first,
-           batch_rank, wide, gather, epilogue, a_unit)
-    k = codegen._memo.get(key)
-    if k is not None:
-        return k
     idx = "long" if wide else "int"
     I = codegen._NP[idx]
     acc, vw, rm, rn = dt.ctype, tile.vw, tile.rm, tile.rn
@@ -190,9 +193,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
                 f"(row0 + {i}) * bias_rs + (col0 + {j}) * bias_cs);" for i, j in pairs))
     dtypes = ([None, I, I, I] * 3 + [I, I, I, I, np.int32] + [None, I, I, I]
               + [I] * (4 * batch_rank))
-    k = kernel(device, src, name, dtypes)
-    codegen._memo[key] = k
-    return k
+    return kernel(device, src, name, dtypes)
 
 
 # ---- the launch ---------------------------------------------------------------------------------
@@ -509,20 +510,14 @@ def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Ope
 
 
 # ---- convolution lowering: the GEMM operands of a convolution ------------------------------------
+@memoize
 def _cols_kernel(device: Device, base: str, dt: DType):
-    key = ("conv_cols", device, base, dt)
-    k = codegen._memo.get(key)
-    if k is None:
-        src = render("conv_cols", extensions=codegen._extensions(dt.ctype), t=dt.ctype,
-                     sfx=dt.short)
-        name = f"{base}_{dt.short}"
-        i32 = np.int32
-        if base == "im2col3":
-            k = kernel(device, src, name, [None, i32, i32, None] + [i32] * 19)
-        else:
-            k = kernel(device, src, name, [None, None] + [i32] * 13)
-        codegen._memo[key] = k
-    return k
+    src = render("conv_cols", extensions=codegen._extensions(dt.ctype), t=dt.ctype, sfx=dt.short)
+    name = f"{base}_{dt.short}"
+    i32 = np.int32
+    if base == "im2col3":
+        return kernel(device, src, name, [None, i32, i32, None] + [i32] * 19)
+    return kernel(device, src, name, [None, None] + [i32] * 13)
 
 
 def im2col(device: Device, dt: DType, cols_raw, x_raw, x_off: int, x_strides, B: int, g,
