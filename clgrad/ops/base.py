@@ -2,6 +2,7 @@
 records its gradient), casts, copies, fills and device random numbers."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -51,7 +52,9 @@ def _binary_grads(fa, fb):
 _CONST = re.compile(r"F\(([^()]*)\)")
 
 
+@functools.lru_cache(maxsize=None)
 def _render_expr(expr: str, compute: str) -> str:
+    # a pure function of two short strings, asked on every elementwise launch: render once
     suffix = "f" if compute == "float" else ""
     return _CONST.sub(lambda m: f"(clg_t){m.group(1)}{suffix}", expr)
 

@@ -18,20 +18,7 @@ class SequentialLR(LRScheduler):
         if len(schedulers) < 1:
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but "
                              "got no scheduler.")
-        for idx, s in enumerate(schedulers):
-            if not hasattr(s, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {idx} should have "
-                                "`optimizer` as its attribute.")
-            if isinstance(s, ReduceLROnPlateau):
-                raise ValueError(f"{self.__class__.__name__} does not support "
-                                 f"`ReduceLROnPlateau` scheduler as it requires additional "
-                                 f"kwargs to be specified when calling `step`, but got one at "
-                                 f"index {idx} in the given schedulers sequence.")
-            if s.optimizer is not optimizer:
-                raise ValueError(f"{self.__class__.__name__} expects all schedulers to belong "
-                                 f"to the same optimizer, but got scheduler "
-                                 f"{s.__class__.__name__} at index {idx} has {s.optimizer}, "
-                                 f"which is different from {optimizer.__class__.__name__}.")
+        _check_members(self, schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError("Sequential Schedulers expects number of schedulers provided to be "
                              "one more than the number of milestone points, but got number of "
@@ -87,20 +74,7 @@ class ChainedScheduler(LRScheduler):
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler to be "
                              "chained, but got no scheduler.")
         optimizer = optimizer or schedulers[0].optimizer
-        for idx, s in enumerate(schedulers):
-            if not hasattr(s, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {idx} should have "
-                                "`optimizer` as its attribute.")
-            if isinstance(s, ReduceLROnPlateau):
-                raise ValueError(f"{self.__class__.__name__} does not support "
-                                 "`ReduceLROnPlateau` scheduler as it requires additional "
-                                 "kwargs to be specified when calling `step`, but got one at "
-                                 f"index {idx} in the given schedulers sequence.")
-            if s.optimizer is not optimizer:
-                raise ValueError(f"{self.__class__.__name__} expects all schedulers to belong "
-                                 f"to the same optimizer, but got scheduler "
-                                 f"{s.__class__.__name__} at index {idx} has {s.optimizer}, "
-                                 f"which is different from {optimizer.__class__.__name__}.")
+        _check_members(self, schedulers, optimizer)
         self._schedulers = list(schedulers)
         self.optimizer = optimizer
         self._last_lr = [g["lr"] for g in self._schedulers[-1].optimizer.param_groups]
@@ -206,3 +180,21 @@ class ReduceLROnPlateau(LRScheduler):
         if self.threshold_mode == "rel":
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
+
+
+def _check_members(owner, schedulers, optimizer):
+    """What SequentialLR and ChainedScheduler require of the schedulers they drive (PyTorch's
+    checks and messages)."""
+    name = owner.__class__.__name__
+    for idx, s in enumerate(schedulers):
+        if not hasattr(s, "optimizer"):
+            raise TypeError(f"{name} at index {idx} should have `optimizer` as its attribute.")
+        if isinstance(s, ReduceLROnPlateau):
+            raise ValueError(f"{name} does not support `ReduceLROnPlateau` scheduler as it "
+                             "requires additional kwargs to be specified when calling `step`, "
+                             f"but got one at index {idx} in the given schedulers sequence.")
+        if s.optimizer is not optimizer:
+            raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but "
+                             f"got scheduler {s.__class__.__name__} at index {idx} has "
+                             f"{s.optimizer}, which is different from "
+                             f"{optimizer.__class__.__name__}.")
