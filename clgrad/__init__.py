@@ -143,3 +143,6 @@ from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d
 
 # ---- optim, utils
 from . import optim, utils
+
+# ---- device plumbing PyTorch scripts test for (accelerator, cuda, backends, onnx)
+from . import accelerator, backends, cuda, onnx  # noqa: E402

@@ -17,8 +17,12 @@ _default_rule: str = ""
 
 
 def get_device(spec=None) -> Device:
-    """Resolve a device spec (see device.get_device); None means the default device."""
-    return default_device() if spec is None else resolve(spec)
+    """Resolve a device spec (see device.get_device); None, and the bare type 'cl' (what
+    `clgrad.accelerator.current_accelerator().type` gives, as 'cuda' does in PyTorch), mean the
+    default device."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "cl"):
+        return default_device()
+    return resolve(spec)
 
 
 def _probe_ok(dev: Device) -> tuple[bool, str]:

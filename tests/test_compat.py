@@ -1,0 +1,93 @@
+"""Device plumbing a PyTorch script reaches for: `accelerator`, `cuda`, `backends`, `onnx`.
+
+Where torch is installed, names and CPU-machine answers are compared with it."""
+import pytest
+
+import clgrad
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:          # pragma: no cover - torch is a dev extra
+    torch = None
+
+
+def test_accelerator_is_the_default_device():
+    acc = clgrad.accelerator
+    assert acc.is_available() is True
+    assert acc.device_count() == len(clgrad.device_list()) >= 1
+    dev = acc.current_accelerator()
+    assert dev == clgrad.get_default_device()
+    assert dev.type == "cl"
+    assert acc.current_accelerator(check_available=True) == dev
+    assert acc.current_device_index() == dev.index
+    acc.synchronize()
+
+
+def test_bare_type_resolves_to_the_default_device():
+    # the idiom: device = accelerator.current_accelerator().type if ... else "cpu"
+    kind = clgrad.accelerator.current_accelerator().type
+    assert clgrad.device(kind) == clgrad.get_default_device()
+    x = clgrad.arange(6, dtype=clgrad.float32).to(kind)
+    assert x.device == clgrad.get_default_device()
+    m = clgrad.nn.Linear(3, 2).to(kind)
+    assert m.weight.device == clgrad.get_default_device()
+    np.testing.assert_array_equal(x.numpy(), np.arange(6, dtype=np.float32))
+
+
+def test_set_device_index_changes_where_new_tensors_go():
+    acc = clgrad.accelerator
+    before = clgrad.get_default_device()
+    try:
+        for d in clgrad.device_list():
+            acc.set_device_index(d.index)
+            assert acc.current_device_index() == d.index
+            assert clgrad.zeros(2).device == d
+    finally:
+        clgrad.runtime.set_default_device(before)
+
+
+def test_cuda_answers_like_a_machine_without_cuda():
+    c = clgrad.cuda
+    assert c.is_available() is False
+    assert c.device_count() == 0
+    assert c.is_initialized() is False
+    c.manual_seed(0)
+    c.manual_seed_all(0)
+    c.empty_cache()
+    for fn in (c.current_device, c.synchronize, lambda: c.set_device(0),
+               lambda: c.get_device_name(0)):
+        with pytest.raises(RuntimeError, match="OpenCL"):
+            fn()
+    with pytest.raises(RuntimeError, match="CUDA"):
+        clgrad.ones(2).cuda()
+
+
+def test_backends_flags_can_be_set_and_say_unavailable():
+    b = clgrad.backends
+    b.cudnn.benchmark = True
+    b.cudnn.deterministic = True
+    b.cuda.matmul.allow_tf32 = False
+    assert b.cudnn.benchmark is True and b.cudnn.is_available() is False
+    assert b.mps.is_available() is False and b.mps.is_built() is False
+    assert b.opencl.is_available() is True and b.opencl.is_built() is True
+
+
+def test_onnx_export_says_it_is_not_implemented():
+    with pytest.raises(NotImplementedError, match="ONNX"):
+        clgrad.onnx.export(clgrad.nn.Linear(2, 2), clgrad.zeros(1, 2), "m.onnx")
+
+
+@pytest.mark.skipif(torch is None, reason="torch not installed")
+def test_names_exist_in_torch_and_answer_the_same_on_this_machine():
+    for mod, tmod in ((clgrad.cuda, torch.cuda), (clgrad.accelerator, torch.accelerator)):
+        for name in mod.__all__:
+            assert hasattr(tmod, name), f"{tmod.__name__}.{name} does not exist in torch"
+    if not torch.cuda.is_available():
+        assert clgrad.cuda.is_available() == torch.cuda.is_available()
+        assert clgrad.cuda.device_count() == torch.cuda.device_count()
+    for name in ("cudnn", "cuda", "mps"):
+        assert hasattr(torch.backends, name)
+    if not torch.backends.mps.is_available():
+        assert clgrad.backends.mps.is_available() is False
