@@ -91,3 +91,28 @@ def test_names_exist_in_torch_and_answer_the_same_on_this_machine():
         assert hasattr(torch.backends, name)
     if not torch.backends.mps.is_available():
         assert clgrad.backends.mps.is_available() is False
+
+
+def test_multihead_attention_out_proj_has_pytorchs_class_name():
+    mha = clgrad.nn.MultiheadAttention(8, 2)
+    cls = clgrad.nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert type(mha.out_proj) is cls and isinstance(mha.out_proj, clgrad.nn.Linear)
+    if torch is not None:
+        assert type(torch.nn.MultiheadAttention(8, 2).out_proj).__name__ == cls.__name__
+
+
+def test_data_parallel_runs_the_module_with_module_prefixed_keys():
+    clgrad.manual_seed(0)
+    inner = clgrad.nn.Linear(3, 2)
+    dp = clgrad.nn.DataParallel(inner)
+    assert dp.module is inner
+    assert list(dp.state_dict()) == ["module.weight", "module.bias"]
+    x = clgrad.randn(4, 3)
+    np.testing.assert_array_equal(dp(x).detach().numpy(), inner(x).detach().numpy())
+    dp(x).sum().backward()
+    assert inner.weight.grad is not None
+    with pytest.raises(NotImplementedError, match="several devices"):
+        clgrad.nn.DataParallel(inner, device_ids=[0, 1])
+    if torch is not None:
+        keys = list(torch.nn.DataParallel(torch.nn.Linear(3, 2)).state_dict())
+        assert keys == list(dp.state_dict())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ...tensor import creation
 from .. import functional as F, init
 from ..parameter import Parameter
-from .linear import Linear
+from .linear import NonDynamicallyQuantizableLinear
 from .module import Module
 
 
@@ -315,7 +315,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = mk(3 * E)
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(E, E, bias=bias, device=device, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(E, E, bias=bias, device=device, dtype=dtype)
         if add_bias_kv:
             self.bias_k = mk(1, 1, E)
             self.bias_v = mk(1, 1, E)

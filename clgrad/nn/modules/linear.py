@@ -64,6 +64,11 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A Linear under PyTorch's name for `MultiheadAttention.out_proj` (PyTorch uses the class
+    to keep dynamic quantization away from it); code that checks the type finds it here."""
+
+
 class Bilinear(Module):
     """y = x1^T A x2 + b, with A of shape (out_features, in1_features, in2_features).
 
