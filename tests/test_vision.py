@@ -273,6 +273,23 @@ def test_to_tensor_scales_uint8_and_keeps_other_dtypes(on):
         T.ToTensor()(x)
 
 
+class PILLike:
+    """What ToTensor needs of a PIL image, without Pillow: the numpy array interface."""
+
+    def __init__(self, array):
+        self._a = array
+        self.__array_interface__ = array.__array_interface__
+
+
+def test_image_objects_with_the_array_interface(on):
+    hwc = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    x = T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])(PILLike(hwc))
+    np.testing.assert_allclose(x.numpy(), hwc[:, ::-1].transpose(2, 0, 1) / np.float32(255),
+                               rtol=1e-7)
+    with pytest.raises(TypeError, match="numpy array, PIL image or clgrad Tensor"):
+        T.RandomCrop(1)([[1, 2]])
+
+
 def test_normalize_on_tensors_and_errors(on):
     rng = np.random.default_rng(1)
     a = rng.random((2, 3, 4, 5)).astype(np.float32)
@@ -415,6 +432,28 @@ def test_lenet_shapes_names_and_gradients(on):
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.shape == p.shape, name
         assert np.isfinite(p.grad.numpy()).all()
+
+
+def test_lenet_learns_the_bundled_digits_through_the_pipeline(tmp_path, on):
+    with np.load(MNIST_5K) as z:
+        images, labels = z["images"][::10], z["labels"][::10]     # 500 digits
+    write_mnist(tmp_path / "MNIST" / "raw", images, labels, gz=True)
+    ds = datasets.MNIST(tmp_path, transform=T.Compose([T.ToTensor(),
+                                                       T.Normalize((0.1307,), (0.3081,))]))
+    clgrad.manual_seed(0)
+    net = models.LeNet()
+    opt = clgrad.optim.Adam(net.parameters(), lr=2e-3)
+    loader = DataLoader(ds, batch_size=50, shuffle=True, generator=0)
+    losses = []
+    for _ in range(3):
+        for xb, yb in loader:
+            loss = nn.functional.cross_entropy(net(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert np.mean(losses[:5]) > 2.0                  # chance level: ln 10 = 2.3
+    assert np.mean(losses[-5:]) < 1.5, losses         # 30 steps: about 0.9 on cl:0
 
 
 def resnet_keys(layers):
