@@ -11,8 +11,8 @@ Where each one runs:
   DataLoader's worker threads, which must not launch kernels, can run the usual pipeline, and
   Compose gives the values of the transforms called one by one (up to float rounding).
 
-Random choices come from a numpy generator seeded from clgrad's generator (advancing its
-counter), so `clgrad.manual_seed` makes a run repeat and no kernel runs for a coin flip."""
+Random choices are drawn on the host from clgrad's generator state (seed and counter, advancing
+the counter), so `clgrad.manual_seed` makes a run repeat and no kernel runs for a coin flip."""
 from __future__ import annotations
 
 import numbers
@@ -30,14 +30,30 @@ __all__ = ["Compose", "ToTensor", "PILToTensor", "Normalize", "RandomCrop", "Cen
 
 
 _rng_lock = threading.Lock()      # DataLoader workers are threads: one counter step each
+_M64 = (1 << 64) - 1
 
 
-def _rng() -> np.random.Generator:
+def _draw() -> int:
+    """One 64-bit draw from clgrad's default generator state (seed, counter), advancing the
+    counter. SplitMix64's finaliser mixes the pair: a few integer operations, where building a
+    seeded numpy generator per draw cost ~100 us."""
     with _rng_lock:
         seed, offset = default_generator.get_state()
         default_generator.set_state((seed, offset + 1))
-    return np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF,
-                                  offset >> 32, 0x7472])
+    z = (seed * 0xD1B54A32D192ED03 + (offset + 1) * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _randint(n: int) -> int:
+    """Uniform in range(n) (the modulo bias of a 64-bit draw is below 2**-40 for images)."""
+    return _draw() % n
+
+
+def _random() -> float:
+    """Uniform in [0, 1)."""
+    return (_draw() >> 11) * (1.0 / (1 << 53))
 
 
 def _as_array(img) -> np.ndarray:
@@ -262,8 +278,12 @@ class RandomCrop:
         spatial = ((top, bottom), (left, right))
         widths = ((0, 0),) * (arr.ndim - 2) + spatial if isinstance(img, _Staged) else \
             spatial + ((0, 0),) * (arr.ndim - 2)
-        kw = {"constant_values": self.fill} if self.padding_mode == "constant" else {}
-        out = np.pad(arr, widths, mode=self._np_modes[self.padding_mode], **kw)
+        if self.padding_mode == "constant":            # np.pad's generality costs ~100 us
+            out = np.full(tuple(n + lo + hi for n, (lo, hi) in zip(arr.shape, widths)),
+                          self.fill, dtype=arr.dtype)
+            out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(arr.shape, widths))] = arr
+        else:
+            out = np.pad(arr, widths, mode=self._np_modes[self.padding_mode])
         return _Staged(out) if isinstance(img, _Staged) else out
 
     def __call__(self, img):
@@ -281,9 +301,8 @@ class RandomCrop:
         if h < th or w < tw:
             raise ValueError(f"RandomCrop: required crop size {(th, tw)} is larger than the "
                              f"input image size {(h, w)}")
-        rng = _rng()
-        top = int(rng.integers(0, h - th + 1))
-        left = int(rng.integers(0, w - tw + 1))
+        top = _randint(h - th + 1)
+        left = _randint(w - tw + 1)
         return _crop(img, top, left, th, tw)
 
     def __repr__(self):
@@ -329,7 +348,7 @@ class RandomHorizontalFlip:
     def __call__(self, img):
         if not isinstance(img, (Tensor, _Staged)):
             img = _as_array(img)
-        if not _rng().random() < self.p:
+        if not _random() < self.p:
             return img
         if isinstance(img, Tensor):
             return img.flip(-1 if self._axis == "w" else -2)
