@@ -574,6 +574,32 @@ def test_resnet18_loads_a_pytorch_state_dict_and_gives_its_logits(tmp_path, on):
     assert np.abs(want).max() > 0.1                            # the logits are not all ~0
 
 
+def test_resnet18_trains_like_pytorch(on):
+    """Train mode: batch statistics in the forward, running statistics updated, and the
+    gradients of the first and last layers after a cross-entropy backward."""
+    torch = pytest.importorskip("torch", reason="parity with PyTorch needs torch installed")
+    torch.manual_seed(1)
+    ref = torch_resnet18(torch, num_classes=5).train()
+    net = models.resnet18(num_classes=5)
+    net.load_state_dict({k: clgrad.tensor(v.numpy()) for k, v in ref.state_dict().items()})
+    x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    y = np.array([0, 3, 1, 4])
+    out_t = ref(torch.from_numpy(x))
+    torch.nn.functional.cross_entropy(out_t, torch.from_numpy(y)).backward()
+    out = net(clgrad.tensor(x))
+    nn.functional.cross_entropy(out, clgrad.tensor(y)).backward()
+    np.testing.assert_allclose(out.detach().numpy(), out_t.detach().numpy(), rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(net.layer4[1].bn2.running_var.numpy(),
+                               ref.layer4[1].bn2.running_var.numpy(), rtol=1e-4, atol=1e-5)
+    for name in ("fc.weight", "fc.bias", "layer4.1.conv2.weight", "conv1.weight"):
+        got = dict(net.named_parameters())[name].grad.numpy()
+        want = dict(ref.named_parameters())[name].grad.numpy()
+        # fp32 sums through 20 layers and batch statistics of 4 samples: measured up to 1e-4
+        # of the gradient's own scale (conv1), so compare at 3e-4 of it
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=3e-4 * np.abs(want).max())
+
+
 # ---- make_grid / save_image ---------------------------------------------------------------
 def grid_reference(a, nrow, padding, pad_value):
     """torchvision's layout, by hand: image k at cell (k // xmaps, k % xmaps)."""
