@@ -105,14 +105,23 @@ def test_mnist_from_the_bundled_digits(tmp_path, on):
 
 
 def test_no_download_and_missing_files_say_where(tmp_path):
-    with pytest.raises(RuntimeError, match=r"download=True is not supported.*MNIST/raw"):
+    with pytest.raises(RuntimeError, match=r"train-images-idx3-ubyte\[.gz\] not found in "
+                       r".*MNIST/raw.*download=True cannot fetch them.*no network"):
         datasets.MNIST(tmp_path, download=True)
-    with pytest.raises(RuntimeError, match="train-images-idx3-ubyte.*not found"):
+    with pytest.raises(RuntimeError, match="train-images-idx3-ubyte.*not found.*no download"):
         datasets.MNIST(tmp_path)
-    with pytest.raises(RuntimeError, match="cifar-10-batches-bin"):
+    with pytest.raises(RuntimeError, match="data_batch_1.bin.*not found in .*cifar-10-batches-"
+                       "bin.*download=True cannot.*cifar-10-binary.tar.gz"):
         datasets.CIFAR10(tmp_path, download=True)
     with pytest.raises(RuntimeError, match="data_batch_1.bin.*not found"):
         datasets.CIFAR10(tmp_path)
+    # as in torchvision, download=True with the files in place just reads them (so scripts
+    # written with download=True run unchanged once the files are there)
+    images, labels = small_digits(2)
+    write_mnist(tmp_path / "MNIST" / "raw", images, labels)
+    assert len(datasets.MNIST(tmp_path, download=True)) == 2
+    (tmp_path / "test_batch.bin").write_bytes(cifar_records(1, 0)[0])
+    assert len(datasets.CIFAR10(tmp_path, train=False, download=True)) == 1
 
 
 def test_idx_round_trip_and_bad_files(tmp_path):
@@ -169,8 +178,25 @@ def test_cifar10_binary_reader(tmp_path):
     (folder / "batches.meta.txt").write_text("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n")
     assert datasets.CIFAR10(tmp_path, train=False).classes[:3] == ["a", "b", "c"]
     (folder / "test_batch.bin").write_bytes(raw[:-1])
-    with pytest.raises(ValueError, match="not a whole number of 3073-byte"):
+    with pytest.raises(ValueError, match="not a whole number of 3073-byte CIFAR10 records"):
         datasets.CIFAR10(tmp_path, train=False)
+
+
+def test_cifar100_binary_reader(tmp_path):
+    folder = tmp_path / "cifar-100-binary"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    coarse, fine = rng.integers(0, 20, 5, dtype=np.uint8), rng.integers(0, 100, 5, dtype=np.uint8)
+    planes = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    (folder / "train.bin").write_bytes(b"".join(bytes([coarse[i], fine[i]]) + planes[i].tobytes()
+                                                for i in range(5)))
+    ds = datasets.CIFAR100(tmp_path)
+    assert ds.targets == fine.tolist() and ds.coarse_targets == coarse.tolist()
+    np.testing.assert_array_equal(ds.data, planes.transpose(0, 2, 3, 1))
+    assert len(ds.classes) == 100 and ds.classes[fine[0]] == ds.classes[ds[0][1]]
+    assert ds.class_to_idx["worm"] == 99 and ds.classes == sorted(ds.classes)
+    with pytest.raises(RuntimeError, match="test.bin not found.*cifar-100-binary.tar.gz"):
+        datasets.CIFAR100(tmp_path, train=False)
 
 
 def test_cifar10_files_in_root(tmp_path, on):

@@ -1,7 +1,8 @@
-"""Datasets read from local files (MNIST and Fashion-MNIST IDX, CIFAR-10 binary), FakeData and
+"""Datasets read from local files (MNIST and Fashion-MNIST IDX, CIFAR-10/100 binary), FakeData and
 ImageFolder of .npy/.png files, with torchvision's names, signatures and defaults.
 
-Nothing here touches the network: `download=True` raises and says where the files go. Samples
+Nothing here touches the network: as in torchvision, `download=True` does nothing when the files
+are already there; when they are missing it raises and says where they go. Samples
 are numpy images (H, W) or (H, W, C) uint8 where torchvision returns PIL images, so the
 transforms' host path (clgrad.vision.transforms) works without Pillow; targets are ints."""
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from ..tensor.creation import from_numpy
 from ..utils.data import Dataset
 
-__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "FakeData", "ImageFolder", "read_idx",
+__all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "FakeData", "ImageFolder", "read_idx",
            "write_idx"]
 
 # IDX type codes (LeCun's format): code -> big-endian numpy dtype
@@ -60,9 +61,10 @@ def write_idx(path, array) -> None:
         f.write(body)
 
 
-def _no_download(name: str, where: str):
-    raise RuntimeError(f"{name}: download=True is not supported (clgrad.vision has no network "
-                       f"access). Put the files in {where} yourself and pass download=False.")
+def _missing(name: str, what: str, where: str, download: bool, how: str):
+    why = ("download=True cannot fetch them: clgrad.vision has no network access"
+           if download else "there is no download (no network access)")
+    return RuntimeError(f"{name}: {what} not found in {where}; {why}. {how}")
 
 
 class _VisionDataset(Dataset):
@@ -98,7 +100,8 @@ class MNIST(_VisionDataset):
         train: the 60,000-image training set, else the 10,000-image test set.
         transform: applied to each image, a (28, 28) uint8 numpy array.
         target_transform: applied to each label (an int).
-        download: must be False (no network); the error says where the files go.
+        download: accepted for torchvision's scripts: the files must already be there (no
+            network); when they are missing the error says where they go.
 
     Example:
         >>> ds = MNIST("data", train=True, transform=transforms.ToTensor())
@@ -114,8 +117,7 @@ class MNIST(_VisionDataset):
                  download: bool = False):
         super().__init__(root, transform, target_transform)
         self.train = train
-        if download:
-            _no_download(type(self).__name__, f"{self.raw_folder} (or {self.root})")
+        self.download = download
         images, labels = self._files[bool(train)]
         self._images = read_idx(self._find(images))
         self._labels = read_idx(self._find(labels)).astype(np.int64)
@@ -137,9 +139,8 @@ class MNIST(_VisionDataset):
             for name in (stem, stem + ".gz"):
                 if os.path.isfile(os.path.join(folder, name)):
                     return Path(folder, name)
-        raise RuntimeError(f"{type(self).__name__}: {stem}[.gz] not found in {self.raw_folder} "
-                           f"or {self.root}. There is no download (no network): copy the IDX "
-                           f"files there.")
+        raise _missing(type(self).__name__, f"{stem}[.gz]", f"{self.raw_folder} or {self.root}",
+                       self.download, "Copy the four IDX files (optionally gzipped) there.")
 
     @property
     def data(self):
@@ -183,41 +184,43 @@ class CIFAR10(_VisionDataset):
         train: the five training batches, else the test batch.
         transform: applied to each image, a (32, 32, 3) uint8 numpy array (HWC, like PIL).
         target_transform: applied to each label (an int).
-        download: must be False (no network); the error says where the files go.
+        download: accepted for torchvision's scripts: the files must already be there (no
+            network); when they are missing the error says where they go.
 
     `.data` is the (N, 32, 32, 3) uint8 numpy array and `.targets` a list of ints, as in
     torchvision.
     """
 
     base_folder = "cifar-10-batches-bin"
+    archive = "cifar-10-binary.tar.gz"
     train_list = [f"data_batch_{i}.bin" for i in range(1, 6)]
     test_list = ["test_batch.bin"]
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck"]
-    _record = 1 + 3 * 32 * 32
+    meta_file = "batches.meta.txt"
+    _labels = 1                     # label bytes before each image; the last is the target
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None,
                  download: bool = False):
         super().__init__(root, transform, target_transform)
         self.train = train
         folder = os.path.join(self.root, self.base_folder)
-        if download:
-            _no_download(type(self).__name__, folder)
         if not os.path.isdir(folder):
             folder = self.root
         names = self.train_list if train else self.test_list
         missing = [n for n in names if not os.path.isfile(os.path.join(folder, n))]
         if missing:
-            raise RuntimeError(f"{type(self).__name__}: {', '.join(missing)} not found in "
-                               f"{os.path.join(self.root, self.base_folder)} or {self.root}. "
-                               f"There is no download (no network): unpack the binary version "
-                               f"(cifar-10-binary.tar.gz) there.")
+            raise _missing(type(self).__name__, ", ".join(missing),
+                           f"{os.path.join(self.root, self.base_folder)} or {self.root}",
+                           download, f"Unpack the binary version ({self.archive}) there.")
         records = [self._read(os.path.join(folder, n)) for n in names]
         raw = np.concatenate(records) if len(records) > 1 else records[0]
-        self.targets = raw[:, 0].astype(np.int64).tolist()
+        self._label_bytes = raw[:, :self._labels]
+        self.targets = raw[:, self._labels - 1].astype(np.int64).tolist()
         # (N, 3, 32, 32) planes -> (N, 32, 32, 3): the HWC layout of a PIL image
-        self.data = np.ascontiguousarray(raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        meta = os.path.join(folder, "batches.meta.txt")
+        pixels = raw[:, self._labels:].reshape(-1, 3, 32, 32)
+        self.data = np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+        meta = os.path.join(folder, self.meta_file)
         if os.path.isfile(meta):
             with open(meta) as f:
                 names = [line.strip() for line in f if line.strip()]
@@ -226,10 +229,11 @@ class CIFAR10(_VisionDataset):
 
     def _read(self, path):
         raw = np.fromfile(path, dtype=np.uint8)
-        if raw.size % self._record:
+        record = self._labels + 3 * 32 * 32
+        if raw.size % record:
             raise ValueError(f"{path}: {raw.size} bytes is not a whole number of "
-                             f"{self._record}-byte CIFAR records")
-        return raw.reshape(-1, self._record)
+                             f"{record}-byte {type(self).__name__} records")
+        return raw.reshape(-1, record)
 
     @property
     def class_to_idx(self) -> dict:
@@ -240,6 +244,39 @@ class CIFAR10(_VisionDataset):
 
     def __getitem__(self, index):
         return self._finish(self.data[index], self.targets[index])
+
+
+class CIFAR100(CIFAR10):
+    """CIFAR-100 from its binary version (`cifar-100-binary/train.bin`, `test.bin`).
+
+    Each record holds a coarse and a fine label byte before the pixels; `.targets` are the fine
+    labels (as in torchvision) and `.coarse_targets` the 20 superclasses. Class names come from
+    `fine_label_names.txt` when present.
+    """
+
+    base_folder = "cifar-100-binary"
+    archive = "cifar-100-binary.tar.gz"
+    train_list = ["train.bin"]
+    test_list = ["test.bin"]
+    meta_file = "fine_label_names.txt"
+    _labels = 2
+    classes = [
+        "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+        "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+        "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+        "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+        "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard",
+        "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse",
+        "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck",
+        "pine_tree", "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray",
+        "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail",
+        "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+        "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
+        "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"]
+
+    @property
+    def coarse_targets(self) -> list:
+        return self._label_bytes[:, 0].astype(np.int64).tolist()
 
 
 class FakeData(_VisionDataset):
