@@ -413,23 +413,79 @@ def test_compose_keeps_the_host_path_and_matches_step_by_step(on):
         assert isinstance(composed, clgrad.Tensor) and tuple(composed.shape) == (3, 8, 8)
         np.testing.assert_allclose(composed.numpy(), x.numpy(), rtol=1e-6, atol=1e-6)
     assert "RandomCrop" in repr(pipeline)
+    dcgan = T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor(),
+                       T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])      # DCGAN's, scaled
+    out = dcgan(img)
+    assert tuple(out.shape) == (3, 16, 16) and -1 <= out.numpy().min() <= out.numpy().max() <= 1
     ends_on_host = T.Compose([T.CenterCrop(4), T.ToTensor(), T.Normalize((0.5,), (0.5,))])
     out = ends_on_host(img[:, :, 0])
     want = (img[3:7, 2:6, 0].astype(np.float32)[None] / 255 - 0.5) / 0.5
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-6, atol=1e-6)
 
 
-def test_resize_with_tensor_ops(on):
-    a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+# resampling weights derived by hand from the triangle filter (see Resize): 8 -> 4 pixels
+AA_8_TO_4 = np.array([[3, 3, 1, 0, 0, 0, 0, 0, 0],
+                      [0, 1, 3, 3, 1, 0, 0, 0, 0],
+                      [0, 0, 0, 1, 3, 3, 1, 0, 0],
+                      [0, 0, 0, 0, 0, 1, 3, 3, 0]], dtype=np.float64)[:, :8]
+AA_8_TO_4 /= AA_8_TO_4.sum(1, keepdims=True)       # rows: [3,3,1]/7, [1,3,3,1]/8, ..., [1,3,3]/7
+
+
+def test_resize_weights_by_hand(on):
+    a = np.random.default_rng(3).random((2, 8, 8)).astype(np.float32)
     x = clgrad.tensor(a)
-    up = T.Resize((6, 8), interpolation="nearest")(x)
-    np.testing.assert_array_equal(up.numpy(), a.repeat(2, axis=1).repeat(2, axis=2))
-    assert tuple(T.Resize(6, interpolation="nearest")(x).shape) == (2, 6, 8)   # short edge
-    lin = T.Resize((6, 8))(x).numpy()
-    assert lin.shape == (2, 6, 8) and lin.min() >= a.min() and lin.max() <= a.max()
-    with pytest.raises(NotImplementedError, match="antialias=False"):
-        T.Resize(2)(x)
-    assert tuple(T.Resize(2, antialias=False)(x).shape) == (2, 2, 2)
+    want = AA_8_TO_4 @ a @ AA_8_TO_4.T
+    np.testing.assert_allclose(T.Resize(4)(x).numpy(), want, rtol=1e-5, atol=1e-6)
+    # without antialias, halving is the mean of each 2x2 block
+    blocks = a.reshape(2, 4, 2, 4, 2).mean((2, 4))
+    np.testing.assert_allclose(T.Resize(4, antialias=False)(x).numpy(), blocks, rtol=1e-5,
+                               atol=1e-6)
+    # enlarging: the same as bilinear interpolate with align_corners=False
+    up = nn.functional.interpolate(x.unsqueeze(0), size=(11, 13), mode="bilinear",
+                                   align_corners=False).squeeze(0)
+    np.testing.assert_allclose(T.Resize((11, 13))(x).numpy(), up.numpy(), rtol=1e-5, atol=1e-6)
+    host = T.Resize(4)(np.round(a[0] * 255).astype(np.uint8))
+    assert host.dtype == np.uint8
+    np.testing.assert_array_equal(host, np.rint(AA_8_TO_4 @ np.round(a[0] * 255) @ AA_8_TO_4.T))
+
+
+def test_resize_host_tensor_and_compose_agree(on):
+    img = np.random.default_rng(4).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    for interp in ("bilinear", "nearest"):
+        for size in (5, (12, 20), (4, 17)):
+            r = T.Resize(size, interpolation=interp)
+            staged = T.Compose([T.ToTensor(), r])(img).numpy()
+            on_tensor = r(T.ToTensor()(img)).numpy()
+            np.testing.assert_allclose(staged, on_tensor, rtol=1e-5, atol=1e-6)
+            host = r(img)
+            assert host.dtype == np.uint8 and host.shape[:2] == staged.shape[1:]
+            np.testing.assert_allclose(host.transpose(2, 0, 1) / 255, staged, atol=0.5 / 255 +
+                                       1e-6)
+            on_uint8 = r(T.PILToTensor()(img))
+            assert on_uint8.dtype == clgrad.uint8
+            # both round float32 sums; a sum landing on .5 may round either way
+            diff = on_uint8.numpy().astype(int) - host.transpose(2, 0, 1)
+            assert np.abs(diff).max() <= 1 and (diff != 0).mean() < 0.01
+    assert T.Resize(5)(img).shape == (5, 7, 3)                      # short edge 9 -> 5
+    assert T.Resize(5, max_size=6)(img).shape == (4, 6, 3)          # int(6 * 5 / 7) = 4
+    nearest = T.Resize((18, 7), interpolation="nearest")(img)
+    np.testing.assert_array_equal(nearest, img[np.arange(18) // 2][:, np.arange(7) * 2])
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        T.Resize(4, interpolation="bicubic")
+
+
+def test_resize_matches_torch_interpolate(on):
+    torch = pytest.importorskip("torch", reason="parity with PyTorch needs torch installed")
+    a = np.random.default_rng(5).random((1, 3, 17, 23)).astype(np.float32)
+    for size, aa in (((8, 10), True), ((8, 10), False), ((30, 41), True), ((5, 31), True)):
+        want = torch.nn.functional.interpolate(torch.from_numpy(a), size=size, mode="bilinear",
+                                               align_corners=False, antialias=aa).numpy()
+        got = T.Resize(size, antialias=aa)(clgrad.tensor(a)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    want = torch.nn.functional.interpolate(torch.from_numpy(a), size=(7, 40),
+                                           mode="nearest").numpy()
+    got = T.Resize((7, 40), interpolation="nearest")(clgrad.tensor(a)).numpy()
+    np.testing.assert_array_equal(got, want)
 
 
 def test_dataloader_workers_run_the_pipeline(on):

@@ -2,12 +2,12 @@
 
 Where each one runs:
 - before ToTensor the image is a numpy array (H, W) or (H, W, C), or a PIL image (read with
-  `np.asarray`; Pillow is never imported): crops and flips slice numpy arrays on the host, since
-  the data is not a tensor yet.
+  `np.asarray`; Pillow is never imported): crops and flips slice numpy arrays and Resize
+  resamples them on the host, since the data is not a tensor yet.
 - a transform given a clgrad Tensor (C, H, W) works with tensor ops on the device.
 - inside `Compose`, ToTensor's conversion and the transforms after it that have a host form
-  (Normalize, RandomCrop, CenterCrop, RandomHorizontalFlip) stay on the host, and the tensor is
-  made once, at the end or before the first transform without one (Lambda, Resize). So a
+  (Normalize, RandomCrop, CenterCrop, the flips, Resize) stay on the host, and the tensor is
+  made once, at the end or before the first transform without one (Lambda). So a
   DataLoader's worker threads, which must not launch kernels, can run the usual pipeline, and
   Compose gives the values of the transforms called one by one (up to float rounding).
 
@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from ..dtypes import uint8
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..tensor.creation import from_numpy, tensor
@@ -367,19 +368,55 @@ class RandomVerticalFlip(RandomHorizontalFlip):
     _axis = "h"
 
 
+def _resize_weights(n_in: int, n_out: int, antialias: bool) -> np.ndarray:
+    """(n_out, n_in) weights of bilinear resampling with half-pixel centres. With antialias,
+    when shrinking the triangle filter widens by the scale (a low-pass filter, the resampling
+    of PIL and of torch's antialiased interpolate); otherwise it is plain bilinear
+    (align_corners=False). Each row sums to 1 over the inputs it reaches."""
+    scale = n_in / n_out
+    width = max(scale, 1.0) if antialias else 1.0
+    out = np.zeros((n_out, n_in), dtype=np.float64)
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        lo = max(int(center - width + 0.5), 0)
+        hi = min(int(center + width + 0.5), n_in)
+        x = np.arange(lo, hi)
+        w = np.clip(1.0 - np.abs((x - center + 0.5) / width), 0.0, None)
+        out[i, lo:hi] = w / w.sum()
+    return out
+
+
+def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """torch's 'nearest': source floor(i * n_in / n_out)."""
+    return np.minimum(np.floor(np.arange(n_out) * (n_in / n_out)).astype(np.int64), n_in - 1)
+
+
 class Resize:
-    """Resize a (C, H, W) or (B, C, H, W) tensor with F.interpolate (tensor ops).
+    """Resize an image to `size`.
+
+    Host images (H, W[, C]) and arrays staged inside Compose are resampled with numpy (the
+    data pipeline, before the tensor exists); tensors (..., H, W) with tensor ops: bilinear is
+    two matrix products with the resampling weights, nearest is two index_selects. uint8 images
+    are rounded back to uint8.
 
     Args:
         size: (h, w), or an int: the smaller edge becomes `size`, keeping the aspect ratio.
-        interpolation: 'bilinear' (default), 'nearest' or 'bicubic'.
-        antialias: only False is supported (torchvision's default True low-pass filters when
-            shrinking); shrinking with antialias=True raises NotImplementedError.
+        interpolation: 'bilinear' (default) or 'nearest' (torch's rule, floor(i * in / out)).
+        max_size: the longer edge after an int `size` is at most this.
+        antialias: low-pass filter when shrinking (default True, as torchvision; this is PIL's
+            and torch's antialiased resampling, so results match torch's
+            `interpolate(..., antialias=True)` to float rounding and PIL's to about one grey
+            level).
     """
+
+    _host_ok = True
 
     def __init__(self, size, interpolation: str = "bilinear", max_size=None, antialias=True):
         self.size = size
-        self.interpolation = getattr(interpolation, "value", interpolation)
+        self.interpolation = str(getattr(interpolation, "value", interpolation)).lower()
+        if self.interpolation not in ("bilinear", "nearest"):
+            raise NotImplementedError(f"Resize: interpolation={interpolation!r} is not "
+                                      f"implemented; use 'bilinear' or 'nearest'")
         self.max_size = max_size
         self.antialias = antialias
 
@@ -393,26 +430,52 @@ class Resize:
             return (new_short, new_long) if h <= w else (new_long, new_short)
         return _pair(self.size, "Resize")
 
+    def _host(self, a, hw_axes, th, tw):
+        ha, wa = hw_axes
+        h, w = a.shape[ha], a.shape[wa]
+        if self.interpolation == "nearest":
+            a = np.take(a, _nearest_index(h, th), axis=ha)
+            return np.take(a, _nearest_index(w, tw), axis=wa)
+        wh = _resize_weights(h, th, self.antialias).astype(np.float32)
+        ww = _resize_weights(w, tw, self.antialias).astype(np.float32)
+        x = np.moveaxis(a.astype(np.float32, copy=False), (ha, wa), (-2, -1))
+        y = np.moveaxis(wh @ x @ ww.T, (-2, -1), (ha, wa))            # (..., th, tw)
+        if a.dtype == np.uint8:
+            return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        return y.astype(a.dtype, copy=False)
+
+    def _tensor(self, x, th, tw):
+        h, w = x.shape[-2], x.shape[-1]
+        if self.interpolation == "nearest":
+            ih = tensor(_nearest_index(h, th), device=x.device)
+            iw = tensor(_nearest_index(w, tw), device=x.device)
+            return x.index_select(-2, ih).index_select(-1, iw)
+        dtype = x.dtype if x.is_floating_point() else None
+        xf = x if dtype is not None else x.float()
+        wh = tensor(_resize_weights(h, th, self.antialias), dtype=xf.dtype, device=x.device)
+        ww = tensor(_resize_weights(w, tw, self.antialias).T, dtype=xf.dtype, device=x.device)
+        y = wh @ xf @ ww                                        # (..., th, w) -> (..., th, tw)
+        if dtype is None:
+            y = y.round()
+            y = (y.clamp(0, 255) if x.dtype == uint8 else y).to(x.dtype)
+        return y
+
     def __call__(self, img):
-        if not isinstance(img, Tensor):
-            raise TypeError(f"Resize works on tensors; got {type(img).__name__} (put ToTensor() "
-                            f"first)")
+        if not isinstance(img, (Tensor, _Staged)):
+            img = _as_array(img)
         h, w = _hw(img)
         th, tw = self._target(h, w)
         if (th, tw) == (h, w):
             return img
-        if self.antialias and self.interpolation != "nearest" and (th < h or tw < w):
-            raise NotImplementedError("Resize: antialiased downscaling is not implemented; "
-                                      "pass antialias=False")
-        batched = img.ndim == 4
-        x = img if batched else img.unsqueeze(0)
-        kw = {} if self.interpolation == "nearest" else {"align_corners": False}
-        y = F.interpolate(x.float() if not x.is_floating_point() else x, size=(th, tw),
-                          mode=self.interpolation, **kw)
-        return y if batched else y.squeeze(0)
+        if isinstance(img, Tensor):
+            return self._tensor(img, th, tw)
+        if isinstance(img, _Staged):
+            return _Staged(self._host(img.array, (-2, -1), th, tw))
+        return self._host(img, (0, 1), th, tw)
 
     def __repr__(self):
-        return f"Resize(size={self.size}, interpolation={self.interpolation})"
+        return (f"Resize(size={self.size}, interpolation={self.interpolation}, "
+                f"max_size={self.max_size}, antialias={self.antialias})")
 
 
 class Lambda:
