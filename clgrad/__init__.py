@@ -146,3 +146,4 @@ from . import optim, utils
 
 # ---- device plumbing PyTorch scripts test for (accelerator, cuda, backends, onnx)
 from . import accelerator, backends, cuda, onnx  # noqa: E402
+from . import vision, text  # noqa: E402
