@@ -26,7 +26,9 @@ def jit(fn=None, *, max_captures: int = 1, warmup: int = 1):
             inputs. Other arguments are part of the signature and frozen into the capture.
         max_captures: how many input signatures get a capture of their own; a call with another
             signature warns, naming what differs, and runs eagerly.
-        warmup: eager calls before the recording one.
+        warmup: eager calls before the recording one. With 0 the first call records: then
+            state created lazily inside it (an optimizer's first step) would be created anew
+            at every replay; use it only for functions that were already run.
 
     Returns the Tensors `fn` returned, holding this replay's values. They share storage with
     the capture: the next replay overwrites them (read what you keep, e.g. `loss.item()`).
@@ -215,7 +217,9 @@ def _describe(item) -> str:
         return f"{path} is {rest[0]!r}"
     if kind == "object":
         return f"{path} is another object"
-    return f"{path} is a {kind.__name__} of {rest[0] if kind is dict else rest[0]}"
+    if kind is dict:
+        return f"{path} is a dict with keys {list(rest[0])}"
+    return f"{path} is a {kind.__name__} of length {rest[0]}"
 
 
 def _differs(sig, entries) -> str:

@@ -1,6 +1,7 @@
 """clgrad.jit: a captured training step replays to the same losses and parameters as eager steps,
 reads new inputs, scheduler learning rates and random draws anew, and falls back to eager (with a
 warning) where a replay would be wrong."""
+import threading
 import warnings
 
 import numpy as np
@@ -194,7 +195,8 @@ def test_item_inside_warns_and_stays_eager(device):
     np.testing.assert_allclose(seen, eager[0], rtol=1e-6, atol=1e-6)
 
 
-def test_dataloader_feeds_a_jitted_step(device):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_feeds_a_jitted_step(device, workers):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((40, D_IN), dtype=np.float32)
     y = rng.integers(0, D_OUT, 40)
@@ -202,8 +204,10 @@ def test_dataloader_feeds_a_jitted_step(device):
     for jitted in (False, True):
         model, opt, _, step = _trainer(device, "adamw")
         f = clgrad.jit(step) if jitted else step
+        # worker threads upload batches while the step records: their transfers and launches
+        # are not the step's
         dl = DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True, generator=7,
-                        device=device)
+                        device=device, num_workers=workers)
         runtime.reset_stats()
         losses = [f(xb, yb).item() for _ in range(2) for xb, yb in dl]
         results.append((losses, [p.detach().numpy() for p in model.parameters()]))
@@ -293,3 +297,37 @@ def test_inputs_sliced_from_a_device_dataset(device):
     losses = [f(x, y).item() for x, y in slices]
     _same(eager, (losses, [p.detach().numpy() for p in model.parameters()]))
     assert runtime.memory_stats(device)["allocated_bytes"] - before < X.nbytes // 4
+
+
+def test_other_threads_are_not_recorded(device):
+    """Transfers and launches of another thread (a loader worker) while the step records belong
+    to that thread: the capture neither falls back nor replays them."""
+    model, opt, _, step = _trainer(device, "sgd")
+    made = []
+
+    def worker():
+        t = clgrad.tensor(np.arange(4, dtype=np.float32), device=device)
+        made.append((t + 1).numpy())
+
+    def busy_step(x, y):
+        th = threading.Thread(target=worker)
+        th.start()
+        th.join()
+        return step(x, y)
+    f = clgrad.jit(busy_step)
+    batches = _batches(device, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        losses = [f(x, y).item() for x, y in batches]
+    assert f.captured == 1 and len(made) == 2
+    assert f.launches() == _count_launches(device, batches[0])
+    eager = _train(device, False, batches, opt_name="sgd")
+    np.testing.assert_allclose(losses, eager[0], rtol=1e-6, atol=1e-6)
+
+
+def _count_launches(device, batch):
+    model, opt, _, step = _trainer(device, "sgd")
+    step(*batch)
+    runtime.reset_stats()
+    step(*batch)
+    return runtime.stats()["launches"]
