@@ -1,8 +1,11 @@
 """clgrad.jit: a captured training step replays to the same losses and parameters as eager steps,
 reads new inputs, scheduler learning rates and random draws anew, and falls back to eager (with a
 warning) where a replay would be wrong."""
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +334,13 @@ def _count_launches(device, batch):
     runtime.reset_stats()
     step(*batch)
     return runtime.stats()["launches"]
+
+
+def test_tools_bench_jit_runs(device):
+    tool = Path(__file__).resolve().parent.parent / "tools" / "bench_jit.py"
+    r = subprocess.run([sys.executable, str(tool), "--device", device.spec, "--rounds", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "launches per step" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == ["replay", "set+enqueue", "eager"]
