@@ -93,6 +93,42 @@ def test_jit_matches_eager(device, opt_name, dropout, schedule):
         assert st_j[0]["step"].item() == st_e[0]["step"].item() == 7
 
 
+@pytest.mark.parametrize("name,kw", [
+    ("Adam", dict(lr=0.01, amsgrad=True)), ("Adamax", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.01)), ("RAdam", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)), ("Adagrad", dict(lr=0.1)),
+    ("Adadelta", dict(lr=0.5)), ("Rprop", dict(lr=0.01)), ("ASGD", dict(lr=0.01, t0=2))])
+def test_every_fused_optimizer_replays_its_steps(device, name, kw):
+    """Step-dependent scalars (bias corrections, NAdam's momentum product, ASGD's averaging)
+    and a scheduler's learning rate reach each replay."""
+    batches = _batches(device, 6)
+    results = []
+    for jitted in (False, True):
+        model = _model(device)
+        opt = getattr(clgrad.optim, name)(model.parameters(), **kw)
+        sched = clgrad.optim.lr_scheduler.ExponentialLR(opt, gamma=0.8)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        f = clgrad.jit(step) if jitted else step
+        losses = []
+        for x, y in batches:
+            losses.append(f(x, y).item())
+            sched.step()
+        state = [{k: (v.numpy() if isinstance(v, clgrad.Tensor) else v) for k, v in st.items()}
+                 for st in opt.state_dict()["state"].values()]
+        results.append((losses, [p.detach().numpy() for p in model.parameters()], state))
+    _same(results[0], results[1])
+    for a, b in zip(results[0][2], results[1][2]):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 def test_dropout_stream_continues_as_eager(device):
     batches = _batches(device, 5)
     _train(device, False, batches, opt_name="adamw", dropout=0.5)
