@@ -380,3 +380,29 @@ def test_tools_bench_jit_runs(device):
     lines = r.stdout.splitlines()
     assert "launches per step" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == ["replay", "set+enqueue", "eager"]
+
+
+def test_gradient_accumulation_over_jitted_calls(device):
+    """A jitted forward+backward called twice per optimizer step, zeroed outside with
+    set_to_none=False (docs/jit.md says why not True)."""
+    batches = _batches(device, 8)
+    results = []
+    for jitted in (False, True):
+        model, opt, _, _ = _trainer(device, "adamw")
+
+        def fwd_bwd(x, y):
+            loss = F.cross_entropy(model(x), y) / 2
+            loss.backward()
+            return loss
+        f = clgrad.jit(fwd_bwd) if jitted else fwd_bwd
+        opt.zero_grad(set_to_none=False)
+        losses = []
+        for i, (x, y) in enumerate(batches):
+            losses.append(f(x, y).item())
+            if i % 2 == 1:
+                opt.step()
+                opt.zero_grad(set_to_none=False)
+        results.append((losses, [p.detach().numpy() for p in model.parameters()]))
+        if jitted:
+            assert f.captured == 1
+    _same(*results)
