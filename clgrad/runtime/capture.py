@@ -3,7 +3,8 @@ replay the list later as one enqueue per launch, with only the arguments that mu
 
 A `Recording` is active while the captured call runs eagerly. It keeps each launch's kernel, sizes
 and arguments, pins every device buffer a launch touched (runtime/memory.py then keeps it out of
-the pool even when its tensor dies), and marks the arguments that change between steps:
+the pool even when its tensor dies; only the recorded step itself reuses the ones it freed, as
+its eager twin would reuse pooled memory), and marks the arguments that change between steps:
 
 - random draws: `note_draw(generator, seed, offset, n)` (called by `Generator._take`) names the
   Philox (seed, offset) pairs of this call; a launch whose arguments hold such a pair next to each
@@ -31,17 +32,26 @@ _active: Recording | None = None
 class _Pin:
     """A device buffer some capture replays into: `freed` is (pool, size) once its tensor died."""
 
-    __slots__ = ("holders", "freed")
+    __slots__ = ("raw", "holders", "freed")
 
-    def __init__(self):
+    def __init__(self, raw):
+        self.raw = raw
         self.holders = 0
         self.freed = None
+
+    def free(self, pool, size: int) -> None:
+        self.freed = (pool, size)
+        rec = _active
+        if rec is not None and self.holders == 1 and self.raw in rec.pinned:
+            # a temporary of the step being recorded: later allocations of that step may reuse
+            # it, as eager steps reuse pooled memory (the replay repeats the same data flow)
+            rec.spare.setdefault((id(pool), size), []).append(self)
 
 
 def _pin(raw) -> None:
     pin = memory._pinned.get(raw)
     if pin is None:
-        pin = memory._pinned[raw] = _Pin()
+        pin = memory._pinned[raw] = _Pin(raw)
     pin.holders += 1
 
 
@@ -87,6 +97,18 @@ class Recording:
         self.pinned: set = set()
         self.thread = threading.get_ident()     # other threads' launches (loader workers) are theirs
         self.transfers = {"h2d": 0, "d2h": 0}   # host transfers of the recorded call
+        self.spare: dict = {}                   # (pool, size) -> pins of temporaries it freed
+
+    def _reuse(self, pool, size: int):
+        if threading.get_ident() != self.thread:
+            return None
+        spare = self.spare.get((id(pool), size))
+        while spare:
+            pin = spare.pop()
+            if pin.freed is not None and pin.holders == 1:
+                pin.freed = None
+                return pin.raw
+        return None
 
     def _transfer(self, kind: str) -> None:
         if threading.get_ident() == self.thread:
@@ -100,6 +122,7 @@ class Recording:
         _active = self
         program._record = self._record
         memory._on_transfer = self._transfer
+        memory._reuse = self._reuse
         return self
 
     def __exit__(self, *exc) -> None:
@@ -107,6 +130,8 @@ class Recording:
         _active = None
         program._record = None
         memory._on_transfer = None
+        memory._reuse = None
+        self.spare = {}
         if exc[0] is not None:
             self.close()
 

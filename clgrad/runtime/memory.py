@@ -13,6 +13,7 @@ from .errors import OutOfMemoryError
 _counters: Counter = Counter()
 _pinned: dict = {}     # raw buffer -> its pin: a step capture replays into it (runtime/capture.py)
 _on_transfer = None    # runtime/capture.py watches host transfers while it records
+_reuse = None          # ... and hands the recording step the buffers it freed
 
 
 def count(name: str, n: int = 1) -> None:
@@ -63,6 +64,10 @@ class Pool:
 
     def alloc(self, nbytes: int):
         size = _bucket(nbytes)
+        if _reuse is not None:
+            raw = _reuse(self, size)
+            if raw is not None:
+                return raw, size
         if nbytes > self.device.max_alloc_size:
             raise OutOfMemoryError(
                 f"A single tensor of {nbytes} bytes exceeds the largest allocation "
@@ -95,7 +100,7 @@ class Pool:
     def release(self, raw, size: int) -> None:
         pin = _pinned.get(raw) if _pinned else None
         if pin is not None:
-            pin.freed = (self, size)        # still allocated: the capture owns it now
+            pin.free(self, size)            # still allocated: the capture owns it now
             return
         with self.lock:
             self.allocated_bytes -= size
