@@ -427,3 +427,20 @@ def test_recorded_step_reuses_its_own_temporaries(device):
     assert f.captured == 1 and held <= 6 * 4 * n
     np.testing.assert_allclose(f(x * 2).numpy(), np.full(n, 2 * 1.5 ** 20, np.float32),
                                rtol=1e-5)
+
+
+def test_method_decorator_captures_per_instance(device):
+    class Trainer:
+        def __init__(self):
+            self.model, self.opt, _, self.step_fn = _trainer(device, "sgd")
+
+        @clgrad.jit(max_captures=2)
+        def step(self, x, y):
+            return self.step_fn(x, y)
+    a, b = Trainer(), Trainer()
+    batches = _batches(device, 4)
+    la = [a.step(x, y).item() for x, y in batches]
+    lb = [b.step(x, y).item() for x, y in batches]
+    assert la == lb and Trainer.step.captured == 2
+    eager = _train(device, False, batches, opt_name="sgd")
+    np.testing.assert_allclose(la, eager[0], rtol=1e-6, atol=1e-6)
