@@ -17,6 +17,7 @@ from .tensor.creation import (arange, as_tensor, empty, empty_like, eye, from_nu
                               randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .tensor.pointwise import where
 from . import runtime
+from .jit import jit
 
 
 def memory_stats(device=None) -> dict:

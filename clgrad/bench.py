@@ -20,8 +20,8 @@ import clgrad.nn      # noqa: F401 -- the models below reach nn and optim throug
 import clgrad.optim   # noqa: F401
 from clgrad.runtime import clblast
 
-SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "first_step")
-IMPLS = ("clgrad", "numpy", "torch", "clblast")
+SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "jit", "first_step")
+IMPLS = ("clgrad", "jit", "numpy", "torch", "clblast")
 UNITS = {"GFLOP/s": "higher", "GB/s": "higher", "µs": "lower", "ms": "lower", "s": "lower"}
 
 
@@ -38,11 +38,14 @@ class Sizes:
     mlp_batch: int = 256
     cnn_batch: int = 64
     gpt: tuple = (128, 4, 64, 32, 2, 64)      # d_model, heads, context, batch, layers, vocab
+    small_mlp: tuple = (784, 128, 128, 10)    # launch-bound: what clgrad.jit is for
+    small_mlp_batch: int = 32
 
 
 FULL = Sizes()
 QUICK = Sizes(gemm=(64, 128), conv_batch=4, elementwise=1 << 16, launch_loop=20,
-              mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32))
+              mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32),
+              small_mlp=(32, 16, 10), small_mlp_batch=4)
 
 
 def _torch():
@@ -315,6 +318,46 @@ def bench_train(device, sizes: Sizes, repeat: int):
         yield make_row(device, "train", name + ", step", "ms", s, ratios=[("clgrad", "torch")])
 
 
+def _mlp_step(lib, dims, batch, device=None):
+    """(step, x, y): an MLP training step with Adam that returns its loss (the caller reads it,
+    so the same step can be captured by clgrad.jit)."""
+    kw = {"device": device} if device is not None else {}
+    rng = np.random.default_rng(3)
+    model = mlp(lib, dims, device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = lib.tensor(rng.standard_normal((batch, dims[0]), dtype=np.float32), **kw)
+    y = lib.tensor(rng.integers(0, dims[-1], batch), **kw)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = lib.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, x, y
+
+
+def bench_jit(device, sizes: Sizes, repeat: int):
+    """The MLP step eagerly ("clgrad"), replayed by clgrad.jit ("jit") and in PyTorch; each
+    reads its loss once. The warm-up calls are the jit's eager call and its recording call."""
+    torch = _torch()
+    for dims, batch in ((sizes.mlp, sizes.mlp_batch), (sizes.small_mlp, sizes.small_mlp_batch)):
+        clgrad.manual_seed(0)
+        eager, x, y = _mlp_step(clgrad, dims, batch, device)
+        jitted, jx, jy = _mlp_step(clgrad, dims, batch, device)
+        jitted = clgrad.jit(jitted)
+        fns = {"clgrad": lambda: eager(x, y).item(), "jit": lambda: jitted(jx, jy).item()}
+        if torch is not None:
+            torch.manual_seed(0)
+            tstep, tx, ty = _mlp_step(torch, dims, batch)
+            fns["torch"] = lambda: tstep(tx, ty).item()
+        s = interleaved(fns, repeat)
+        yield make_row(device, "jit", f"MLP {'-'.join(map(str, dims))}, batch {batch}, Adam, "
+                       "step", "ms", s, ratios=[("clgrad", "torch"), ("jit", "torch"),
+                                                ("clgrad", "jit")],
+                       launches=jitted.launches())
+
+
 # ---- cold and warm first step ---------------------------------------------------------------
 _CHILD = ("import time; t0 = time.perf_counter(); import clgrad.bench as b; "
           "b.first_step_child(t0)")
@@ -384,7 +427,8 @@ def bench_first_step(device, sizes: Sizes, repeat: int):
 
 
 BENCHES = {"gemm": bench_gemm, "conv": bench_conv, "elementwise": bench_elementwise,
-           "launch": bench_launch, "train": bench_train, "first_step": bench_first_step}
+           "launch": bench_launch, "train": bench_train, "jit": bench_jit,
+           "first_step": bench_first_step}
 
 
 def run(device=None, *, repeat: int | None = None, quick: bool = False, sections=None,

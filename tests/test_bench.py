@@ -70,8 +70,11 @@ def test_bench_quick_json(device):
                                                  / e["seconds"]["numpy"] / 1e9)
     assert [r["unit"] for r in by["launch"]] == ["µs", "µs"]
     assert len(by["train"]) == 3 and all(r["unit"] == "ms" for r in by["train"])
+    assert len(by["jit"]) == 2 and all(r["unit"] == "ms" for r in by["jit"])
+    for r in by["jit"]:
+        assert "jit" in r["values"] and "clgrad/jit" in r["ratios"] and r["launches"] > 0
     torch_ok = bench._torch() is not None
-    for row in by["conv"] + by["launch"] + by["train"]:
+    for row in by["conv"] + by["launch"] + by["train"] + by["jit"]:
         assert ("torch" in row["values"]) == torch_ok
         assert ("clgrad/torch" in row["ratios"]) == torch_ok
 

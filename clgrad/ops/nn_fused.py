@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import codegen
+from ..runtime import capture, codegen
 from .base import Op, _need, ew
 
 def _fused_guard(ctx, name):
@@ -186,10 +186,11 @@ def embedding_lookup(ctx, weight, idx, padding_idx: int):
     return out, "EmbeddingBackward0", backward
 
 
-def optim_update(name, update, param, grad, states, scalars, offset: int, n: int):
+def optim_update(name, update, param, grad, states, scalars, offset: int, n: int, replay=None):
     """Run a fused optimizer update in place over elements [offset, offset + n) of the flat
     arenas `param`, `grad` and `states` (a tuple of (C name, 1-D tensor)); `scalars` is a tuple
-    of (C name, value), passed as kernel arguments so changing a learning rate builds nothing."""
+    of (C name, value), passed as kernel arguments so changing a learning rate builds nothing.
+    `replay()`, if given, returns the scalars anew each time a captured step replays."""
     if n <= 0:
         return
     dt = param.dtype
@@ -200,6 +201,8 @@ def optim_update(name, update, param, grad, states, scalars, offset: int, n: int
                              update, wide)
     args = [param._buf.raw, grad._buf.raw, *(t._buf.raw for _, t in states),
             *(float(v) for _, v in scalars), int(offset), int(n)]
+    if replay is not None:
+        capture.vary(range(2 + len(states), 2 + len(states) + len(scalars)), replay)
     k.launch_1d(int(n), *args)
     param._buf.version += 1
     for _, t in states:

@@ -331,12 +331,19 @@ class Optimizer:
             start = arena.offsets[first]
             end = arena.offsets[last] + sizes[last]
             ops.optim_update(name, update, arena.data, arena.grad, states,
-                             tuple((s, values[s]) for s in scalar_names), start, end - start)
-            for i in range(first, last + 1):
-                if sizes[i]:
-                    if after is not None:
-                        after(group, arena, i)
-                    steps[i] += 1
+                             tuple((s, values[s]) for s in scalar_names), start, end - start,
+                             replay=_Replay(self, group, arena, first, last, scalar_names))
+            self._advance(group, arena, first, last)
+
+    def _advance(self, group, arena: _Arena, first: int, last: int) -> None:
+        """Parameters first..last took a step: their step counts and host state move on."""
+        after = self._after_step if type(self)._after_step is not Optimizer._after_step else None
+        steps, sizes = arena.steps, arena.sizes
+        for i in range(first, last + 1):
+            if sizes[i]:
+                if after is not None:
+                    after(group, arena, i)
+                steps[i] += 1
 
     # ---- state ---------------------------------------------------------------------------------
     def _state_keys(self, group) -> list:
@@ -479,6 +486,27 @@ class Optimizer:
                     lines.append(f"    {k}: {group[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _Replay:
+    """What a captured step (clgrad.jit) asks of one fused update at each replay: its scalars
+    now (a scheduler's learning rate, this step's bias corrections), with the step taken."""
+
+    __slots__ = ("opt", "group", "arena", "first", "last", "names")
+
+    def __init__(self, opt, group, arena, first, last, names):
+        self.opt, self.group, self.arena = opt, group, arena
+        self.first, self.last, self.names = first, last, names
+
+    def __call__(self) -> tuple:
+        arena = self.arena
+        values = self.opt._scalars(self.group, arena.steps[self.first] + 1, arena, self.first)
+        self.opt._advance(self.group, arena, self.first, self.last)
+        return tuple(values[s] for s in self.names)
+
+    @property
+    def params(self) -> list:
+        return self.arena.params[self.first:self.last + 1]
 
 
 class _Handle:

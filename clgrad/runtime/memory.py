@@ -11,6 +11,9 @@ from .device import Device
 from .errors import OutOfMemoryError
 
 _counters: Counter = Counter()
+_pinned: dict = {}     # raw buffer -> its pin: a step capture replays into it (runtime/capture.py)
+_on_transfer = None    # runtime/capture.py watches host transfers while it records
+_reuse = None          # ... and hands the recording step the buffers it freed
 
 
 def count(name: str, n: int = 1) -> None:
@@ -18,9 +21,10 @@ def count(name: str, n: int = 1) -> None:
 
 
 def stats() -> dict:
-    """Counters since the last reset: kernel launches, transfers (and bytes), program builds."""
+    """Counters since the last reset: kernel launches, transfers (and bytes), program builds,
+    captured-step replays (clgrad.jit; each replay's launches also count as launches)."""
     keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "builds", "disk_cache_hits",
-            "allocs", "pool_hits")
+            "allocs", "pool_hits", "replays", "replay_launches")
     return {k: _counters.get(k, 0) for k in keys}
 
 
@@ -60,6 +64,10 @@ class Pool:
 
     def alloc(self, nbytes: int):
         size = _bucket(nbytes)
+        if _reuse is not None:
+            raw = _reuse(self, size)
+            if raw is not None:
+                return raw, size
         if nbytes > self.device.max_alloc_size:
             raise OutOfMemoryError(
                 f"A single tensor of {nbytes} bytes exceeds the largest allocation "
@@ -90,6 +98,10 @@ class Pool:
             return raw, size
 
     def release(self, raw, size: int) -> None:
+        pin = _pinned.get(raw) if _pinned else None
+        if pin is not None:
+            pin.free(self, size)            # still allocated: the capture owns it now
+            return
         with self.lock:
             self.allocated_bytes -= size
             self.free[size].append(raw)
@@ -143,6 +155,8 @@ class Buffer:
             return
         count("h2d")
         count("h2d_bytes", host.nbytes)
+        if _on_transfer is not None:
+            _on_transfer("h2d")
         cl.enqueue_copy(self.device.queue, self.raw, host, dst_offset=byte_offset, is_blocking=True)
 
     def read(self, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
@@ -150,6 +164,8 @@ class Buffer:
             return out
         count("d2h")
         count("d2h_bytes", out.nbytes)
+        if _on_transfer is not None:
+            _on_transfer("d2h")
         cl.enqueue_copy(self.device.queue, out, self.raw, src_offset=byte_offset, is_blocking=True)
         return out
 

@@ -27,6 +27,7 @@ _programs: dict = {}          # (device, source, options) -> cl.Program
 _kernels: dict = {}           # (device, source, options, name) -> Kernel
 _logs: dict = {}              # (device, source, options) -> the compiler's build log
 _memo: dict = {}              # (function name, *spec) -> what a @memoize'd function made
+_record = None                # runtime/capture.py sets it while a step is being captured
 
 
 def _cached(store: dict, key, make):
@@ -337,6 +338,8 @@ class Kernel:
     def __call__(self, global_size, local_size, *args):
         """Set the arguments (packed by the layout's types) and enqueue; never waits."""
         count("launches")
+        if _record is not None:
+            _record(self, global_size, local_size, args)
         self.cl_kernel(self.device.queue, global_size, local_size, *args)
 
     def launch_1d(self, n: int, *args):

@@ -5,6 +5,7 @@ import os
 import time
 
 from .. import ops
+from ..runtime import capture
 
 
 class Generator:
@@ -44,6 +45,7 @@ class Generator:
     def _take(self, n: int) -> tuple[int, int]:
         offset = self._offset
         self._offset += max(int(n), 0)
+        capture.note_draw(self, self._seed, offset, n)   # a captured step draws anew per replay
         return self._seed, offset
 
 
