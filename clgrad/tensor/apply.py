@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import autograd, ops
 from ..array import Array
+from ..autograd.graph import _record
 
 # grad_fn names by record name, computed once: the hot path formats no strings
 _GRAD_NAMES: dict = {}
@@ -28,19 +29,27 @@ def _grad_name(name: str) -> str:
 
 def record_op(name, backward, save, args, out):
     """Put the node of a table op on the tape: saved values by the record's `save` letters."""
-    ctx = OpContext([isinstance(a, Array) and a.requires_grad for a in args])
-    ctx._args = tuple(None if isinstance(a, Array) else a for a in args)
-    saved, slot = [], {}
-    if "x" in save:
-        for i, a in enumerate(args):
-            if isinstance(a, Array):
+    inputs, needs, consts, saved, slot = [], [], [], [], {}
+    keep_x = "x" in save
+    for i, a in enumerate(args):
+        if isinstance(a, Array):
+            inputs.append(a)
+            needs.append(a.requires_grad)
+            consts.append(None)
+            if keep_x:
                 slot[i] = len(saved)
                 saved.append(a)
+        else:
+            inputs.append(None)
+            needs.append(False)
+            consts.append(a)
     if "o" in save:
         saved.append(out)
+    ctx = OpContext(needs)
+    ctx._args = tuple(consts)
     ctx._slot = slot
-    ctx.save_for_backward(*saved)
-    autograd.record(_grad_name(name), backward, ctx, args, [out])
+    ctx._save(saved)
+    _record(_grad_name(name), backward, ctx, tuple(inputs), [out])
 
 
 def apply(op, *args, **kw):
