@@ -12,7 +12,7 @@ from ..dtypes import DType, bool_, get_default_dtype, result_type, torch_name
 from ..runtime import Buffer, check_dtype, codegen
 from ..view import View, broadcast_shapes, coalesce
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)     # identity: the fast path keys plans on the record
 class Op:
     """An elementwise primitive: a C expression over x0, x1, ... in the compute type `clg_t`.
 
@@ -158,16 +158,26 @@ def _plan_launch(name, expr, device, out_dtype, out_view, metas, compute, preamb
 
 
 def _launch_for(name, expr, out, inputs, compute, preamble):
-    metas = tuple((a.dtype, a._view) if isinstance(a, Array) else None for a in inputs)
     device = out._buf.device
-    key = (name, expr, device.index, out.dtype, out._view, metas, compute, preamble)
+    ov = out._view
+    # views enter the key as their fields: tuples of ints hash in C, a dataclass in Python
+    key = [name, expr, device.index, out.dtype, ov.shape, ov.strides, ov.offset, compute,
+           preamble]
+    for a in inputs:
+        if isinstance(a, Array):
+            v = a._view
+            key += (a._buf.device.index, a.dtype, v.shape, v.strides, v.offset)
+        else:
+            key.append(None)
+    key = tuple(key)
     plan = _launches.get(key)
     if plan is None and key not in _launches:
         for a in inputs:
             if isinstance(a, Array) and a._buf.device != device:
                 _check_devices([out, a])
-        plan = _keep(_launches, key, _plan_launch(name, expr, device, out.dtype, out._view,
-                                                  metas, compute, preamble))
+        metas = tuple((a.dtype, a._view) if isinstance(a, Array) else None for a in inputs)
+        plan = _keep(_launches, key, _plan_launch(name, expr, device, out.dtype, ov, metas,
+                                                  compute, preamble))
     return plan
 
 
@@ -201,7 +211,6 @@ _ew_plans: dict = {}
 
 
 def _ew_key(op, args, out):
-    # the view's fields rather than the View: tuples of ints hash in C, a dataclass in Python
     key = [op, get_default_dtype()]
     for a in args:
         if isinstance(a, Array):
