@@ -204,7 +204,7 @@ class _EwPlan:
     """What `ew` derived for one (op, argument dtypes, views, scalar types, device): the output's
     dtype and view, how each scalar is converted, and the launch."""
 
-    __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch")
+    __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first")
 
 
 _ew_plans: dict = {}
@@ -233,11 +233,8 @@ def ew(op: Op, *args, out=None):
     if plan is None:
         plan = _keep(_ew_plans, key, _ew_plan(op, args, out))
     if out is None:
-        for a in args:
-            if isinstance(a, Array):
-                out = a._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view,
-                                     plan.out_dtype)
-                break
+        out = args[plan.first]._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view,
+                                            plan.out_dtype)
     if plan.launch is not None:
         convs = plan.convs
         if convs:
@@ -271,6 +268,8 @@ def _ew_plan(op: Op, args, out):
     conv = _converter(common)
     plan = _EwPlan()
     plan.out_dtype, plan.out_view, plan.device = out_dtype, out_view, device
+    # the output is made by the first tensor argument's plain class
+    plan.first = next((i for i, a in enumerate(args) if isinstance(a, Array)), None)
     plan.nbytes = out_view.numel * out_dtype.itemsize
     plan.convs = None if len(tens) == len(args) else tuple(
         None if isinstance(a, Array) else conv for a in args)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import autograd, ops
 from ..array import Array
+from ..autograd.grad_mode import _set_enabled as _set_grad_enabled
 from ..autograd.graph import _record
 
 # grad_fn names by record name, computed once: the hot path formats no strings
@@ -68,8 +69,13 @@ def apply(op, *args, **kw):
     if not autograd.needs_grad(*args):
         return op(None, *args, **kw)[0]
     ctx = autograd.Context([isinstance(a, Array) and a.requires_grad for a in args])
-    with autograd.no_grad():
+    # grad is on here (needs_grad said so): off for the forward's own Tensor calls, without a
+    # no_grad object per op
+    _set_grad_enabled(False)
+    try:
         res, name, backward = op(ctx, *args, **kw)
+    finally:
+        _set_grad_enabled(True)
     if backward is not None:
         autograd.record(name, backward, ctx, args, res if isinstance(res, tuple) else [res])
     return res
