@@ -13,6 +13,10 @@ from .runtime import Buffer, Device, check_dtype
 from .view import View
 
 
+# contiguous View by shape: most outputs are fresh contiguous tensors of a shape seen before
+_contiguous: dict = {}
+
+
 class Size(tuple):
     """A tuple of sizes that prints as PyTorch's `torch.Size`."""
 
@@ -38,9 +42,14 @@ class Array:
     @classmethod
     def _empty(cls, shape, dtype: DType, device: Device) -> "Array":
         check_dtype(device, dtype)
-        shape = tuple(int(s) for s in shape)
-        n = math.prod(shape)
-        return cls._make(Buffer(device, n * dtype.itemsize), View.contiguous(shape), dtype)
+        view = _contiguous.get(shape) if isinstance(shape, tuple) else None
+        if view is None:
+            shape = tuple(int(s) for s in shape)
+            view = View.contiguous(shape)
+            if len(_contiguous) >= 4096:
+                _contiguous.clear()
+            _contiguous[shape] = view
+        return cls._make(Buffer(device, view.numel * dtype.itemsize), view, dtype)
 
     @classmethod
     def _from_numpy(cls, arr: np.ndarray, dtype: DType, device: Device) -> "Array":

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class Sizes:
     elementwise: int = 4 << 20
     launch_numel: int = 16
     launch_loop: int = 200
+    small_mlp: tuple = (64, 64, 64, 10)       # a step bound by per-op cost, not by GEMM
+    small_batch: int = 16
     mlp: tuple = (784, 512, 512, 10)
     mlp_batch: int = 256
     cnn_batch: int = 64
@@ -200,6 +202,14 @@ def bench_launch(device, sizes: Sizes, repeat: int):
             fns[lib.__name__] = _synced(fn, device) if lib is clgrad else fn
         s = {k: v / loop for k, v in interleaved(fns, repeat).items()}
         yield make_row(device, "launch", case, "µs", s, ratios=[("clgrad", "torch")])
+    small = replace(sizes, mlp=sizes.small_mlp, mlp_batch=sizes.small_batch)
+    fns = {}
+    for lib in [clgrad] + ([torch] if torch is not None else []):
+        lib.manual_seed(0)
+        (name, fns[lib.__name__]), = training_cases(lib, small, device if lib is clgrad else None,
+                                                     "mlp")
+    s = interleaved(fns, repeat * 4)
+    yield make_row(device, "launch", f"{name}, step", "µs", s, ratios=[("clgrad", "torch")])
 
 
 def _add_loop(lib, x, loop):

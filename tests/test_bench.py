@@ -68,7 +68,7 @@ def test_bench_quick_json(device):
     assert e["unit"] == "GB/s" and {"clgrad", "numpy"} <= set(e["values"])
     assert e["values"]["numpy"] == pytest.approx(12 * bench.QUICK.elementwise
                                                  / e["seconds"]["numpy"] / 1e9)
-    assert [r["unit"] for r in by["launch"]] == ["µs", "µs"]
+    assert [r["unit"] for r in by["launch"]] == ["µs", "µs", "µs"]
     assert len(by["train"]) == 3 and all(r["unit"] == "ms" for r in by["train"])
     assert len(by["jit"]) == 2 and all(r["unit"] == "ms" for r in by["jit"])
     for r in by["jit"]:
@@ -87,7 +87,7 @@ def test_bench_table(device):
     head = next(i for i, line in enumerate(lines) if line.startswith("device "))
     assert lines[head].split()[:5] == ["device", "section", "case", "unit", "clgrad"]
     body = [line for line in lines[head + 2:] if line.startswith(device.spec)]
-    assert len(body) == 2 and all(" launch " in line and " µs " in line for line in body)
+    assert len(body) == 3 and all(" launch " in line and " µs " in line for line in body)
     assert "time ratios" in lines[-1]
 
 
@@ -175,5 +175,5 @@ def test_tools_bench_wrapper(device, tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert [row["section"] for row in out["rows"]] == ["launch", "launch"]
+    assert [row["section"] for row in out["rows"]] == ["launch", "launch", "launch"]
     assert np.isfinite(out["rows"][0]["values"]["clgrad"])

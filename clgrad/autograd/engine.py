@@ -183,7 +183,8 @@ class _Walk:
                 if g is None:
                     shape, dtype, device, plain = node.out_meta[i]
                     gouts[i] = plain._zeros(shape, dtype, device)
-        if _anomaly["enabled"]:
+        anomaly = _anomaly["enabled"]
+        if anomaly:
             try:
                 grads = node.backward_fn(ctx, *gouts)
             except Exception:
@@ -194,7 +195,8 @@ class _Walk:
             grads = node.backward_fn(ctx, *gouts)
         if not isinstance(grads, (tuple, list)):
             grads = (grads,)
-        if len(grads) > len(node.edges) and any(g is not None for g in grads[len(node.edges):]):
+        edges = node.edges
+        if len(grads) > len(edges) and any(g is not None for g in grads[len(edges):]):
             raise RuntimeError(f"function {node.name()} returned an incorrect number of "
                                f"gradients (expected {len(node.edges)}, got {len(grads)})")
         if node.hooks:
@@ -202,14 +204,15 @@ class _Walk:
                 r = hook(tuple(grads), tuple(gouts))
                 if r is not None:
                     grads = tuple(r)
-        if _anomaly["enabled"]:
+        if anomaly:
             _check_anomaly(node, grads)
         if not self.retain_graph:
             ctx._free()
-        for i, (e, g) in enumerate(zip(node.edges, grads)):
+        in_meta = node.in_meta
+        for i, (e, g) in enumerate(zip(edges, grads)):
             if e is None or g is None:
                 continue
-            shape, dtype = node.in_meta[i]
+            shape, dtype = in_meta[i]
             if g._view.shape != shape:
                 if not _expandable(shape, g._view.shape):
                     raise RuntimeError(f"Function {node.name()} returned an invalid gradient at "
@@ -222,7 +225,9 @@ class _Walk:
             if type(target) is Node:
                 if need is not None and target not in need and not self._captures(target, idx):
                     continue
-                slots = pending.setdefault(target, [None] * len(target.outputs))
+                slots = pending.get(target)
+                if slots is None:
+                    slots = pending[target] = [None] * len(target.outputs)
                 slots[idx] = g if slots[idx] is None else slots[idx] + g
             else:
                 prev = self.leaves.get(id(target))

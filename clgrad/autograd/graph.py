@@ -36,7 +36,7 @@ class _Saved:
         self.plain = t._plain       # rebuilds a weakly held output as a plain Tensor
         self.ref = None
         self.version = t._buf.version
-        self.shape = tuple(t.shape)
+        self.shape = t._view.shape
         self.dtype = t.dtype
         grad_fn = t._ctx if t.requires_grad else None
         self.producer = None if grad_fn is None else grad_fn.name()
@@ -97,6 +97,10 @@ class Context:
                 raise TypeError("save_for_backward can only save variables, but argument "
                                 f"{tensors.index(t)} is of type {type(t).__name__}")
         self._saved = tuple(None if t is None else _Saved(t) for t in tensors)
+
+    def _save(self, tensors):
+        """save_for_backward for callers that pass only tensors (the table ops' tape path)."""
+        self._saved = tuple([_Saved(t) for t in tensors])
 
     def _unpack(self, i):
         """Saved tensor i alone: a backward that needs one value does not check the others."""
@@ -201,7 +205,7 @@ class Node:
         self.edges = tuple(edges)
         self.in_meta = tuple(meta)
         self.outputs = [weakref.ref(t) for t in outputs]
-        self.out_meta = [(t._view.shape, t.dtype, t.device, t._plain) for t in outputs]
+        self.out_meta = [(t._view.shape, t.dtype, t._buf.device, t._plain) for t in outputs]
         self.trace = _forward_trace() if _anomaly["enabled"] else None
         self.hooks = None
         self.prehooks = None
@@ -250,9 +254,14 @@ class Node:
 def record(name, backward_fn, ctx, args, outputs):
     """Attach a node to `outputs` (the differentiable ones) as their grad_fn; the caller has
     checked `needs_grad(*args)`."""
-    inputs = tuple(a if isinstance(a, Array) else None for a in args)
+    inputs = tuple([a if isinstance(a, Array) else None for a in args])
     if not ctx.needs_input_grad:
-        ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+        ctx.needs_input_grad = tuple([t is not None and t.requires_grad for t in inputs])
+    return _record(name, backward_fn, ctx, inputs, outputs)
+
+
+def _record(name, backward_fn, ctx, inputs, outputs):
+    """record() once `inputs` (tensor or None per argument) and ctx.needs_input_grad are set."""
     node = Node(name, backward_fn, ctx, inputs, outputs)
     nondiff = ctx.non_differentiable
     for i, t in enumerate(outputs):
@@ -267,8 +276,9 @@ def record(name, backward_fn, ctx, args, outputs):
             t = None if s is None else s.tensor
             if t is None:
                 continue
-            if id(t) in ids:
-                s.weaken(ids[id(t)], name)
+            i = ids.get(id(t))
+            if i is not None:
+                s.weaken(i, name)
             elif t._base is not None or t._hooks:
                 # a view's base (or a hook's closure) may lead back to this node: keep a bare
                 # handle on the storage instead of the user's tensor
@@ -293,6 +303,7 @@ def nodes_since(node, start):
 
 
 def needs_grad(*args) -> bool:
-    if not is_grad_enabled():
-        return False
-    return any(isinstance(a, Array) and a.requires_grad for a in args)
+    for a in args:
+        if isinstance(a, Array) and a.requires_grad:
+            return is_grad_enabled()
+    return False

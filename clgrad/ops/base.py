@@ -9,10 +9,10 @@ from typing import Callable
 
 from ..array import Array
 from ..dtypes import DType, bool_, get_default_dtype, result_type, torch_name
-from ..runtime import codegen
-from ..view import broadcast_shapes, coalesce
+from ..runtime import Buffer, check_dtype, codegen
+from ..view import View, broadcast_shapes, coalesce
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)     # identity: the fast path keys plans on the record
 class Op:
     """An elementwise primitive: a C expression over x0, x1, ... in the compute type `clg_t`.
 
@@ -76,32 +76,118 @@ def _wide(views) -> bool:
     return False
 
 
-def launch_ew(name, expr, out, inputs, compute: str, preamble=()):
-    """Run `expr` elementwise into the tensor `out` (any view). inputs: tensors (broadcast to
-    out's shape) or scalars passed as kernel arguments of the compute type `compute`."""
-    shape = out.shape
-    n = out._view.numel
+class _Launch:
+    """One elementwise launch with everything derivable from the views worked out: the Kernel,
+    its argument list with the constants (offsets, strides, sizes) in place, and where each
+    call's buffers and scalars go. Running one is a list copy and an enqueue."""
+
+    __slots__ = ("kernel", "gsize", "lsize", "args", "slots")
+
+    def __init__(self, kernel, n, args, slots):
+        self.kernel = kernel
+        self.gsize, self.lsize = kernel.sizes_1d(n)
+        self.args = args
+        self.slots = slots            # (argument position, input index, is a tensor)
+
+    def run(self, out_raw, inputs):
+        args = self.args.copy()
+        args[0] = out_raw
+        for pos, i, is_t in self.slots:
+            a = inputs[i]
+            args[pos] = a._buf.raw if is_t else a
+        self.kernel(self.gsize, self.lsize, *args)
+
+
+_launches: dict = {}
+# plans are small, but views with ever-new offsets (a loop over x[i]) would grow them forever
+PLAN_LIMIT = 8192
+
+
+def _keep(store: dict, key, value):
+    if len(store) >= PLAN_LIMIT:
+        store.clear()
+    store[key] = value
+    return value
+
+
+def _plan_launch(name, expr, device, out_dtype, out_view, metas, compute, preamble):
+    """The _Launch writing `expr` into out_view; metas per input: its (dtype, view) for a
+    tensor (broadcast to the output's shape), None for a scalar argument. None when the output
+    is empty."""
+    shape = out_view.shape
+    n = out_view.numel
     if n == 0:
-        return out
-    tens = [a for a in inputs if isinstance(a, Array)]
-    views = [a._view.expand(shape) if a.shape != shape else a._view for a in tens]
-    cshape, cstrides = coalesce(shape, out._view.strides, *(v.strides for v in views))
+        return None
+    views = [m[1].expand(shape) if m is not None and m[1].shape != shape else
+             (m[1] if m is not None else None) for m in metas]
+    tviews = [v for v in views if v is not None]
+    cshape, cstrides = coalesce(shape, out_view.strides, *(v.strides for v in tviews))
     rank = len(cshape)
-    spec, operands, vi = [], [], 0
-    for a in inputs:
-        if isinstance(a, Array):
-            spec.append((a.dtype, compute))
-            operands.append((a._buf.raw, views[vi].offset, cstrides[1 + vi]))
+    # one contiguous run for all: the flat kernel (unit strides, no index arithmetic)
+    flat = None
+    if rank == 1 and (n == 1 or (cstrides[0][0] == 1 and
+                                 all(st[0] in (0, 1) for st in cstrides[1:]))):
+        flat = []
+    spec, args, slots, vi = [], [None, out_view.offset], [], 0
+    if flat is None:
+        args += cstrides[0]
+    for i, m in enumerate(metas):
+        if m is not None:
+            spec.append((m[0], compute))
+            slots.append((len(args), i, True))
+            args += [None, views[i].offset]
+            st = cstrides[1 + vi]
+            if flat is None:
+                args += st
+            else:
+                flat.append(n > 1 and st[0] == 1)
             vi += 1
         else:
             spec.append((None, compute))
-            operands.append(a)
-    k = codegen.elementwise_kernel(out.device, name, _render_expr(expr, compute), out.dtype,
-                                   tuple(spec), rank, _wide([out._view, *views]), compute,
-                                   tuple(preamble))
-    codegen.launch_elementwise(k, n, out._buf.raw, out._view.offset, cstrides[0], operands,
-                               cshape)
-    out._buf.version += 1
+            slots.append((len(args), i, False))
+            args.append(None)
+            if flat is not None:
+                flat.append(False)
+    args.append(n)
+    if flat is None:
+        args += cshape
+    k = codegen.elementwise_kernel(device, name, _render_expr(expr, compute), out_dtype,
+                                   tuple(spec), rank, _wide([out_view, *tviews]), compute,
+                                   tuple(preamble), None if flat is None else tuple(flat))
+    return _Launch(k, n, args, tuple(slots))
+
+
+def _launch_for(name, expr, out, inputs, compute, preamble):
+    device = out._buf.device
+    ov = out._view
+    # views enter the key as their fields: tuples of ints hash in C, a dataclass in Python
+    key = [name, expr, device.index, out.dtype, ov.shape, ov.strides, ov.offset, compute,
+           preamble]
+    for a in inputs:
+        if isinstance(a, Array):
+            v = a._view
+            key += (a._buf.device.index, a.dtype, v.shape, v.strides, v.offset)
+        else:
+            key.append(None)
+    key = tuple(key)
+    plan = _launches.get(key)
+    if plan is None and key not in _launches:
+        for a in inputs:
+            if isinstance(a, Array) and a._buf.device != device:
+                _check_devices([out, a])
+        metas = tuple((a.dtype, a._view) if isinstance(a, Array) else None for a in inputs)
+        plan = _keep(_launches, key, _plan_launch(name, expr, device, out.dtype, ov, metas,
+                                                  compute, preamble))
+    return plan
+
+
+def launch_ew(name, expr, out, inputs, compute: str, preamble=()):
+    """Run `expr` elementwise into the tensor `out` (any view). inputs: tensors (broadcast to
+    out's shape) or scalars passed as kernel arguments of the compute type `compute`."""
+    plan = _launch_for(name, expr, out, inputs, compute, tuple(preamble))
+    if plan is not None:
+        plan.run(out._buf.raw, inputs)
+        out._buf.version += 1
     return out
 
 
@@ -114,14 +200,58 @@ def _compute_type(op: Op, args) -> tuple[DType, DType]:
     return common, out
 
 
+class _EwPlan:
+    """What `ew` derived for one (op, argument dtypes, views, scalar types, device): the output's
+    dtype and view, how each scalar is converted, and the launch."""
+
+    __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first")
+
+
+_ew_plans: dict = {}
+
+
+def _ew_key(op, args, out):
+    key = [op, get_default_dtype()]
+    for a in args:
+        if isinstance(a, Array):
+            v = a._view
+            key += (a._buf.device.index, a.dtype, v.shape, v.strides, v.offset)
+        else:
+            key.append(type(a))
+    if out is not None:
+        v = out._view
+        key += (out._buf.device.index, out.dtype, v.shape, v.strides, v.offset)
+    return tuple(key)
+
+
 def ew(op: Op, *args, out=None):
-    """Run an elementwise table op forward into a new tensor (or `out`); no autograd."""
+    """Run an elementwise table op forward into a new tensor (or `out`); no autograd. A repeated
+    (op, dtypes, views, scalar types, device) is one dictionary lookup, an allocation and an
+    enqueue: the first call derives and keeps everything else."""
+    key = _ew_key(op, args, out)
+    plan = _ew_plans.get(key)
+    if plan is None:
+        plan = _keep(_ew_plans, key, _ew_plan(op, args, out))
+    if out is None:
+        out = args[plan.first]._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view,
+                                            plan.out_dtype)
+    if plan.launch is not None:
+        convs = plan.convs
+        if convs:
+            args = [c(a) if c is not None else a for c, a in zip(convs, args)]
+        plan.launch.run(out._buf.raw, args)
+        out._buf.version += 1
+    return out
+
+
+def _ew_plan(op: Op, args, out):
     tens = [a for a in args if isinstance(a, Array)]
-    device = _check_devices(tens)
+    device = _check_devices(tens if out is None else [*tens, out])
     common, out_dtype = _compute_type(op, args)
     shape = broadcast_shapes(*(t.shape for t in tens))
     if out is None:
-        out = tens[0]._plain._empty(shape, out_dtype, device)
+        check_dtype(device, out_dtype)
+        out_view = View.contiguous(shape)
     else:
         if out.shape != shape:
             raise RuntimeError(f"output with shape {list(out.shape)} doesn't match the "
@@ -129,16 +259,31 @@ def ew(op: Op, *args, out=None):
         if out_dtype.category > out.dtype.category:
             raise RuntimeError(f"result type {torch_name(out_dtype)} can't be cast to the "
                                f"desired output type {torch_name(out.dtype)}")
+        out_view, out_dtype = out._view, out.dtype
     integer = op.int_expr is not None and not common.is_floating
     expr = op.int_expr if integer else op.expr
-    compute = common.compute
-    label = f"{op.name}_{out.dtype.short}" + "".join(
-        "_" + t.dtype.short for t in tens if t.dtype is not out.dtype)
+    label = f"{op.name}_{out_dtype.short}" + "".join(
+        "_" + t.dtype.short for t in tens if t.dtype is not out_dtype)
     # scalars reach the kernel converted to the compute type
-    conv = [a if isinstance(a, Array) else _scalar(a, common) for a in args]
-    launch_ew(f"ew_{label}", expr, out, conv, compute,
-              op.int_preamble if integer else op.preamble)
-    return out
+    conv = _converter(common)
+    plan = _EwPlan()
+    plan.out_dtype, plan.out_view, plan.device = out_dtype, out_view, device
+    # the output is made by the first tensor argument's plain class
+    plan.first = next((i for i, a in enumerate(args) if isinstance(a, Array)), None)
+    plan.nbytes = out_view.numel * out_dtype.itemsize
+    plan.convs = None if len(tens) == len(args) else tuple(
+        None if isinstance(a, Array) else conv for a in args)
+    metas = tuple((a.dtype, a._view) if isinstance(a, Array) else None for a in args)
+    plan.launch = _plan_launch(f"ew_{label}", expr, device, out_dtype, out_view, metas,
+                               common.compute,
+                               tuple(op.int_preamble if integer else op.preamble))
+    return plan
+
+
+def _converter(dt: DType):
+    if dt is bool_:
+        return lambda v: int(bool(v))
+    return float if dt.is_floating else int
 
 
 def _scalar(v, dt: DType):
@@ -154,21 +299,27 @@ def cast(x, dtype: DType, out=None):
     no autograd."""
     T = x._plain
     if out is None:
-        out = T._empty(x.shape, dtype, x.device)
+        out = T._empty(x._view.shape, dtype, x.device)
     # to bool the test is `!= 0` in the source type (0.5 -> True), not after truncation
     compute = x.dtype.compute if dtype is bool_ else dtype.compute
-    launch_ew(f"cast_{x.dtype.short}_{dtype.short}", "x0", out, [x], compute)
+    launch_ew(_copy_name("cast", dtype, x.dtype), "x0", out, [x], compute)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _copy_name(kind, dst: DType, src: DType | None) -> str:
+    # kernel names of casts, copies and fills, formatted once per pair of dtypes
+    if kind == "cast":
+        return f"cast_{src.short}_{dst.short}"
+    return f"copy_{dst.short}_{src.short}" if src is not None else f"fill_{dst.short}"
 
 
 def copy_into(dst, src):
     """dst[...] = src with broadcasting and conversion (no autograd; callers record it)."""
     is_t = isinstance(src, Array)
     compute = src.dtype.compute if is_t and dst.dtype is bool_ else dst.dtype.compute
-    launch_ew(f"copy_{dst.dtype.short}_{src.dtype.short}" if is_t
-              else f"fill_{dst.dtype.short}", "x0", dst, [src if is_t
-                                                          else _scalar(src, dst.dtype)],
-              compute)
+    launch_ew(_copy_name("copy", dst.dtype, src.dtype if is_t else None), "x0", dst,
+              [src if is_t else _scalar(src, dst.dtype)], compute)
     return dst
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..dtypes import int64, torch_name
-from ..runtime import codegen
-from ..view import coalesce, normalize_dim
-from .base import Op, _wide, cast, ew
+from ..runtime import Buffer, check_dtype, codegen
+from ..view import View, coalesce, normalize_dim
+from .base import Op, _keep, _wide, cast, ew
 
 def _red_limits(dt: DType):
     if dt.is_floating:
@@ -55,36 +55,77 @@ def reduce_spec(kind: str, dt: DType):
     return spec
 
 
+_reduce_plans: dict = {}
+
+
+class _ReducePlan:
+    """What `reduce` derived for one (kind, input dtype and view, dims, keepdim, dtypes,
+    device): the output's view, whether the input is cast first, and the launch with its
+    arguments in place (slots 0 and `in_pos` take each call's buffers)."""
+
+    __slots__ = ("out_view", "nbytes", "device", "cast", "kernel", "gsize", "lsize", "args",
+                 "in_pos")
+
+
 def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType):
-    """Reduce `x` over `dims` with `kind` into a new tensor of `out_dtype`."""
-    T = x._plain
+    """Reduce `x` over `dims` with `kind` into a new tensor of `out_dtype`. A repeated call
+    (same kind, dtypes, view, dims, device) reuses everything but the buffers."""
+    v = x._view
+    key = (kind, x._buf.device.index, x.dtype, v.shape, v.strides, v.offset, tuple(dims),
+           keepdim, out_dtype, acc_dtype)
+    plan = _reduce_plans.get(key)
+    if plan is None:
+        plan = _keep(_reduce_plans, key, _reduce_plan(kind, x, dims, keepdim, out_dtype,
+                                                      acc_dtype))
+    out = x._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view, out_dtype)
+    if plan.kernel is None:
+        return out
+    src = cast(x, acc_dtype) if plan.cast else x
+    args = plan.args.copy()
+    args[0] = out._buf.raw
+    args[plan.in_pos] = src._buf.raw
+    plan.kernel(plan.gsize, plan.lsize, *args)
+    return out
+
+
+def _reduce_plan(kind, x, dims, keepdim, out_dtype, acc_dtype):
     nd = x.ndim
+    device = x.device
+    check_dtype(device, out_dtype)
     dims = sorted({normalize_dim(d, nd) for d in dims}) if nd else []
     keep = [d for d in range(nd) if d not in dims]
     out_shape_keep = tuple(x.shape[d] if d not in dims else 1 for d in range(nd))
     out_shape = out_shape_keep if keepdim else tuple(x.shape[d] for d in keep)
-    out = T._empty(out_shape, out_dtype, x.device)
-    if out.numel() == 0:
-        return out
-    src = x if x.dtype is acc_dtype else cast(x, acc_dtype) if acc_dtype is not x.dtype else x
-    if kind in ("all", "any") and x.dtype is not acc_dtype:
-        src = x
-    xv = src._view
+    plan = _ReducePlan()
+    plan.device = device
+    plan.out_view = out_view = View.contiguous(out_shape)
+    plan.nbytes = out_view.numel * out_dtype.itemsize
+    plan.kernel = None
+    plan.cast = x.dtype is not acc_dtype and kind not in ("all", "any")
+    if out_view.numel == 0:
+        return plan
+    # cast() writes a contiguous copy: that is the view the kernel reads
+    src_dtype = acc_dtype if plan.cast else x.dtype
+    xv = View.contiguous(x.shape) if plan.cast else x._view
     kept_shape = [xv.shape[d] for d in keep]
     red_shape = [xv.shape[d] for d in dims]
-    ov = out._view if not keepdim else out._view.squeeze(dims) if nd else out._view
+    ov = out_view if not keepdim else out_view.squeeze(dims) if nd else out_view
     o_shape, (o_st, k_st) = coalesce(tuple(kept_shape), ov.strides,
                                      tuple(xv.strides[d] for d in keep)) if keep else ((), ((), ()))
     r_shape, (r_st,) = coalesce(tuple(red_shape), tuple(xv.strides[d] for d in dims)) \
         if dims else ((1,), ((0,),))
-    spec = reduce_spec(kind, src.dtype)
+    spec = reduce_spec(kind, src_dtype)
     acc_bytes = {"clg_pair": 16, "uchar": 1, "double": 8, "long": 8}.get(spec["acc_t"], 4)
-    name = f"reduce_{kind}_{src.dtype.short}_{out_dtype.short}"
-    k = codegen.reduce_kernel(out.device, name, spec, src.dtype, out_dtype, len(o_shape),
-                              len(r_shape), _wide([xv, out._view]))
-    codegen.launch_reduce(k, acc_bytes, out._buf.raw, ov.offset, o_st, src._buf.raw, xv.offset,
-                          k_st, r_st, o_shape, r_shape)
-    return out
+    name = f"reduce_{kind}_{src_dtype.short}_{out_dtype.short}"
+    k = codegen.reduce_kernel(device, name, spec, src_dtype, out_dtype, len(o_shape),
+                              len(r_shape), _wide([xv, out_view]))
+    launch = codegen.reduce_launch(k, acc_bytes, None, ov.offset, o_st, None, xv.offset,
+                                   k_st, r_st, o_shape, r_shape)
+    if launch is not None:
+        plan.kernel = k
+        plan.gsize, plan.lsize, plan.args = launch
+        plan.in_pos = 2 + len(o_st)
+    return plan
 
 
 def _row_layout(x, out, dim):

@@ -61,16 +61,25 @@ def _preamble(files) -> str:
 
 # ---- elementwise ------------------------------------------------------------------------------
 @memoize
-def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compute, preamble=()):
+def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compute, preamble=(),
+                       flat=None):
     """inputs: tuple of (storage DType or None for a scalar argument, C type loaded as).
     `compute` is the C type the expression computes in (`clg_t` inside it); `preamble` names
-    kernels_cl/ files of helper functions the expression calls."""
+    kernels_cl/ files of helper functions the expression calls.
+
+    `flat`: None for the strided kernel (shape and strides as arguments), or, when the output
+    and every operand walk memory in one contiguous run, one flag per input (True: element i
+    at offset + i; False: broadcast, always offset). The flat kernel has no index arithmetic
+    and unit-stride loads the compiler can vectorize; its arguments are only buffers, offsets,
+    scalars and n."""
     idx = "long" if wide else "int"
     params, loads, offsets, operands = [], [], [], []
     args = Args().buffer(out.ctype, "clg_out").scalar(idx, "clg_out_off")
-    args.scalar(idx, *(f"clg_out_st{d}" for d in range(rank)))
+    if flat is None:
+        args.scalar(idx, *(f"clg_out_st{d}" for d in range(rank)))
     offsets.append(f"    {idx} clg_o_out = clg_out_off;")
     operands.append(("clg_o_out", "clg_out_st"))
+    unit = ["clg_o_out"]
     ctypes = [out.ctype]
     for i, (dt, load_t) in enumerate(inputs):
         params.append(f"x{i}")
@@ -81,19 +90,28 @@ def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compu
         else:
             ctypes.append(dt.ctype)
             args.buffer(dt.ctype, f"clg_in{i}", const=True).scalar(idx, f"clg_in{i}_off")
-            args.scalar(idx, *(f"clg_in{i}_st{d}" for d in range(rank)))
+            if flat is None:
+                args.scalar(idx, *(f"clg_in{i}_st{d}" for d in range(rank)))
+            elif flat[i]:
+                unit.append(f"clg_o{i}")
             offsets.append(f"    {idx} clg_o{i} = clg_in{i}_off;")
             operands.append((f"clg_o{i}", f"clg_in{i}_st"))
             loads.append(f"    const {load_t} clg_v{i} = "
                          f"{_load(f'clg_in{i}', dt.ctype, f'clg_o{i}', load_t)};")
-    args.scalar(idx, "clg_n", *(f"clg_shape{d}" for d in range(rank)))
+    if flat is None:
+        args.scalar(idx, "clg_n", *(f"clg_shape{d}" for d in range(rank)))
+        index = _index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands)
+    else:
+        name += "_flat"
+        args.scalar(idx, "clg_n")
+        index = "\n".join(f"    {o} += clg_gid;" for o in unit)
     call = f"CLG_OP({', '.join(f'clg_v{i}' for i in range(len(inputs)))})"
     ctypes.append(compute)
     src = render("elementwise", extensions=_extensions(*ctypes), compute=compute,
                  preamble=_preamble(preamble),
                  params=", ".join(params) or "clg_unused", expr=expr,
                  name=name, args=args, idx=idx, offsets="\n".join(offsets),
-                 index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
+                 index=index,
                  loads="\n".join(loads),
                  store="    " + _store("clg_out", out.ctype, "clg_o_out",
                                        call if inputs else "CLG_OP(0)", out.name == "bool"))
@@ -145,12 +163,14 @@ def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_ra
     return kernel(device, src, name, args)
 
 
-def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
+def reduce_launch(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
                   red_strides, out_shape, red_shape):
+    """(global, local, args) of a reduce_kernel launch, or None when the output is empty: a
+    caller that repeats the launch keeps them and swaps in its buffers."""
     n_out = int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
     n_red = int(np.prod(red_shape, dtype=np.int64)) if red_shape else 1
     if n_out == 0:
-        return
+        return None
     dev = k.device
     limit = max(1, min(k.max_group, dev.max_work_group_size))
     local_cap = max(1, dev.local_mem_size // max(acc_bytes, 1))
@@ -166,9 +186,17 @@ def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, k
     rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
     rows = min(rows, 1 << (n_out - 1).bit_length())
     g1 = (n_out + rows - 1) // rows * rows
-    k((lanes, g1), (lanes, rows),
-      out_raw, out_off, *out_strides, in_raw, in_off, *keep_strides, *red_strides,
-      n_out, *out_shape, n_red, *red_shape, local_mem(acc_bytes * lanes * rows))
+    args = [out_raw, out_off, *out_strides, in_raw, in_off, *keep_strides, *red_strides,
+            n_out, *out_shape, n_red, *red_shape, local_mem(acc_bytes * lanes * rows)]
+    return (lanes, g1), (lanes, rows), args
+
+
+def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
+                  red_strides, out_shape, red_shape):
+    launch = reduce_launch(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off,
+                           keep_strides, red_strides, out_shape, red_shape)
+    if launch is not None:
+        k(launch[0], launch[1], *launch[2])
 
 
 # ---- matmul ------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Pool:
         self.allocated_bytes = 0
         self.peak_bytes = 0
         self.lock = threading.RLock()   # a gc pass inside alloc may free buffers
+        self.max_alloc = device.max_alloc_size
 
     def _raw_alloc(self, size: int):
         limit = self.device.global_mem_size
@@ -68,34 +69,39 @@ class Pool:
             raw = _reuse(self, size)
             if raw is not None:
                 return raw, size
-        if nbytes > self.device.max_alloc_size:
-            raise OutOfMemoryError(
-                f"A single tensor of {nbytes} bytes exceeds the largest allocation "
-                f"{self.device.name} ({self.device.spec}) allows: CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
-                f"{self.device.max_alloc_size} bytes.")
         with self.lock:
+            # the hot path: a parked buffer of this bucket (every repeated op ends here)
             bucket = self.free.get(size)
             if bucket:
                 raw = bucket.pop()
                 self.pooled_bytes -= size
-                count("pool_hits")
+                _counters["pool_hits"] += 1
             else:
-                try:
-                    raw = self._raw_alloc(size)
-                except (cl.MemoryError, cl.RuntimeError):
-                    self.empty()
-                    try:
-                        raw = self._raw_alloc(size)
-                    except (cl.MemoryError, cl.RuntimeError) as e:
-                        raise OutOfMemoryError(
-                            f"Could not allocate {nbytes} bytes on {self.device.spec} "
-                            f"({self.device.name}): {self.allocated_bytes} bytes are in use by "
-                            f"tensors of {self.device.global_mem_size} bytes of device memory "
-                            f"(largest single allocation {self.device.max_alloc_size}). "
-                            f"[{e}]") from None
+                raw = self._new(nbytes, size)
             self.allocated_bytes += size
-            self.peak_bytes = max(self.peak_bytes, self.allocated_bytes)
+            if self.allocated_bytes > self.peak_bytes:
+                self.peak_bytes = self.allocated_bytes
             return raw, size
+
+    def _new(self, nbytes: int, size: int):
+        if nbytes > self.max_alloc:
+            raise OutOfMemoryError(
+                f"A single tensor of {nbytes} bytes exceeds the largest allocation "
+                f"{self.device.name} ({self.device.spec}) allows: CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
+                f"{self.device.max_alloc_size} bytes.")
+        try:
+            return self._raw_alloc(size)
+        except (cl.MemoryError, cl.RuntimeError):
+            self.empty()
+            try:
+                return self._raw_alloc(size)
+            except (cl.MemoryError, cl.RuntimeError) as e:
+                raise OutOfMemoryError(
+                    f"Could not allocate {nbytes} bytes on {self.device.spec} "
+                    f"({self.device.name}): {self.allocated_bytes} bytes are in use by "
+                    f"tensors of {self.device.global_mem_size} bytes of device memory "
+                    f"(largest single allocation {self.device.max_alloc_size}). "
+                    f"[{e}]") from None
 
     def release(self, raw, size: int) -> None:
         pin = _pinned.get(raw) if _pinned else None
@@ -116,12 +122,16 @@ class Pool:
 
 
 _pools: dict[Device, Pool] = {}
+_by_index: dict[int, Pool] = {}     # the same pools by device index: an int hashes in C
 
 
 def pool(device: Device) -> Pool:
-    p = _pools.get(device)
+    p = _by_index.get(device.index)
     if p is None:
-        p = _pools[device] = Pool(device)
+        p = _pools.get(device)
+        if p is None:
+            p = _pools[device] = Pool(device)
+        _by_index[device.index] = p
     return p
 
 
@@ -131,19 +141,23 @@ class Buffer:
     `version` is the storage's version counter shared by all views (autograd checks it).
     """
 
-    __slots__ = ("device", "nbytes", "raw", "_size", "version", "__weakref__")
+    __slots__ = ("device", "nbytes", "raw", "_size", "version", "_pool", "__weakref__")
 
     def __init__(self, device: Device, nbytes: int):
         self.device = device
-        self.nbytes = int(nbytes)
-        self.raw, self._size = pool(device).alloc(self.nbytes)
+        self.nbytes = nbytes = int(nbytes)
+        p = _by_index.get(device.index)
+        if p is None:
+            p = pool(device)
+        self.raw, self._size = p.alloc(nbytes)
+        self._pool = p
         self.version = 0
 
     def __del__(self):
         raw = getattr(self, "raw", None)
         if raw is not None:
             try:
-                pool(self.device).release(raw, self._size)
+                self._pool.release(raw, self._size)
             except Exception:  # interpreter shutdown
                 pass
             self.raw = None

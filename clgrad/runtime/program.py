@@ -19,7 +19,7 @@ import pyopencl as cl
 from ..version import __version__
 from .device import Device
 from .errors import KernelBuildError
-from .memory import count
+from .memory import _counters, count
 
 BUILD_OPTIONS = ("-cl-std=CL1.2",)
 _lock = threading.RLock()
@@ -334,20 +334,27 @@ class Kernel:
             info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
         # launch_1d's work-group depends only on the device and the kernel: chosen once here
         self.group_1d = device.elementwise_group_size(self.max_group, self.group_multiple)
+        self.queue = device.queue
 
     def __call__(self, global_size, local_size, *args):
-        """Set the arguments (packed by the layout's types) and enqueue; never waits."""
-        count("launches")
+        """Set the arguments (packed by the layout's types) and enqueue; never waits. Every
+        clgrad launch passes through here."""
+        _counters["launches"] += 1
         if _record is not None:
             _record(self, global_size, local_size, args)
-        self.cl_kernel(self.device.queue, global_size, local_size, *args)
+        self.cl_kernel(self.queue, global_size, local_size, *args)
+
+    def sizes_1d(self, n: int):
+        """(global, local) sizes of launch_1d for n > 0 elements: callers that launch the same
+        n again (the eager fast path) compute them once."""
+        local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
+        return ((n + local - 1) // local * local,), (local,)
 
     def launch_1d(self, n: int, *args):
         """One work-item per element; the kernel guards against the rounded-up tail."""
         if n <= 0:
             return
-        local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
-        self(((n + local - 1) // local * local,), (local,), *args)
+        self(*self.sizes_1d(n), *args)
 
 
 _capture: list | None = None

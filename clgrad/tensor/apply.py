@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from .. import autograd, ops
 from ..array import Array
+from ..autograd.grad_mode import _set_enabled as _set_grad_enabled
+from ..autograd.graph import _record
 
 # grad_fn names by record name, computed once: the hot path formats no strings
 _GRAD_NAMES: dict = {}
@@ -28,19 +30,27 @@ def _grad_name(name: str) -> str:
 
 def record_op(name, backward, save, args, out):
     """Put the node of a table op on the tape: saved values by the record's `save` letters."""
-    ctx = OpContext([isinstance(a, Array) and a.requires_grad for a in args])
-    ctx._args = tuple(None if isinstance(a, Array) else a for a in args)
-    saved, slot = [], {}
-    if "x" in save:
-        for i, a in enumerate(args):
-            if isinstance(a, Array):
+    inputs, needs, consts, saved, slot = [], [], [], [], {}
+    keep_x = "x" in save
+    for i, a in enumerate(args):
+        if isinstance(a, Array):
+            inputs.append(a)
+            needs.append(a.requires_grad)
+            consts.append(None)
+            if keep_x:
                 slot[i] = len(saved)
                 saved.append(a)
+        else:
+            inputs.append(None)
+            needs.append(False)
+            consts.append(a)
     if "o" in save:
         saved.append(out)
+    ctx = OpContext(needs)
+    ctx._args = tuple(consts)
     ctx._slot = slot
-    ctx.save_for_backward(*saved)
-    autograd.record(_grad_name(name), backward, ctx, args, [out])
+    ctx._save(saved)
+    _record(_grad_name(name), backward, ctx, tuple(inputs), [out])
 
 
 def apply(op, *args, **kw):
@@ -59,8 +69,13 @@ def apply(op, *args, **kw):
     if not autograd.needs_grad(*args):
         return op(None, *args, **kw)[0]
     ctx = autograd.Context([isinstance(a, Array) and a.requires_grad for a in args])
-    with autograd.no_grad():
+    # grad is on here (needs_grad said so): off for the forward's own Tensor calls, without a
+    # no_grad object per op
+    _set_grad_enabled(False)
+    try:
         res, name, backward = op(ctx, *args, **kw)
+    finally:
+        _set_grad_enabled(True)
     if backward is not None:
         autograd.record(name, backward, ctx, args, res if isinstance(res, tuple) else [res])
     return res
