@@ -335,6 +335,10 @@ class Kernel:
         # launch_1d's work-group depends only on the device and the kernel: chosen once here
         self.group_1d = device.elementwise_group_size(self.max_group, self.group_multiple)
         self.queue = device.queue
+        # one cl_kernel serves every thread, and setting its arguments then enqueueing is two
+        # steps: without this lock two threads launching the same kernel interleave them and one
+        # launch runs with the other's arguments (tests/test_threads.py)
+        self._lock = threading.Lock()
 
     def __call__(self, global_size, local_size, *args):
         """Set the arguments (packed by the layout's types) and enqueue; never waits. Every
@@ -342,7 +346,8 @@ class Kernel:
         _counters["launches"] += 1
         if _record is not None:
             _record(self, global_size, local_size, args)
-        self.cl_kernel(self.queue, global_size, local_size, *args)
+        with self._lock:
+            self.cl_kernel(self.queue, global_size, local_size, *args)
 
     def sizes_1d(self, n: int):
         """(global, local) sizes of launch_1d for n > 0 elements: callers that launch the same
