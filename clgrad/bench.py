@@ -38,11 +38,13 @@ class Sizes:
     mlp_batch: int = 256
     cnn_batch: int = 64
     gpt: tuple = (128, 4, 64, 32, 2, 64)      # d_model, heads, context, batch, layers, vocab
+    settle: float = 0.1                       # s of pause before each timed call (interleaved)
 
 
 FULL = Sizes()
 QUICK = Sizes(gemm=(64, 128), conv_batch=4, elementwise=1 << 16, launch_loop=20,
-              mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32))
+              mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32),
+              settle=0.0)
 
 
 def _torch():
@@ -62,19 +64,27 @@ def _pyclblast():
 
 
 # ---- timing ---------------------------------------------------------------------------------
-def interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
+def interleaved(fns: dict, repeat: int, warmup: int = 2, settle: float = 0.1,
+                stat=statistics.median) -> dict:
     """Median seconds per call of each function. Repetitions alternate between the functions, so
-    a noisy neighbour slows every implementation alike; each function syncs its own device."""
+    a noisy neighbour slows every implementation alike; each function syncs its own device.
+    Each timed call starts after a short pause (`settle` seconds, untimed): numpy's
+    OpenBLAS and PyTorch's OpenMP threads keep spinning for a while after a call returns, and
+    without the pause whichever implementation runs next shares the cores with them (on two
+    cores clgrad's GEMM timed right after numpy's measured well below the same GEMM timed
+    alone; docs/performance.md)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(max(1, repeat)):
         for k, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
 def _synced(fn, device):
@@ -128,7 +138,7 @@ def bench_gemm(device, sizes: Sizes, repeat: int):
                 fns["clblast"] = fn
             else:
                 extra["note"] = note
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         yield make_row(device, "gemm", f"{n}x{n}x{n} fp32", "GFLOP/s", s, work=2 * n ** 3,
                        ratios=[("clgrad", "numpy"), ("torch", "numpy"), ("clblast", "numpy")],
                        **extra)
@@ -146,7 +156,7 @@ def bench_conv(device, sizes: Sizes, repeat: int):
         fns = {"clgrad": _synced(_conv_step(clgrad, arrays, cin > 1, device), device)}
         if torch is not None:
             fns["torch"] = _conv_step(torch, arrays, cin > 1, None)
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         # forward, weight gradient and (inner layer only) input gradient: one product each
         flops = (3 if cin > 1 else 2) * 2 * B * cout * ho * ho * cin * 25
         yield make_row(device, "conv",
@@ -178,7 +188,7 @@ def bench_elementwise(device, sizes: Sizes, repeat: int):
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         fns["torch"] = lambda: ta + tb
-    s = interleaved(fns, repeat)
+    s = interleaved(fns, repeat, settle=sizes.settle)
     yield make_row(device, "elementwise", f"a + b, {n} float32", "GB/s", s, work=3 * 4 * n,
                    ratios=[("clgrad", "numpy"), ("clgrad", "torch")])
 
@@ -195,7 +205,7 @@ def bench_launch(device, sizes: Sizes, repeat: int):
         for lib, kw in libs:
             fn = make(lib, lib.tensor(a, **kw), loop)
             fns[lib.__name__] = _synced(fn, device) if lib is clgrad else fn
-        s = {k: v / loop for k, v in interleaved(fns, repeat).items()}
+        s = {k: v / loop for k, v in interleaved(fns, repeat, settle=sizes.settle).items()}
         yield make_row(device, "launch", case, "µs", s, ratios=[("clgrad", "torch")])
 
 
@@ -311,7 +321,7 @@ def bench_train(device, sizes: Sizes, repeat: int):
         if torch is not None:
             torch.manual_seed(0)
             (_, fns["torch"]), = training_cases(torch, sizes, None, only)
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         yield make_row(device, "train", name + ", step", "ms", s, ratios=[("clgrad", "torch")])
 
 
