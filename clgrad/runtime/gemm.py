@@ -126,18 +126,19 @@ def _hsum(vw: int, v="v") -> str:
     return comps[0]
 
 
-def _cpu_kernel_key(device, dt, tile, batch_rank, wide, gather=False, a_unit=False):
+def _cpu_kernel_key(device, dt, tile, batch_rank, wide, gather=False):
     # the k-block, work-group shape and epilogue are launch parameters: one kernel serves them all
     return (device, dt, tile.family, tile.rm, tile.rn, tile.vw, tile.rows_first, batch_rank, wide,
-            gather, a_unit)
+            gather)
 
 
 @memoize(key=_cpu_kernel_key)
 def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: bool,
-               gather: bool = False, a_unit: bool = False):
+               gather: bool = False):
     """Build (memoised) the CPU GEMM kernel for `tile`; `gather`: B's columns are not contiguous
-    (nn only), so its vector is assembled from strided loads; `a_unit`: A's k-stride is 1. The
-    epilogue is chosen per launch (flags)."""
+    (nn only), so its vector is assembled from strided loads. The epilogue is chosen per launch
+    (flags), and A's strides are arguments: a program specialised for a unit k-stride measured
+    the same (Intel's runtime, 512-1024) and cost one more build on a cold start."""
     idx = "long" if wide else "int"
     I = codegen._NP[idx]
     acc, vw, rm, rn = dt.ctype, tile.vw, tile.rm, tile.rn
@@ -150,7 +151,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
     ind = " " * 12
     if tile.family == "nn":
         name = (f"gemm_nn_{dt.short}_b{batch_rank}_r{rm}v{vw}{'_g' if gather else ''}"
-                f"{'_au' if a_unit else ''}{'_R' if tile.rows_first else ''}")
+                f"{'_R' if tile.rows_first else ''}")
         if vw == 1:
             load_bv = "B[(o)]"
         elif gather:
@@ -158,7 +159,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
                 f"B[(o) + {j} * b_cs]" for j in range(vw)) + ")"
         else:
             load_bv = f"vload{vw}(0, B + (o))"
-        ak = "k" if a_unit else "k * a_cs"
+        ak = "k * a_cs"
         fma = "\n".join(f"{ind}acc{i} += (clg_vec_t)A[ar{i} + {ak}] * b;"
                         for i in range(rm))
         src = render(
@@ -246,12 +247,11 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         bias = bias.T if bias is not None else None
     if tile is None or tile.family != family:
         tile = choose(device, family, dt, shape_class(M, N, K))
-        if family == "nn" and M < 2 * tile.rm:
+        if family == "nn" and M < 2 * tile.rm and (-M) % tile.rm > tile.rm // 2:
             tile = replace(tile, rm=small_rm(M, tile.rm))
-    a_unit = family == "nn" and (a.cs == 1 or K == 1)
     if epilogue not in EPILOGUES:
         raise ValueError(f"unknown GEMM epilogue {epilogue!r}; one of {list(EPILOGUES)}")
-    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, a_unit)
+    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather)
     nb = 1
     for s in bshape:
         nb *= s
@@ -278,9 +278,12 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
 
 
 def small_rm(M: int, rm: int) -> int:
-    """Rows per work-item for a product of few rows (a convolution's 6 or 12 output channels):
-    the fewest row blocks of at most `rm` rows, evened out, so no block computes padding rows
-    that are thrown away. Fewer rows than a probed tile are never riskier than it."""
+    """Rows per work-item for a product of few rows: the fewest row blocks of at most `rm` rows,
+    evened out, so no block computes padding rows that are thrown away. Used only where the
+    padding would exceed half a block (M = 3 of 8): each other row count is one more program to
+    build on a cold start, which costs more than a few padded rows in a small product (LeNet's
+    6 and 12 output channels run on the 8-row program). Fewer rows than a probed tile are never
+    riskier than it."""
     blocks = (M + rm - 1) // rm
     return (M + blocks - 1) // blocks
 
