@@ -477,3 +477,26 @@ def test_conv_launches_per_step(device):
     assert memory.stats()["launches"] == 2
     y.backward(g)
     assert memory.stats()["launches"] <= 7
+
+
+def test_pointwise_conv_skips_im2col_and_col2im(device):
+    """A 1x1 convolution at stride 1 without padding reads its input as the GEMM's operand: the
+    forward is one GEMM (bias in its epilogue), the input gradient one GEMM and no col2im."""
+    rng = np.random.default_rng(4)
+    xa = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    wa = rng.standard_normal((7, 4, 1, 1)).astype(np.float32)
+    ba = rng.standard_normal(7).astype(np.float32)
+    ga = rng.standard_normal((3, 7, 5, 6)).astype(np.float32)
+    x, w, b = (clgrad.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
+    F.conv2d(x, w, b)
+    memory.reset_stats()
+    y = F.conv2d(x, w, b)
+    if clgrad.runtime.gemm.family_for(device, x.dtype) == "cpu":
+        assert memory.stats()["launches"] == 1
+    np.testing.assert_allclose(y.detach().numpy(), np_conv(xa, wa, ba), rtol=1e-4, atol=1e-4)
+    y.backward(clgrad.tensor(ga, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), np.einsum("nohw,oc->nchw", ga, wa[:, :, 0, 0]),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w.grad.numpy()[:, :, 0, 0],
+                               np.einsum("nohw,nchw->oc", ga, xa), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b.grad.numpy(), ga.sum((0, 2, 3)), rtol=1e-4, atol=1e-4)

@@ -36,7 +36,15 @@ def _geometry(x_shape, w_shape, out_hw, stride, pad, dilation):
             pad[0], pad[1], dilation[0], dilation[1])
 
 
+def _pointwise(g):
+    """A 1x1 kernel at stride 1 without padding: im2col is a reshape and col2im its inverse."""
+    C, H, W, KH, KW, OH, OW, SH, SW, PH, PW = g[:11]
+    return KH == KW == SH == SW == 1 and PH == PW == 0 and (OH, OW) == (H, W)
+
+
 def _im2col(x, g):
+    if _pointwise(g):
+        return x.reshape(x.shape[0], g[0], g[5] * g[6])
     return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g),
                     lambda t: ops.col2im(t, g), "Im2ColBackward0")
 
@@ -48,6 +56,8 @@ def _im2col_k(x, g):
 
 
 def _col2im(cols, g):
+    if _pointwise(g):
+        return cols.reshape(cols.shape[0], g[0], g[1], g[2])
     return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, g),
                        lambda t: ops.im2col(t, g), "Col2ImBackward0")
 
@@ -125,7 +135,10 @@ def _forward_fused(x, w, b, stride, pad, dilation, groups, out_hw):
     L = out_hw[0] * out_hw[1]
     geom = _geometry(x.shape, w.shape, out_hw, stride, pad, dilation)
     inner = _cols_batch_inner(N, L, CKK)
-    cols = ops.im2col(x, geom, batch_inner=inner)
+    if _pointwise(geom) and not inner:
+        cols = x.reshape(N, x.shape[1], L)                           # no copy when contiguous
+    else:
+        cols = ops.im2col(x, geom, batch_inner=inner)
     if inner:
         cv = cols.reshape(G, CKK, N, L).permute(2, 0, 1, 3)          # (N, G, CKK, L), strided
     else:
