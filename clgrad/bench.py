@@ -34,20 +34,22 @@ class Sizes:
     elementwise: int = 4 << 20
     launch_numel: int = 16
     launch_loop: int = 200
-    small_mlp: tuple = (64, 64, 64, 10)       # a step bound by per-op cost, not by GEMM
-    small_batch: int = 16
+    overhead_mlp: tuple = (64, 64, 64, 10)    # a step bound by per-op cost, not by GEMM
+    overhead_batch: int = 16
     mlp: tuple = (784, 512, 512, 10)
     mlp_batch: int = 256
     cnn_batch: int = 64
     gpt: tuple = (128, 4, 64, 32, 2, 64)      # d_model, heads, context, batch, layers, vocab
     small_mlp: tuple = (784, 128, 128, 10)    # launch-bound: what clgrad.jit is for
     small_mlp_batch: int = 32
+    settle: float = 0.1                       # s of pause before each timed call (interleaved)
 
 
 FULL = Sizes()
 QUICK = Sizes(gemm=(64, 128), conv_batch=4, elementwise=1 << 16, launch_loop=20,
               mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32),
-              small_mlp=(32, 16, 10), small_mlp_batch=4)
+              small_mlp=(32, 16, 10), small_mlp_batch=4, overhead_mlp=(32, 16, 10),
+              overhead_batch=4, settle=0.0)
 
 
 def _torch():
@@ -67,19 +69,27 @@ def _pyclblast():
 
 
 # ---- timing ---------------------------------------------------------------------------------
-def interleaved(fns: dict, repeat: int, warmup: int = 2) -> dict:
+def interleaved(fns: dict, repeat: int, warmup: int = 2, settle: float = 0.1,
+                stat=statistics.median) -> dict:
     """Median seconds per call of each function. Repetitions alternate between the functions, so
-    a noisy neighbour slows every implementation alike; each function syncs its own device."""
+    a noisy neighbour slows every implementation alike; each function syncs its own device.
+    Each timed call starts after a short pause (`settle` seconds, untimed): numpy's
+    OpenBLAS and PyTorch's OpenMP threads keep spinning for a while after a call returns, and
+    without the pause whichever implementation runs next shares the cores with them (on two
+    cores clgrad's GEMM timed right after numpy's measured well below the same GEMM timed
+    alone; docs/performance.md)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(max(1, repeat)):
         for k, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
 def _synced(fn, device):
@@ -133,7 +143,7 @@ def bench_gemm(device, sizes: Sizes, repeat: int):
                 fns["clblast"] = fn
             else:
                 extra["note"] = note
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         yield make_row(device, "gemm", f"{n}x{n}x{n} fp32", "GFLOP/s", s, work=2 * n ** 3,
                        ratios=[("clgrad", "numpy"), ("torch", "numpy"), ("clblast", "numpy")],
                        **extra)
@@ -151,7 +161,7 @@ def bench_conv(device, sizes: Sizes, repeat: int):
         fns = {"clgrad": _synced(_conv_step(clgrad, arrays, cin > 1, device), device)}
         if torch is not None:
             fns["torch"] = _conv_step(torch, arrays, cin > 1, None)
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         # forward, weight gradient and (inner layer only) input gradient: one product each
         flops = (3 if cin > 1 else 2) * 2 * B * cout * ho * ho * cin * 25
         yield make_row(device, "conv",
@@ -183,7 +193,7 @@ def bench_elementwise(device, sizes: Sizes, repeat: int):
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         fns["torch"] = lambda: ta + tb
-    s = interleaved(fns, repeat)
+    s = interleaved(fns, repeat, settle=sizes.settle)
     yield make_row(device, "elementwise", f"a + b, {n} float32", "GB/s", s, work=3 * 4 * n,
                    ratios=[("clgrad", "numpy"), ("clgrad", "torch")])
 
@@ -200,15 +210,15 @@ def bench_launch(device, sizes: Sizes, repeat: int):
         for lib, kw in libs:
             fn = make(lib, lib.tensor(a, **kw), loop)
             fns[lib.__name__] = _synced(fn, device) if lib is clgrad else fn
-        s = {k: v / loop for k, v in interleaved(fns, repeat).items()}
+        s = {k: v / loop for k, v in interleaved(fns, repeat, settle=sizes.settle).items()}
         yield make_row(device, "launch", case, "µs", s, ratios=[("clgrad", "torch")])
-    small = replace(sizes, mlp=sizes.small_mlp, mlp_batch=sizes.small_batch)
+    small = replace(sizes, mlp=sizes.overhead_mlp, mlp_batch=sizes.overhead_batch)
     fns = {}
     for lib in [clgrad] + ([torch] if torch is not None else []):
         lib.manual_seed(0)
         (name, fns[lib.__name__]), = training_cases(lib, small, device if lib is clgrad else None,
                                                      "mlp")
-    s = interleaved(fns, repeat * 4)
+    s = interleaved(fns, repeat * 4, settle=sizes.settle)
     yield make_row(device, "launch", f"{name}, step", "µs", s, ratios=[("clgrad", "torch")])
 
 
@@ -324,7 +334,7 @@ def bench_train(device, sizes: Sizes, repeat: int):
         if torch is not None:
             torch.manual_seed(0)
             (_, fns["torch"]), = training_cases(torch, sizes, None, only)
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         yield make_row(device, "train", name + ", step", "ms", s, ratios=[("clgrad", "torch")])
 
 
@@ -361,7 +371,7 @@ def bench_jit(device, sizes: Sizes, repeat: int):
             torch.manual_seed(0)
             tstep, tx, ty = _mlp_step(torch, dims, batch)
             fns["torch"] = lambda: tstep(tx, ty).item()
-        s = interleaved(fns, repeat)
+        s = interleaved(fns, repeat, settle=sizes.settle)
         yield make_row(device, "jit", f"MLP {'-'.join(map(str, dims))}, batch {batch}, Adam, "
                        "step", "ms", s, ratios=[("clgrad", "torch"), ("jit", "torch"),
                                                 ("clgrad", "jit")],

@@ -2,15 +2,23 @@
  * Each work-item holds RM rows x VW columns of C as RM vector accumulators (named variables,
  * not a private array) and walks k over [k0, k1): one vector load of B's row, one broadcast of
  * each A element, RM vector multiply-adds. Python splits K into k-blocks across launches
- * (flags bit 0: add into C) so the B slab one row-block walks stays in cache; bit 1 applies the
- * epilogue. A may have any strides; B's load is a vector load or a gather (snippet from Python). */
+ * (flags bit 0: add into C) so the B slab one row-block walks stays in cache; the epilogue is
+ * a flag too (bit 1: add the bias, bit 2: relu), so one program serves every epilogue. A may
+ * have any strides; B's load is a vector load or a gather (snippet from Python). */
 ${extensions}
 
 typedef ${acc_t} clg_acc_t;
 typedef ${vec_t} clg_vec_t;
 #define VW ${vw}
 #define CLG_LBV(o) ${load_bv}
-#define CLG_EPI(x, bv) ${epilogue}
+
+/* the epilogue, applied once, on the last k-block: bias (flags bit 1), then relu (bit 2) */
+inline clg_acc_t clg_epi(clg_acc_t x, int flags, clg_acc_t bv)
+{
+    if (flags & 2)
+        x += bv;
+    return (flags & 4) && x < (clg_acc_t)0 ? (clg_acc_t)0 : x;   /* relu keeps NaN */
+}
 
 /* One row of the block into C: a vector store when it is whole, contiguous and plain;
  * otherwise element by element, adding into C and applying the epilogue as flags ask. */
@@ -27,8 +35,8 @@ inline void clg_store_row(__global clg_acc_t* C, ${idx} co, ${idx} c_cs, int nco
         clg_acc_t x = row[j];
         if (flags & 1)
             x += C[co + j * c_cs];
-        if (flags & 2)
-            x = CLG_EPI(x, bias[bo + j * bias_cs]);
+        if (flags & 6)
+            x = clg_epi(x, flags, bias[bo + j * bias_cs]);
         C[co + j * c_cs] = x;
     }
 }

@@ -434,3 +434,69 @@ def test_lenet_overfits_tiny_batch(device):
                 p -= 0.05 * p.grad
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("shape,cin", [((4, 1, 12, 12), 1), ((4, 3, 6, 6), 3)],
+                         ids=["batched-cols", "folded-cols"])
+def test_conv_bias_epilogue_and_kept_columns(device, shape, cin):
+    """The forward adds the bias in its GEMM (im2col + one GEMM) and keeps its columns for the
+    weight gradient: the same gradients as with create_graph (which recomputes them
+    differentiably), and both against numpy."""
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal(shape).astype(np.float32)
+    wa = rng.standard_normal((5, cin, 3, 3)).astype(np.float32)
+    ba = rng.standard_normal(5).astype(np.float32)
+    ga = rng.standard_normal((shape[0], 5, shape[2] - 2, shape[3] - 2)).astype(np.float32)
+    grads = []
+    for create_graph in (False, True):
+        x, w, b = (clgrad.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
+        y = F.conv2d(x, w, b)
+        assert y.grad_fn.name() == "ConvolutionBackward0"
+        np.testing.assert_allclose(y.detach().numpy(), np_conv(xa, wa, ba), rtol=1e-4,
+                                   atol=1e-4)
+        gs = clgrad.autograd.grad(y, (x, w, b), clgrad.tensor(ga, device=device),
+                                  create_graph=create_graph)
+        grads.append([t.detach().numpy() for t in gs])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads[0][2], ga.sum((0, 2, 3)), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_launches_per_step(device):
+    """Forward: im2col and one GEMM with the bias; backward: the bias reduction, the input
+    gradient's GEMM and col2im, the weight gradient's copy of g and GEMM (the forward's columns
+    are reused)."""
+    x = clgrad.randn(8, 6, 12, 12, device=device, requires_grad=True)
+    w = clgrad.randn(16, 6, 5, 5, device=device, requires_grad=True)
+    b = clgrad.randn(16, device=device, requires_grad=True)
+    g = clgrad.randn(8, 16, 8, 8, device=device)
+    F.conv2d(x, w, b).backward(g)                          # builds the kernels
+    x.grad = w.grad = b.grad = None
+    memory.reset_stats()
+    y = F.conv2d(x, w, b)
+    assert memory.stats()["launches"] == 2
+    y.backward(g)
+    assert memory.stats()["launches"] <= 7
+
+
+def test_pointwise_conv_skips_im2col_and_col2im(device):
+    """A 1x1 convolution at stride 1 without padding reads its input as the GEMM's operand: the
+    forward is one GEMM (bias in its epilogue), the input gradient one GEMM and no col2im."""
+    rng = np.random.default_rng(4)
+    xa = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    wa = rng.standard_normal((7, 4, 1, 1)).astype(np.float32)
+    ba = rng.standard_normal(7).astype(np.float32)
+    ga = rng.standard_normal((3, 7, 5, 6)).astype(np.float32)
+    x, w, b = (clgrad.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
+    F.conv2d(x, w, b)
+    memory.reset_stats()
+    y = F.conv2d(x, w, b)
+    if clgrad.runtime.gemm.family_for(device, x.dtype) == "cpu":
+        assert memory.stats()["launches"] == 1
+    np.testing.assert_allclose(y.detach().numpy(), np_conv(xa, wa, ba), rtol=1e-4, atol=1e-4)
+    y.backward(clgrad.tensor(ga, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), np.einsum("nohw,oc->nchw", ga, wa[:, :, 0, 0]),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w.grad.numpy()[:, :, 0, 0],
+                               np.einsum("nohw,nchw->oc", ga, xa), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b.grad.numpy(), ga.sum((0, 2, 3)), rtol=1e-4, atol=1e-4)

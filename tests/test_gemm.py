@@ -144,7 +144,7 @@ def own_cache(tmp_path, monkeypatch):
 
 def test_probe_failure_falls_back_and_is_remembered(device, own_cache, monkeypatch):
     calls = []
-    monkeypatch.setattr(gemm, "run_probe_child",
+    monkeypatch.setattr(gemm, "run_probe",
                         lambda dev, dt, tile: calls.append(tile) or (False, "simulated crash"))
     risky = T("nn", 8, 16, kb=256)
     monkeypatch.setattr(gemm, "default_tile", lambda dev, fam, dt, cls="large": risky)
@@ -169,11 +169,56 @@ def test_probe_child_really_runs(device, own_cache):
     assert not ok and "exit status" in detail
 
 
+def test_probe_in_process_checks_the_result(device, own_cache):
+    ok, detail = gemm.probe_check(device, float32, gemm.safe_tile("nn", float32))
+    assert ok, detail
+    ok, detail = gemm.probe_check(device, float32, gemm.safe_tile("nt", float32))
+    assert ok, detail
+
+
+def test_probe_runs_in_process_only_where_trusted(device, own_cache, monkeypatch):
+    where = []
+    monkeypatch.setattr(gemm, "run_probe_child", lambda dev, dt, tile: where.append("child")
+                        or (True, ""))
+    monkeypatch.setattr(gemm, "probe_check", lambda dev, dt, tile: where.append("here")
+                        or (True, ""))
+    assert gemm.probe_ok(device, float32, T("nn", 8, 16))
+    assert where == ["here" if device.speed_label in gemm.IN_PROCESS_PROBE else "child"]
+
+
 def test_probe_verdict_is_per_device_and_driver(device, own_cache, monkeypatch):
-    monkeypatch.setattr(gemm, "run_probe_child", lambda dev, dt, tile: (True, ""))
+    monkeypatch.setattr(gemm, "run_probe", lambda dev, dt, tile: (True, ""))
     assert gemm.probe_ok(device, float32, T("nn", 8, 16))
     path = gemm.store_path(device, "probe")
     assert json.loads(path.read_text())["device"] == list(device.identity)
+
+
+def test_shape_classes():
+    assert gemm.shape_class(6, 576, 25) == "small"
+    assert gemm.shape_class(512, 512, 512) == "medium"
+    assert gemm.shape_class(1024, 1024, 1024) == "medium"
+    assert gemm.shape_class(2048, 2048, 2048) == "large"
+    assert gemm.shape_class(64, 64, 4096) == "large"           # deep K: k-blocks
+    assert set(gemm.SHAPE_CLASSES) == {c for op in tune.PROBLEMS.values() for c in op}
+
+
+def test_each_class_has_a_default_that_computes(device, monkeypatch):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((70, 1100)).astype(np.float32)
+    b = rng.standard_normal((1100, 90)).astype(np.float32)
+    for cls in gemm.SHAPE_CLASSES:
+        for fam in ("nn", "nt"):
+            tile = gemm.default_tile(device, fam, float32, cls)
+            if not _usable(device, float32, tile):
+                continue
+            c = clgrad.empty(70, 90, device=device)
+            bb = clgrad.tensor(b if fam == "nn" else np.ascontiguousarray(b.T), device=device)
+            bop = (gemm.Operand(bb._buf.raw, 0, 90, 1) if fam == "nn"
+                   else gemm.Operand(bb._buf.raw, 0, 1, 1100))
+            aa = clgrad.tensor(a, device=device)
+            gemm.cpu_gemm(device, float32, gemm.Operand(c._buf.raw, 0, 90, 1),
+                          gemm.Operand(aa._buf.raw, 0, 1100, 1), bop, 70, 90, 1100, tile=tile)
+            np.testing.assert_allclose(c.numpy(), a @ b, rtol=1e-4, atol=1e-3)
 
 
 # ---- tuning store --------------------------------------------------------------------------------
@@ -218,14 +263,17 @@ def test_tune_respects_budget_and_stores_winners(device, own_cache, monkeypatch)
 
     winners = tune.tune(device, ["matmul"], budget=8, clock=lambda: float(next(ticks)),
                         measure_fn=fake_measure)
-    # 8 s shared by nn and nt: 4 ticks each. The clock is read at the start and before each
-    # candidate after the first timed one, so each family times between 1 and 4 candidates
+    # 8 s shared by nn and nt in two shape classes: 2 ticks each. The clock is read at the start
+    # and before each candidate after the first timed one, so each times 1 or 2 candidates
     assert winners.pop("matmul/family/float32")["family"] == "cpu"
     tried = [v["tried"] for v in winners.values()]
-    assert len(tried) == 2 and all(1 <= n <= 4 for n in tried)
-    assert len(measured) == sum(tried)
+    assert len(tried) == 4 and all(1 <= n <= 2 for n in tried)
+    assert {k.rsplit("/", 1)[1] for k in winners} == {"medium", "large"}
+    per_tile = {k: len(tune.PROBLEMS["matmul"][k.split("/")[3]][k.split("/")[1]])
+                for k in winners}
+    assert len(measured) == sum(v["tried"] * per_tile[k] for k, v in winners.items())
     assert all(not t.risky(float32) for _, t in measured)
-    more = tune.tune(device, ["matmul"], budget=40, clock=lambda: float(next(ticks)),
+    more = tune.tune(device, ["matmul"], budget=80, clock=lambda: float(next(ticks)),
                      measure_fn=fake_measure)
     assert gemm.uses_cpu_kernels(device, float32)
     assert sum(v.get("tried", 0) for v in more.values()) > sum(tried)
@@ -261,3 +309,31 @@ def test_tune_picks_the_scalar_family_when_it_is_faster(device, own_cache, monke
     a = np.arange(12.0, dtype=np.float32).reshape(3, 4)
     got = (clgrad.tensor(a, device=device) @ clgrad.tensor(a.T.copy(), device=device)).numpy()
     np.testing.assert_array_equal(got, a @ a.T)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 2, 7), (7,), (1, 7), (40, 70)])
+def test_linear_is_one_addmm(device, shape, fp64):
+    """F.linear with a bias is one GEMM with the bias in its epilogue, AddmmBackward0 as in
+    PyTorch (viewed back for other than 2-D inputs), and its gradients check."""
+    import clgrad.nn.functional as F
+    from clgrad.runtime import memory
+    rng = np.random.default_rng(5)
+    xa, wa, ba = (rng.standard_normal(s) for s in (shape, (6, shape[-1]), (6,)))
+    for dt in ("float32", "float64"):
+        x, w, b = (clgrad.tensor(a.astype(dt), device=device, requires_grad=True)
+                   for a in (xa, wa, ba))
+        F.linear(x, w, b)
+        memory.reset_stats()
+        y = F.linear(x, w, b)
+        # the bias is an epilogue of the CPU kernels; other families add it in a second launch
+        assert memory.stats()["launches"] == (1 if gemm.family_for(device, x.dtype) == "cpu"
+                                              else 2)
+        name = y.grad_fn.name()
+        assert name == ("AddmmBackward0" if len(shape) == 2 else "ViewBackward0")
+        if name == "ViewBackward0":
+            assert y.grad_fn.next_functions[0][0].name() == "AddmmBackward0"
+        tol = 1e-5 if dt == "float32" else 1e-12
+        np.testing.assert_allclose(y.detach().numpy(), xa @ wa.T + ba, rtol=tol, atol=tol)
+    x, w, b = (clgrad.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
+    assert clgrad.autograd.gradcheck(F.linear, (x, w, b))
+    assert clgrad.autograd.gradgradcheck(F.linear, (x, w, b))

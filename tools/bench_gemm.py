@@ -5,8 +5,11 @@
 
 --layout nn|nt|tn picks which operand is transposed (by strides, no copy); --family times the
 kernel families side by side (cpu: vector register blocks, blocked: scalar register blocks,
-local: local-memory tiles; default: the device's choice); --tile family,rm,vw,rn,kb[,rows_first]
-times one CPU tile. Rounds interleave the variants and numpy so a busy machine slows all alike.
+local: local-memory tiles; default: the device's choice);
+--tile family,rm,vw,rn,kb[,rows_first[,LxL]] times one CPU tile. Rounds interleave the
+variants and numpy so a busy machine slows all alike; the timing is `clgrad bench`'s own (clgrad.bench.interleaved: two warm-up calls, a pause before
+each timed call so the previous library's threads are idle, clgrad synced after each call), so
+the two tools agree on the same sizes.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import clgrad  # noqa: E402
+from clgrad.bench import interleaved  # noqa: E402
 from clgrad.runtime import gemm  # noqa: E402
 
 
@@ -28,7 +32,9 @@ def parse_tile(text):
     if not text:
         return None
     f, rm, vw, rn, kb, *rest = text.split(",")
-    return gemm.Tile(f, int(rm), int(vw), int(rn), int(kb), bool(int(rest[0])) if rest else False)
+    local = tuple(int(v) for v in rest[1].split("x")) if len(rest) > 1 else None
+    return gemm.Tile(f, int(rm), int(vw), int(rn), int(kb), bool(int(rest[0])) if rest else False,
+                     local)
 
 
 def bench(device, n, dtype, layout, families, tile, rounds, stat):
@@ -52,18 +58,14 @@ def bench(device, n, dtype, layout, families, tile, rounds, stat):
 
     want = a @ b
     errs = {f: float(np.abs(run(f).numpy() - want).max() / np.abs(want).max()) for f in families}
-    times = {f: [] for f in families + ["numpy"]}
-    for _ in range(rounds):
-        for f in families:
-            t0 = time.perf_counter()
-            run(f)
-            times[f].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        np.dot(a, b)
-        times["numpy"].append(time.perf_counter() - t0)
-    gemm.family_for, gemm.choose = pick, choose
+    fns = {f: (lambda f=f: run(f)) for f in families}
+    fns["numpy"] = lambda: np.dot(a, b)
+    try:
+        times = interleaved(fns, rounds, stat=stat)
+    finally:
+        gemm.family_for, gemm.choose = pick, choose
     flop = 2.0 * n ** 3
-    return {f: flop / stat(t) / 1e9 for f, t in times.items()}, errs
+    return {f: flop / t / 1e9 for f, t in times.items()}, errs
 
 
 def main():

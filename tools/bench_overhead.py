@@ -31,7 +31,7 @@ def cases(lib, device):
     def backward():
         w.grad = None
         (w * w).sum().backward()
-    small = replace(bench.FULL, mlp=bench.FULL.small_mlp, mlp_batch=bench.FULL.small_batch)
+    small = replace(bench.FULL, mlp=bench.FULL.overhead_mlp, mlp_batch=bench.FULL.overhead_batch)
     lib.manual_seed(0)
     (name, step), = bench.training_cases(lib, small, device if lib is clgrad else None, "mlp")
     return [("a + b, 16 elements", lambda: x + x, 200),

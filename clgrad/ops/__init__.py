@@ -20,7 +20,7 @@ from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, AB
                           BITWISE_XOR, BITWISE_NOT, LSHIFT, RSHIFT)
 from .reduce import (reduce_spec, reduce, softmax_fwd, softmax, scan, cumsum, cumprod, ABSPOW,
                      pnorm)
-from .linalg import matmul2, matmul_nd
+from .linalg import addmm_nd, matmul2, matmul_nd
 from .movement import (view_op, scatter_view)
 from .index import (masked_where, index_gather, index_offsets, sort_rows, nonzero_positions,
                     scatter_sorted)

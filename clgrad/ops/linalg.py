@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from ..runtime import gemm
 from ..view import broadcast_shapes, coalesce
-from .base import _check_devices, _need, _wide, copy_into
+from .base import _check_devices, _need, _wide, copy_into, ew
+from .elementwise import ADD
 
-def matmul2(a, b):
-    """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd."""
+
+def matmul2(a, b, bias=None):
+    """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd.
+    `bias` (broadcastable to (M, N), or to the whole result) is added in the GEMM's epilogue
+    where the kernel family has one and the bias does not vary over the batch, else by one
+    elementwise add into the result."""
     T = a._plain
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
@@ -22,7 +27,8 @@ def matmul2(a, b):
     if c.numel() == 0:
         return c
     if K == 0:
-        return copy_into(c, 0)
+        copy_into(c, 0)
+        return c if bias is None else ew(ADD, c, bias, out=c)
     av = a._view.expand(batch + (M, K))
     bv = b._view.expand(batch + (K, N))
     cv = c._view
@@ -30,16 +36,59 @@ def matmul2(a, b):
                                               bv.strides[:-2]) if batch else ((1,), ((0,),) * 3)
     dt = a.dtype
     acc_t = dt.compute if dt.is_floating else "long"
+    bias_op, wide = None, _wide([av, bv, cv])
+    if bias is not None:
+        bias_op = _bias_operand(bias, batch, M, N, device, dt)
+        if bias_op is not None and gemm.family_for(device, dt) == "cpu":
+            wide = wide or _wide([bias._view])
+        else:
+            bias_op = None
     gemm.matmul(device, dt, acc_t, gemm.Operand(c._buf.raw, cv.offset, *cv.strides[-2:], c_bst),
                 gemm.Operand(a._buf.raw, av.offset, *av.strides[-2:], a_bst),
                 gemm.Operand(b._buf.raw, bv.offset, *bv.strides[-2:], b_bst),
-                M, N, K, bshape, _wide([av, bv, cv]))
+                M, N, K, bshape, wide, bias=bias_op)
+    if bias is not None and bias_op is None:
+        ew(ADD, c, bias, out=c)
     return c
+
+
+def _bias_operand(bias, batch, M, N, device, dt):
+    """The bias as a GEMM epilogue operand (strides over C's rows and columns), or None when it
+    cannot be one (another dtype or device, or different values across the batch)."""
+    if bias.device is not device or bias.dtype is not dt:
+        return None
+    try:
+        bv = bias._view.expand(batch + (M, N))
+    except (RuntimeError, ValueError):
+        raise RuntimeError(f"the bias of shape {list(bias.shape)} does not broadcast to the "
+                           f"product's shape {list(batch + (M, N))}") from None
+    if any(s != 0 for s in bv.strides[:-2]):
+        return None
+    return gemm.Operand(bias._buf.raw, bv.offset, *bv.strides[-2:])
 
 
 def _matmul_backward(ctx, g):
     a, b = ctx.saved_tensors
     return (g @ b.mT if _need(ctx, 0) else None, a.mT @ g if _need(ctx, 1) else None)
+
+
+def _addmm_backward(ctx, g):
+    a, b = ctx.saved_tensors
+    # the bias's gradient is g; autograd sums it back over the dims the bias was broadcast in
+    return (g if _need(ctx, 0) else None, g @ b.mT if _need(ctx, 1) else None,
+            a.mT @ g if _need(ctx, 2) else None)
+
+
+def addmm_nd(ctx, bias, a, b):
+    """bias + a @ b for 2-D a, b (bias broadcast to the product), the bias added in the GEMM's
+    epilogue: F.linear's forward for Tensor._apply, PyTorch's AddmmBackward0."""
+    if a.dtype is not b.dtype or bias.dtype is not a.dtype:
+        raise RuntimeError(f"expected m1, m2 and the bias to have the same dtype, but got: "
+                           f"{a.dtype.name}, {b.dtype.name} and {bias.dtype.name}")
+    c = matmul2(a, b, bias=bias)
+    if ctx is not None:
+        ctx.save_for_backward(a, b)
+    return c, "AddmmBackward0", _addmm_backward
 
 
 def matmul_nd(ctx, a, b):

@@ -21,15 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from ..dtypes import DType, float32, float64
-from . import codegen
+from . import codegen, memory
 from .device import Device, devices
 from .memory import Buffer
 from .program import cache_dir, kernel, memoize, render
 
-EPILOGUES = {None: "(x)", "bias": "((x) + (bv))",
-             "bias_relu": "((x) + (bv) < 0 ? (clg_acc_t)0 : (x) + (bv))",
-             "relu": "((x) < 0 ? (clg_acc_t)0 : (x))"}
+# the epilogue is a launch flag (kernels_cl/gemm_cpu*.cl), not a program: bit 1 bias, bit 2 relu
+EPILOGUES = {None: 0, "bias": 2, "bias_relu": 6, "relu": 4}
 PROBE_ENV = "CLGRAD_GEMM_PROBE"        # "0" trusts every variant without a child process
+# runtimes that have run every variant without crashing: their probe checks the result in this
+# process (the program it builds is the one the GEMM then uses), saving a child interpreter
+IN_PROCESS_PROBE = ("Intel CPU runtime",)
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,14 @@ def safe_tile(family: str, dt: DType) -> Tile:
 
 
 def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> Tile:
-    """The shipped tile (before tuning; may be risky, then probed). Measured on Intel's runtime
-    (Zen 4): 8 rows x 64-byte vectors with 256-deep k-blocks for nn, 4 x 4 dot products of
-    32-byte vectors for nt; large products gain from 4 x 4 work-groups (B's rows stay cached
-    across row blocks), small batched nn ones (a convolution's) would only pad rows."""
+    """The shipped tile per shape class (before tuning; may be risky, then probed). On Intel's
+    runtime (Zen 4): 8 rows x 64-byte vectors for nn with 256-deep k-blocks, in 4 x 4 groups for
+    the medium class; the large one in 8 x 8 groups with work-items next to each other walking
+    rows (they share B's columns, whose k-slab stays in cache across more row blocks). The small
+    and medium nn tiles differ only in launch parameters, so a model whose products fall in both
+    classes builds one program for them;
+    4 x 4 dot products of 32-byte vectors for nt. Small batched nn products (a convolution's)
+    let the driver choose groups, which would otherwise only pad rows."""
     if family == "nt" and cls == "small":
         # a convolution's weight gradient: 2 x 4 blocks in 2 x 8 groups measured 2-3.5x the
         # large tile on the LeNet shapes (Intel's runtime)
@@ -87,15 +93,18 @@ def default_tile(device: Device, family: str, dt: DType, cls: str = "large") -> 
     if device.speed_label != "Intel CPU runtime":
         # elsewhere 64-byte vectors are unproven: pip's PoCL 3.0 spends minutes compiling them,
         # then crashes or computes wrong sums; `clgrad tune` may still pick them after a probe
-        local = (4, 4) if cls == "large" else None
+        local = (4, 4) if cls != "small" else None
         if family == "nt":
             return Tile("nt", 4, 32 // dt.itemsize, rn=4, kb=0, local=local)
         return replace(safe_tile(family, dt), local=local)
     vw = 64 // dt.itemsize
-    local = (4, 4) if cls == "large" else None
     if family == "nt":
-        return Tile("nt", 4, vw // 2, rn=4, kb=0, local=local)
-    return Tile("nn", 8, vw, kb=256, local=local)
+        return Tile("nt", 4, vw // 2, rn=4, kb=0, local=(4, 4) if cls != "small" else None)
+    if cls == "small":
+        return Tile("nn", 8, vw, kb=256)
+    if cls == "medium":
+        return Tile("nn", 8, vw, kb=256, local=(4, 4))
+    return Tile("nn", 8, vw, kb=256, rows_first=True, local=(8, 8))
 
 
 # ---- kernels ------------------------------------------------------------------------------------
@@ -117,18 +126,19 @@ def _hsum(vw: int, v="v") -> str:
     return comps[0]
 
 
-def _cpu_kernel_key(device, dt, tile, batch_rank, wide, gather=False, epilogue=None,
-                   a_unit=False):
-    # the k-block and work-group shape are launch parameters: one kernel serves them all
+def _cpu_kernel_key(device, dt, tile, batch_rank, wide, gather=False):
+    # the k-block, work-group shape and epilogue are launch parameters: one kernel serves them all
     return (device, dt, tile.family, tile.rm, tile.rn, tile.vw, tile.rows_first, batch_rank, wide,
-            gather, epilogue, a_unit)
+            gather)
 
 
 @memoize(key=_cpu_kernel_key)
 def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: bool,
-               gather: bool = False, epilogue=None, a_unit: bool = False):
+               gather: bool = False):
     """Build (memoised) the CPU GEMM kernel for `tile`; `gather`: B's columns are not contiguous
-    (nn only), so its vector is assembled from strided loads; `a_unit`: A's k-stride is 1."""
+    (nn only), so its vector is assembled from strided loads. The epilogue is chosen per launch
+    (flags), and A's strides are arguments: a program specialised for a unit k-stride measured
+    the same (Intel's runtime, 512-1024) and cost one more build on a cold start."""
     idx = "long" if wide else "int"
     I = codegen._NP[idx]
     acc, vw, rm, rn = dt.ctype, tile.vw, tile.rm, tile.rn
@@ -136,13 +146,12 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
     batch_args, batch_index = _batch(batch_rank, idx)
     common = dict(extensions=codegen._extensions(acc), acc_t=acc, vec_t=vec, vw=vw, idx=idx,
                   rm=rm, batch_args=batch_args, batch_index=batch_index,
-                  epilogue=EPILOGUES[epilogue], col_dim=1 if tile.rows_first else 0,
+                  col_dim=1 if tile.rows_first else 0,
                   row_dim=0 if tile.rows_first else 1)
-    ep = f"_{epilogue}" if epilogue else ""
     ind = " " * 12
     if tile.family == "nn":
         name = (f"gemm_nn_{dt.short}_b{batch_rank}_r{rm}v{vw}{'_g' if gather else ''}"
-                f"{'_au' if a_unit else ''}{ep}")
+                f"{'_R' if tile.rows_first else ''}")
         if vw == 1:
             load_bv = "B[(o)]"
         elif gather:
@@ -150,7 +159,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
                 f"B[(o) + {j} * b_cs]" for j in range(vw)) + ")"
         else:
             load_bv = f"vload{vw}(0, B + (o))"
-        ak = "k" if a_unit else "k * a_cs"
+        ak = "k * a_cs"
         fma = "\n".join(f"{ind}acc{i} += (clg_vec_t)A[ar{i} + {ak}] * b;"
                         for i in range(rm))
         src = render(
@@ -169,7 +178,7 @@ def cpu_kernel(device: Device, dt: DType, tile: Tile, batch_rank: int, wide: boo
                 f" + col0 * c_cs, c_cs, ncol, acc{i}, flags, bias, bias_off + (row0 + {i}) * "
                 f"bias_rs + col0 * bias_cs, bias_cs);" for i in range(rm)))
     else:
-        name = f"gemm_nt_{dt.short}_b{batch_rank}_r{rm}x{rn}v{vw}{ep}"
+        name = f"gemm_nt_{dt.short}_b{batch_rank}_r{rm}x{rn}v{vw}{'_R' if tile.rows_first else ''}"
         pairs = [(i, j) for i in range(rm) for j in range(rn)]
         offsets = [f"    const {idx} ar{i} = a_off + min(row0 + {i}, M - 1) * a_rs;"
                    for i in range(rm)]
@@ -238,10 +247,11 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         bias = bias.T if bias is not None else None
     if tile is None or tile.family != family:
         tile = choose(device, family, dt, shape_class(M, N, K))
-        if family == "nn" and M < 2 * tile.rm:
+        if family == "nn" and M < 2 * tile.rm and (-M) % tile.rm > tile.rm // 2:
             tile = replace(tile, rm=small_rm(M, tile.rm))
-    a_unit = family == "nn" and (a.cs == 1 or K == 1)
-    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather, epilogue, a_unit)
+    if epilogue not in EPILOGUES:
+        raise ValueError(f"unknown GEMM epilogue {epilogue!r}; one of {list(EPILOGUES)}")
+    k = cpu_kernel(device, dt, tile, len(bshape), wide, gather)
     nb = 1
     for s in bshape:
         nb *= s
@@ -259,7 +269,7 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
     k0 = 0
     while True:
         k1 = min(K, k0 + kb)
-        flags = (1 if k0 > 0 else 0) | (2 if epilogue and k1 >= K else 0)
+        flags = (1 if k0 > 0 else 0) | (EPILOGUES[epilogue] if k1 >= K else 0)
         k(glob, local, c.raw, c.off, c.rs, c.cs, a.raw, a.off, a.rs, a.cs, b.raw, b.off, b.rs,
           b.cs, M, N, k0, k1, flags, bias.raw, bias.off, bias.rs, bias.cs, *bargs)
         k0 = k1
@@ -268,9 +278,12 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
 
 
 def small_rm(M: int, rm: int) -> int:
-    """Rows per work-item for a product of few rows (a convolution's 6 or 12 output channels):
-    the fewest row blocks of at most `rm` rows, evened out, so no block computes padding rows
-    that are thrown away. Fewer rows than a probed tile are never riskier than it."""
+    """Rows per work-item for a product of few rows: the fewest row blocks of at most `rm` rows,
+    evened out, so no block computes padding rows that are thrown away. Used only where the
+    padding would exceed half a block (M = 3 of 8): each other row count is one more program to
+    build on a cold start, which costs more than a few padded rows in a small product (LeNet's
+    6 and 12 output channels run on the 8-row program). Fewer rows than a probed tile are never
+    riskier than it."""
     blocks = (M + rm - 1) // rm
     return (M + blocks - 1) // blocks
 
@@ -290,9 +303,19 @@ def uses_cpu_kernels(device: Device, dt: DType) -> bool:
 _chosen: dict = {}
 
 
+SHAPE_CLASSES = ("small", "medium", "large")
+
+
 def shape_class(M: int, N: int, K: int) -> str:
-    """'small' GEMMs (a convolution's per-image products) and 'large' ones are tuned apart."""
-    return "small" if M * N * K < 1 << 20 else "large"
+    """GEMMs are tuned apart by size: 'small' (a convolution's per-image products, under 2**20
+    multiply-adds), 'large' (deep K, over 1024, or over 2**31 multiply-adds: k-blocking and
+    bigger groups pay there) and 'medium' between (square 512-1024)."""
+    work = M * N * K
+    if work < 1 << 20:
+        return "small"
+    if K > 1024 or work >= 1 << 31:
+        return "large"
+    return "medium"
 
 
 def choose(device: Device, family: str, dt: DType, cls: str = "large") -> Tile:
@@ -397,7 +420,7 @@ def probe_ok(device: Device, dt: DType, tile: Tile) -> bool:
     if key in disk:
         mem[key] = bool(disk[key]["ok"])
         return mem[key]
-    ok, detail = run_probe_child(device, dt, tile)
+    ok, detail = run_probe(device, dt, tile)
     if not ok:
         warnings.warn(f"clgrad: GEMM variant {key} failed its probe on {device.name} "
                       f"({device.platform_name}); using a safe variant. {detail}",
@@ -410,6 +433,22 @@ def probe_ok(device: Device, dt: DType, tile: Tile) -> bool:
 
 
 PROBE_OK = "CLGRAD-GEMM-PROBE-OK"
+
+
+def run_probe(device: Device, dt: DType, tile: Tile):
+    """(ok, detail) for `tile`: checked in this process on runtimes known not to crash on any
+    variant (IN_PROCESS_PROBE), else in a child process."""
+    if device.speed_label in IN_PROCESS_PROBE:
+        # the probe's own launches and transfers are not the caller's work: keep the counters
+        # (runtime.stats()) as they were, builds aside (the program is the one the GEMM uses)
+        before = {k: v for k, v in memory._counters.items() if k != "builds"}
+        try:
+            return probe_check(device, dt, tile)
+        finally:
+            for k in list(memory._counters):
+                if k != "builds":
+                    memory._counters[k] = before.get(k, 0)
+    return run_probe_child(device, dt, tile)
 
 
 def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 60.0):
@@ -432,13 +471,22 @@ def run_probe_child(device: Device, dt: DType, tile: Tile, timeout: float = 60.0
 
 
 def probe_child() -> None:
-    """Entry point of the probe process: odd sizes, two k-blocks each with whole vectors and a
-    tail, a batch of two."""
+    """Entry point of the probe process."""
     spec = json.loads(sys.argv[-1])
     p, d = spec["device"]
     device = next(x for x in devices() if (x.platform_index, x.device_index) == (p, d))
     dt = {"float32": float32, "float64": float64}[spec["dtype"]]
-    tile = replace(Tile.from_dict(spec["tile"]), kb=2 * spec["tile"]["vw"] + 3)
+    ok, detail = probe_check(device, dt, Tile.from_dict(spec["tile"]))
+    if not ok:
+        print(detail, file=sys.stderr)
+        sys.exit(1)
+    print(PROBE_OK)
+
+
+def probe_check(device: Device, dt: DType, tile: Tile):
+    """(ok, detail): `tile` on odd sizes, two k-blocks each with whole vectors and a tail, a
+    batch of two, against numpy. May crash the process on a broken driver (see probe_ok)."""
+    tile = replace(tile, kb=2 * tile.vw + 3)
     rng = np.random.default_rng(0)
     M, N, K = 2 * tile.rm + 3, 2 * max(tile.vw, tile.rn) + 5, 4 * tile.vw + 7
     a = rng.standard_normal((2, M, K)).astype(dt.np)
@@ -449,20 +497,22 @@ def probe_child() -> None:
     else:
         b_host = b
         bop = (K * N, N, 1)
-    bufs = [Buffer(device, x.nbytes) for x in (a, b_host, a[:, :, :1] * 0)]
-    cbuf = Buffer(device, 2 * M * N * dt.itemsize)
-    bufs[0].write(a)
-    bufs[1].write(b_host)
-    cpu_gemm(device, dt, Operand(cbuf.raw, 0, N, 1, (M * N,)), Operand(bufs[0].raw, 0, K, 1,
-             (M * K,)), Operand(bufs[1].raw, 0, bop[1], bop[2], (bop[0],)), M, N, K,
-             bshape=(2,), tile=tile)
-    got = cbuf.read(np.empty((2, M, N), dt.np))
+    try:
+        bufs = [Buffer(device, x.nbytes) for x in (a, b_host)]
+        cbuf = Buffer(device, 2 * M * N * dt.itemsize)
+        bufs[0].write(a)
+        bufs[1].write(b_host)
+        cpu_gemm(device, dt, Operand(cbuf.raw, 0, N, 1, (M * N,)), Operand(bufs[0].raw, 0, K, 1,
+                 (M * K,)), Operand(bufs[1].raw, 0, bop[1], bop[2], (bop[0],)), M, N, K,
+                 bshape=(2,), tile=tile)
+        got = cbuf.read(np.empty((2, M, N), dt.np))
+    except Exception as e:                        # a build or launch error: not usable here
+        return False, f"{type(e).__name__}: {e}"
     want = a @ b
     tol = 1e-4 if dt is float32 else 1e-10
     if not np.allclose(got, want, rtol=tol, atol=tol):
-        print(f"wrong result: max error {np.abs(got - want).max()}", file=sys.stderr)
-        sys.exit(1)
-    print(PROBE_OK)
+        return False, f"wrong result: max error {np.abs(got - want).max()}"
+    return True, ""
 
 
 # ---- the entry point for every dtype ------------------------------------------------------------
@@ -481,13 +531,18 @@ BLOCKED_TILE = (8, 8)     # rows x columns of C per work-item for the scalar CPU
 
 
 def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Operand,
-           M: int, N: int, K: int, bshape, wide: bool, family: str | None = None) -> None:
+           M: int, N: int, K: int, bshape, wide: bool, family: str | None = None,
+           bias: Operand | None = None) -> None:
     """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst); `family`
-    overrides family_for."""
+    overrides family_for. `bias` (the CPU kernels' epilogue, same for every batch) is added
+    to C; only the 'cpu' family takes one."""
     family = family or family_for(device, dt)
     if family == "cpu":
-        cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide)
+        cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide, bias=bias,
+                 epilogue="bias" if bias is not None else None)
         return
+    if bias is not None:
+        raise ValueError(f"the {family} GEMM family has no bias epilogue")
     nb = 1
     for s in bshape:
         nb *= s

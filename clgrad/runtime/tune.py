@@ -31,14 +31,20 @@ class Problem:
         return 2.0 * self.batch * self.M * self.N * self.K
 
 
-# matmul: a square product; conv2d: the GEMMs of the LeNet layers (batch 64) that conv's
-# forward (nn) and weight gradient (nt) run
+# per op, the shape classes it tunes (runtime/gemm.py's shape_class) and per class and family
+# the problems timed: matmul's medium (512-1024, k-blocks optional) and large products (2048:
+# k-blocking pays); conv2d: the GEMMs of the LeNet layers (batch 64) that conv's forward (nn) and
+# weight gradient (nt) run
 PROBLEMS = {
-    "matmul": {"nn": [Problem("nn", 512, 512, 512)], "nt": [Problem("nt", 512, 512, 512)]},
-    "conv2d": {"nn": [Problem("nn", 6, 576, 25, 64), Problem("nn", 16, 64, 150, 64)],
-               "nt": [Problem("nt", 6, 25, 576, 64), Problem("nt", 16, 150, 64, 64)]},
+    "matmul": {
+        "medium": {"nn": [Problem("nn", 512, 512, 512), Problem("nn", 1024, 1024, 1024)],
+                   "nt": [Problem("nt", 512, 512, 512)]},
+        "large": {"nn": [Problem("nn", 2048, 2048, 2048)],
+                  "nt": [Problem("nt", 1024, 1024, 2048)]}},
+    "conv2d": {
+        "small": {"nn": [Problem("nn", 6, 576, 25, 64), Problem("nn", 16, 64, 150, 64)],
+                  "nt": [Problem("nt", 6, 25, 576, 64), Problem("nt", 16, 150, 64, 64)]}},
 }
-SHAPE_CLASS = {"matmul": "large", "conv2d": "small"}
 
 
 def candidates(device: Device, family: str, dt: DType, cls: str = "large") -> list:
@@ -50,6 +56,7 @@ def candidates(device: Device, family: str, dt: DType, cls: str = "large") -> li
     locals_ = (None, (4, 4), (8, 8), (2, 8), (16, 1))
     first += [replace(base, local=loc) for loc in locals_]
     first += [replace(base, kb=kb) for kb in (128, 256, 512, 0)]
+    first += [replace(base, rows_first=not base.rows_first)]
     if family == "nn":
         first += [replace(base, rm=rm) for rm in (4, 6, 12)]
         grid = [gemm.Tile("nn", rm, vw, kb=kb, rows_first=rf, local=loc)
@@ -88,8 +95,9 @@ class _Operands:
 
 
 def measure(device: Device, dt: DType, tile, p: Problem, ops: _Operands, reps: int = 3) -> float:
-    """GFLOP/s of `tile` (or "blocked": the scalar kernel) on `p` (median of `reps` after one
-    warm-up); 0 if its result is wrong."""
+    """GFLOP/s of `tile` (or "blocked": the scalar kernel) on `p` (the best of `reps` after one
+    warm-up: on a shared machine the fastest run is the one least disturbed, so the ranking of
+    tiles follows the kernels rather than the neighbours); 0 if its result is wrong."""
     def run():
         if tile == "blocked":
             gemm.matmul(device, dt, dt.ctype, ops.C, ops.A, ops.B, p.M, p.N, p.K, (p.batch,),
@@ -107,24 +115,26 @@ def measure(device: Device, dt: DType, tile, p: Problem, ops: _Operands, reps: i
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return p.flop / statistics.median(times) / 1e9
+    return p.flop / min(times) / 1e9
 
 
 def tune(device: Device, ops=("matmul",), budget: float = 60.0, dtypes=(float32,),
          progress=None, clock=time.monotonic, measure_fn=measure) -> dict:
-    """Try candidates per (op, family, dtype) until `budget` seconds (shared evenly) are spent;
-    store and return the winners {store key: entry}. Risky tiles are probed first."""
-    targets = [(op, fam, dt) for op in ops for fam in ("nn", "nt") for dt in dtypes]
+    """Try candidates per (op, shape class, family, dtype) until `budget` seconds (shared
+    evenly) are spent; store and return the winners {store key: entry}. Risky tiles are probed
+    first."""
+    targets = [(op, cls, fam, dt) for op in ops for cls in PROBLEMS[op] for fam in ("nn", "nt")
+               for dt in dtypes]
     if not targets:
         return {}
     share = budget / len(targets)
     winners = {}
-    for op, fam, dt in targets:
+    for op, cls, fam, dt in targets:
         start = clock()
-        problems = PROBLEMS[op][fam]
+        problems = PROBLEMS[op][cls][fam]
         operands = [_Operands(device, dt, p) for p in problems]
         best, best_score, tried = None, -1.0, 0
-        for tile in candidates(device, fam, dt, SHAPE_CLASS[op]):
+        for tile in candidates(device, fam, dt, cls):
             if best is not None and clock() - start >= share:
                 break
             if tile.risky(dt) and not gemm.probe_ok(device, dt, tile):
@@ -133,11 +143,12 @@ def tune(device: Device, ops=("matmul",), budget: float = 60.0, dtypes=(float32,
             scores = [measure_fn(device, dt, tile, p, o) for p, o in zip(problems, operands)]
             score = statistics.geometric_mean([max(s, 1e-9) for s in scores])
             if progress:
-                progress(f"{op} {fam} {dt.name} {tile.key()}: {score:.1f} GFLOP/s")
+                progress(f"{op} {cls} {fam} {dt.name} {tile.key()}: {score:.1f} GFLOP/s")
             if score > best_score:
                 best, best_score = tile, score
+        del operands
         if best is not None:
-            key = f"matmul/{fam}/{dt.name}/{SHAPE_CLASS[op]}"
+            key = f"matmul/{fam}/{dt.name}/{cls}"
             winners[key] = {"tile": _asdict(best), "gflops": round(best_score, 2),
                             "tried": tried, "op": op}
     for dt in dtypes:
@@ -152,14 +163,14 @@ def tune(device: Device, ops=("matmul",), budget: float = 60.0, dtypes=(float32,
 
 
 def _pick_family(device: Device, dt: DType, measure_fn, winners: dict) -> dict:
-    """The vector kernels' best large nn/nt scores against the scalar kernel's on the same
+    """The vector kernels' best medium nn/nt scores against the scalar kernel's on the same
     problems: which family float GEMMs use on this device."""
     blocked, vector = [], []
     for fam in ("nn", "nt"):
-        entry = winners.get(f"matmul/{fam}/{dt.name}/large")
+        entry = winners.get(f"matmul/{fam}/{dt.name}/medium")
         if entry is None:
             continue
-        for p in PROBLEMS["matmul"][fam]:
+        for p in PROBLEMS["matmul"]["medium"][fam][:1]:
             blocked.append(measure_fn(device, dt, "blocked", p, _Operands(device, dt, p)))
         vector.append(entry["gflops"])
     if not vector:

@@ -36,7 +36,15 @@ def _geometry(x_shape, w_shape, out_hw, stride, pad, dilation):
             pad[0], pad[1], dilation[0], dilation[1])
 
 
+def _pointwise(g):
+    """A 1x1 kernel at stride 1 without padding: im2col is a reshape and col2im its inverse."""
+    C, H, W, KH, KW, OH, OW, SH, SW, PH, PW = g[:11]
+    return KH == KW == SH == SW == 1 and PH == PW == 0 and (OH, OW) == (H, W)
+
+
 def _im2col(x, g):
+    if _pointwise(g):
+        return x.reshape(x.shape[0], g[0], g[5] * g[6])
     return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g),
                     lambda t: ops.col2im(t, g), "Im2ColBackward0")
 
@@ -48,6 +56,8 @@ def _im2col_k(x, g):
 
 
 def _col2im(cols, g):
+    if _pointwise(g):
+        return cols.reshape(cols.shape[0], g[0], g[1], g[2])
     return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, g),
                        lambda t: ops.im2col(t, g), "Col2ImBackward0")
 
@@ -78,48 +88,101 @@ def conv_input_grad(g, w, input_shape, stride, pad, dilation, groups):
     return _col2im(cols, geom)
 
 
-def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups):
+def _cols_batch_inner(N, L, CKK):
+    """Whether im2col lays the columns out (C*KH*KW, N, L), so the weight gradient folds the
+    batch into one GEMM's k: when g is no larger than the per-image products (L <= CKK)."""
+    return N == 1 or L <= CKK
+
+
+def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups, cols=None):
     """The gradient of conv_forward for its weight: sum over the batch of g @ im2col(x)^T.
     When g is no larger than the per-image products (L <= Cg*KH*KW), one GEMM whose k runs over
     (batch, pixel): columns laid out (C*KH*KW, N, L), g copied once to (G, OC/G, N, L); else
-    (large images, few taps: copying g costs more than it saves) a batched GEMM and a sum."""
+    (large images, few taps: copying g costs more than it saves) a batched GEMM and a sum.
+    `cols`: the forward's columns of x in that layout (no autograd through them), else im2col
+    runs again."""
     N, OC, OH, OW = g.shape
     _, Cg, KH, KW = weight_shape
     G = groups
     L = OH * OW
     geom = _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation)
-    if N == 1 or L <= Cg * KH * KW:
-        cols = _im2col_k(x, geom).reshape(G, Cg * KH * KW, N * L)
+    if _cols_batch_inner(N, L, Cg * KH * KW):
+        if cols is None:
+            cols = _im2col_k(x, geom)
+        cols = cols.reshape(G, Cg * KH * KW, N * L)
         gm = g.reshape(N, G, OC // G, L)
         if N > 1:
             gm = gm.permute(1, 2, 0, 3).contiguous()                   # (G, OC/G, N, L)
         gw = gm.reshape(G, OC // G, N * L) @ cols.mT                   # (G, OC/G, Cg*KH*KW)
     else:
-        cols = _im2col(x, geom).reshape(N, G, Cg * KH * KW, L)
+        if cols is None:
+            cols = _im2col(x, geom)
+        cols = cols.reshape(N, G, Cg * KH * KW, L)
         gw = (g.reshape(N, G, OC // G, L) @ cols.mT).sum(0)           # (G, OC/G, Cg*KH*KW)
     return gw.reshape(tuple(weight_shape))
+
+
+KEEP_COLS_BYTES = 1 << 28   # keep the forward's columns for the weight gradient up to this size
+
+
+def _forward_fused(x, w, b, stride, pad, dilation, groups, out_hw):
+    """No autograd: conv(x, w) + b as one im2col and one GEMM with the bias in its epilogue
+    (one bias per output channel; groups > 1 add it separately). Returns y and the columns,
+    laid out as conv_weight_grad wants them."""
+    N = x.shape[0]
+    OC, Cg, KH, KW = w.shape
+    G, CKK = groups, Cg * KH * KW
+    L = out_hw[0] * out_hw[1]
+    geom = _geometry(x.shape, w.shape, out_hw, stride, pad, dilation)
+    inner = _cols_batch_inner(N, L, CKK)
+    if _pointwise(geom) and not inner:
+        cols = x.reshape(N, x.shape[1], L)                           # no copy when contiguous
+    else:
+        cols = ops.im2col(x, geom, batch_inner=inner)
+    if inner:
+        cv = cols.reshape(G, CKK, N, L).permute(2, 0, 1, 3)          # (N, G, CKK, L), strided
+    else:
+        cv = cols.reshape(N, G, CKK, L)
+    bias = b.reshape(G, OC // G, 1) if b is not None else None
+    y = ops.matmul2(w.reshape(G, OC // G, CKK), cv, bias=bias)        # (N, G, OC/G, L)
+    return y.reshape(N, OC, out_hw[0], out_hw[1]), cols
 
 
 def _add_bias(y, b):
     return ops.ew(ops.ADD, y, b.reshape(1, -1, 1, 1), out=y)
 
 
-def _record_biased(x, w, b, run, grad_x, grad_w):
-    """y = run(x, w) (+ bias per channel), recorded with grad_x(g, x, w) and grad_w(g, x, w)."""
+def _record_biased(x, w, b, run, grad_x, grad_w, fused=None, grad_w_cols=None):
+    """y = run(x, w) (+ bias per channel), recorded with grad_x(g, x, w) and grad_w(g, x, w).
+    `fused(x, w, b) -> (y, cols)` runs the forward with the bias folded in instead; when the
+    columns are small enough they are kept and the weight gradient (outside create_graph, where
+    no double backward needs them differentiable) is grad_w_cols(g, x, w, cols)."""
     with autograd.no_grad():
-        y = run(x, w)
-        if b is not None:
-            _add_bias(y, b)
+        if fused is not None:
+            y, cols = fused(x, w, b)
+        else:
+            y, cols = run(x, w), None
+            if b is not None:
+                _add_bias(y, b)
     if autograd.needs_grad(x, w, b):
         ctx = autograd.Context([x.requires_grad, w.requires_grad,
                                 b is not None and b.requires_grad])
-        ctx.save_for_backward(x, w)
+        if cols is not None and (not w.requires_grad
+                                 or cols.numel() * cols.dtype.itemsize > KEEP_COLS_BYTES):
+            cols = None
+        # the columns go with the saved tensors, so they are freed with them after backward
+        ctx.save_for_backward(x, w, *([cols] if cols is not None else []))
 
         def backward(c, g):
-            xs, ws = c.saved_tensors
+            xs, ws, *kept = c.saved_tensors
             n = c.needs_input_grad
-            return (grad_x(g, xs, ws) if n[0] else None,
-                    grad_w(g, xs, ws) if n[1] else None,
+            gw = None
+            if n[1]:
+                if kept and not autograd.is_grad_enabled():
+                    gw = grad_w_cols(g, xs, ws, kept[0])
+                else:
+                    gw = grad_w(g, xs, ws)
+            return (grad_x(g, xs, ws) if n[0] else None, gw,
                     g.sum((0, 2, 3)) if n[2] else None)
 
         autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
@@ -131,7 +194,11 @@ def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
         x, w, b,
         lambda xs, ws: conv_forward(xs, ws, stride, pad, dilation, groups, out_hw),
         lambda g, xs, ws: conv_input_grad(g, ws, xs.shape, stride, pad, dilation, groups),
-        lambda g, xs, ws: conv_weight_grad(g, xs, ws.shape, stride, pad, dilation, groups))
+        lambda g, xs, ws: conv_weight_grad(g, xs, ws.shape, stride, pad, dilation, groups),
+        fused=lambda xs, ws, bs: _forward_fused(xs, ws, bs, stride, pad, dilation, groups,
+                                                out_hw),
+        grad_w_cols=lambda g, xs, ws, cols: conv_weight_grad(g, xs, ws.shape, stride, pad,
+                                                             dilation, groups, cols))
 
 
 def _conv_transpose_record(x, w, b, stride, pad, dilation, groups, out_shape):

@@ -11,9 +11,22 @@ from .normalization import _float_for_kernel
 
 
 def linear(input, weight, bias=None):
-    """y = input @ weight^T + bias.  Shape: (*, in), (out, in), (out,) -> (*, out)."""
-    out = input.matmul(weight.t())
-    return out + bias if bias is not None else out
+    """y = input @ weight^T + bias.  Shape: (*, in), (out, in), (out,) -> (*, out).
+    With a bias, as PyTorch: the input is viewed as a matrix and one addmm (the bias added in
+    the GEMM's epilogue, AddmmBackward0) runs, then viewed back."""
+    if bias is None or input.ndim == 0 or weight.ndim != 2 or bias.ndim > 1:
+        out = input.matmul(weight.t())
+        return out + bias if bias is not None else out
+    if input.shape[-1] != weight.shape[1]:
+        lead = list(input.shape[:-1]) if input.ndim > 1 else [1]
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                           f"({math.prod(lead)}x{input.shape[-1]} and "
+                           f"{weight.shape[1]}x{weight.shape[0]})")
+    if input.ndim == 2:
+        return input._apply(ops.addmm_nd, bias, input, weight.t())
+    x2 = input.reshape(-1, input.shape[-1])
+    out = x2._apply(ops.addmm_nd, bias, x2, weight.t())
+    return out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
 
 
 def bilinear(input1, input2, weight, bias=None):
