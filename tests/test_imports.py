@@ -45,22 +45,6 @@ KNOWN_VIOLATIONS = {
     "below-tensor clgrad.serialization -> clgrad.runtime",
     "below-tensor clgrad.utils.data._collate -> clgrad.ops",
     "below-tensor clgrad.utils.data._collate -> clgrad.runtime",
-    "cycle clgrad.tensor.advanced",
-    "cycle clgrad.tensor.conversion",
-    "cycle clgrad.tensor.creation",
-    "cycle clgrad.tensor.gather",
-    "cycle clgrad.tensor.indexing",
-    "cycle clgrad.tensor.movement",
-    "cycle clgrad.tensor.reduce",
-    "cycle clgrad.tensor.shape",
-    "cycle clgrad.tensor.tensor",
-    "function-level clgrad.tensor.advanced -> clgrad.tensor.creation",
-    "function-level clgrad.tensor.advanced -> clgrad.tensor.tensor",
-    "function-level clgrad.tensor.conversion -> clgrad.tensor.creation",
-    "function-level clgrad.tensor.indexing -> clgrad.tensor.advanced",
-    "function-level clgrad.tensor.reduce -> clgrad.tensor.creation",
-    "function-level clgrad.tensor.shape -> clgrad.tensor.creation",
-    "function-level clgrad.tensor.shape -> clgrad.tensor.tensor",
 }
 
 

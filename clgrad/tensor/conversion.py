@@ -7,6 +7,8 @@ from .. import autograd, ops
 from .. import dtypes as dt
 from ..dtypes import DType, to_dtype
 from ..runtime import get_device
+from ..array import Array
+from . import factory
 from .apply import cast
 from .format import format_tensor
 
@@ -171,9 +173,13 @@ class ConversionMixin:
         return self if self._view.is_contiguous() else self.clone()
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        from .creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
-                      requires_grad=requires_grad)
+        if isinstance(data, Array):
+            out = data.detach().to(device=device or data.device, dtype=dtype or self.dtype,
+                                   copy=True)
+        else:
+            out = factory.from_host(self._plain, data, dtype or self.dtype,
+                                    device or self.device)
+        return out.requires_grad_(requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         t = self._plain._empty(_shape_arg(size), to_dtype(dtype) if dtype else self.dtype,

@@ -9,6 +9,7 @@ import math
 from .. import autograd, ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
+from . import factory
 from .apply import apply
 
 values_indices = namedtuple("return_types", ["values", "indices"])
@@ -323,11 +324,10 @@ class _Shape:
 
 def _index_grad(g, idx, shape, d, keepdim):
     """Gradient of picking `idx` along dim d: g at the picked positions, zero elsewhere."""
-    from .creation import arange
     if not shape:
         return g.reshape(())
     if not keepdim:
         g = g.unsqueeze(d)
         idx = idx.unsqueeze(d)
-    pos = arange(shape[d], device=g.device).reshape((shape[d],) + (1,) * (len(shape) - d - 1))
+    pos = factory.arange(g._plain, shape[d], device=g.device).reshape((shape[d],) + (1,) * (len(shape) - d - 1))
     return g * (pos == idx)
