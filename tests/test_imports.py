@@ -28,23 +28,8 @@ OPTIONAL = {"torch", "safetensors", "scipy", "pyclblast"}
 MAX_LINES = 600
 
 KNOWN_VIOLATIONS = {
-    "below-tensor clgrad.nn.functional.activation -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.attention -> clgrad.ops",
     "below-tensor clgrad.nn.functional.conv -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.dropout -> clgrad.ops",
     "below-tensor clgrad.nn.functional.linear -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.loss -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.normalization -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.pooling -> clgrad.ops",
-    "below-tensor clgrad.nn.init -> clgrad.ops",
-    "below-tensor clgrad.nn.modules.rnn -> clgrad.ops",
-    "below-tensor clgrad.nn.utils.clip_grad -> clgrad.ops",
-    "below-tensor clgrad.optim.lbfgs -> clgrad.ops",
-    "below-tensor clgrad.optim.optimizer -> clgrad.ops",
-    "below-tensor clgrad.safetensors -> clgrad.runtime",
-    "below-tensor clgrad.serialization -> clgrad.runtime",
-    "below-tensor clgrad.utils.data._collate -> clgrad.ops",
-    "below-tensor clgrad.utils.data._collate -> clgrad.runtime",
 }
 
 
