@@ -70,16 +70,18 @@ def placed(t, b_shape, out_shape, pos):
 
 def gather_map(x, m: IndexMap):
     """The differentiable read of `x` through `m` (shape m.out_shape)."""
+    return apply(_gather, x, m)
+
+
+def _gather(ctx, x, m: IndexMap):
     view, index = m.layout(x._view)
     out = ops.index_gather(x, view, index, m.check)
-    if autograd.needs_grad(x):
-        tm = m.trusted()
-        shape = x.shape
+    tm = m.trusted()
+    shape = x.shape
 
-        def backward(ctx, g):
-            return (put_map(g._plain._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
-        autograd.record("IndexBackward0", backward, autograd.Context([True]), (x,), [out])
-    return out
+    def backward(c, g):
+        return (put_map(g._plain._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
+    return out, "IndexBackward0", backward
 
 
 def _values(T, values, m: IndexMap, dtype, device):
@@ -115,29 +117,27 @@ def put_map(x, m: IndexMap, values, accumulate: bool, mode=None, owned=False):
     """Out of place: a copy of x with `values` (broadcast to m.out_shape) put through `m`,
     added where `accumulate`. Differentiable in x and in a tensor `values`. `owned`: x is a
     fresh internal tensor that may be written instead of copied."""
-    T = x._plain
     mode = mode or ("add" if accumulate else "set")
-    out = x if owned and not x.requires_grad else \
-        ops.copy_into(T._empty(x.shape, x.dtype, x.device), x.detach())
-    put_into(out, m, values, mode)
-    vt = values if _is_t(values) else None
-    if autograd.needs_grad(x, *([vt] if vt is not None else [])):
-        if mode == "multiply":
-            raise NotImplementedError("the gradient of scatter with reduce='multiply' is not "
-                                      "implemented")
-        tm = m.trusted()
+    return apply(_put, x, values, m, mode, owned)
 
-        def backward(ctx, g):
-            gx = gv = None
-            if ctx.needs_input_grad[0]:
-                gx = g if mode == "add" else put_map(g, tm, 0, False)
-            if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-                gv = gather_map(g, tm)
-            return gx, gv
-        args = (x, vt) if vt is not None else (x,)
-        ctx = autograd.Context([a.requires_grad for a in args])
-        autograd.record("IndexPutBackward0", backward, ctx, args, [out])
-    return out
+
+def _put(ctx, x, values, m: IndexMap, mode, owned):
+    if ctx is not None and mode == "multiply":
+        raise NotImplementedError("the gradient of scatter with reduce='multiply' is not "
+                                  "implemented")
+    out = x if owned and not x.requires_grad else \
+        ops.copy_into(x._plain._empty(x.shape, x.dtype, x.device), x.detach())
+    put_into(out, m, values, mode)
+    tm = m.trusted()
+
+    def backward(c, g):
+        gx = gv = None
+        if c.needs_input_grad[0]:
+            gx = g if mode == "add" else put_map(g, tm, 0, False)
+        if c.needs_input_grad[1]:
+            gv = gather_map(g, tm)
+        return gx, gv
+    return out, "IndexPutBackward0", backward
 
 
 # ---- advanced indexing: parse, then one gather / put --------------------------------------------

@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import autograd, ops
+from .. import ops
 from ..dtypes import bool_, int64, promote
 from ..view import View, broadcast_shapes, normalize_dim
 from .advanced import (IndexMap, gather_map, nonzero_coords, nonzero_flat, out_of_bounds,
@@ -416,24 +416,29 @@ def cat(tensors, dim=0, *, out=None):
                                    f"for tensor number {i} in the list.")
     total = sum(t.shape[d] for _, t in used)
     shape = ref.shape[:d] + (total,) + ref.shape[d + 1:]
+    return apply(_cat, *tensors, used=[i for i, _ in used], d=d, shape=shape, dtype=dtype,
+                 device=device, out=out)
+
+
+def _cat(ctx, *tensors, used, d, shape, dtype, device, out):
+    """The tensors at positions `used` copied one after another along dim d."""
+    T = tensors[0]._plain
     res = T._empty(shape, dtype, device) if out is None else out
     spans, start = [], 0
-    for i, t in used:
-        n = t.shape[d]
+    for i in used:
+        n = tensors[i].shape[d]
         target = T._make(res._buf, res._view.slice(d, start, start + n, 1), dtype)
-        ops.copy_into(target, t.detach())
+        ops.copy_into(target, tensors[i].detach())
         spans.append((i, start, n))
         start += n
-    if autograd.needs_grad(*tensors):
-        def backward(ctx, g):
-            grads = [None] * len(tensors)
-            for i, s, n in spans:
-                if ctx.needs_input_grad[i]:
-                    grads[i] = g.narrow(d, s, n)
-            return tuple(grads)
-        ctx = autograd.Context([t.requires_grad for t in tensors])
-        autograd.record("CatBackward0", backward, ctx, tuple(tensors), [res])
-    return res
+
+    def backward(c, g):
+        grads = [None] * len(tensors)
+        for i, s, n in spans:
+            if c.needs_input_grad[i]:
+                grads[i] = g.narrow(d, s, n)
+        return tuple(grads)
+    return res, "CatBackward0", backward
 
 
 def stack(tensors, dim=0, *, out=None):
@@ -500,7 +505,6 @@ def _pad_index(x, n, lo, hi, mode):
 def pad(input, pad, mode="constant", value=None):
     """PyTorch's F.pad: `pad` lists (left, right) amounts from the last dim backwards; negative
     amounts crop. Modes: 'constant' (with `value`), 'reflect', 'replicate', 'circular'."""
-    T = input._plain
     pad = [int(p) for p in pad]
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
@@ -526,23 +530,8 @@ def pad(input, pad, mode="constant", value=None):
                 raise RuntimeError(f"The input size {input.shape[d]}, plus negative padding "
                                    f"{lo} and {hi} resulted in a negative output size, which is "
                                    "invalid. Check dimension " f"{d} of your input.")
-        res = T._full(shape, 0 if value is None else value, input.dtype, input.device)
         region = {d: (max(lo, 0), x.shape[d]) for d, lo, hi in pads}
-
-        def fn(v):
-            for d, (s, n) in region.items():
-                v = v.slice(d, s, s + n, 1)
-            return v
-        ops.copy_into(T._make(res._buf, fn(res._view), res.dtype), x.detach())
-        if autograd.needs_grad(x):
-            crop = tuple(slice(region[d][0], region[d][0] + region[d][1]) if d in region
-                         else slice(None) for d in range(res.ndim))
-
-            def backward(ctx, g):
-                return (g[crop],)
-            autograd.record("ConstantPadNdBackward0", backward, autograd.Context([True]), (x,),
-                            [res])
-        return res
+        return apply(_pad_constant, x, tuple(shape), region, 0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"padding mode {mode!r} is not supported")
     if input.ndim not in (k + 1, k + 2):
@@ -558,6 +547,21 @@ def pad(input, pad, mode="constant", value=None):
         m, _ = _select_map(x, d, _pad_index(x, n, lo, hi, mode), trusted=True)
         x = gather_map(x, m)
     return x
+
+
+def _pad_constant(ctx, x, shape, region, value):
+    """x placed in a new tensor of `shape` filled with value, at the start offsets of
+    `region` ({dim: (start, size)})."""
+    res = x._plain._full(shape, value, x.dtype, x.device)
+
+    def fn(v):
+        for d, (s, n) in region.items():
+            v = v.slice(d, s, s + n, 1)
+        return v
+    ops.copy_into(x._plain._make(res._buf, fn(res._view), res.dtype), x.detach())
+    crop = tuple(slice(region[d][0], region[d][0] + region[d][1]) if d in region
+                 else slice(None) for d in range(res.ndim))
+    return res, "ConstantPadNdBackward0", lambda c, g: (g[crop],)
 
 
 def one_hot(tensor, num_classes=-1):
