@@ -14,8 +14,7 @@ import numpy as np
 
 from . import dtypes as dt
 from ._fileio import atomic_write, read_all
-from .runtime import get_device
-from .tensor import Tensor
+from .tensor import Tensor, storage
 
 _TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32",
           "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
@@ -124,8 +123,8 @@ def _arrays(data: bytes):
 
 def load(data: bytes, device=None) -> dict:
     """{name: tensor} from safetensors bytes."""
-    dev = get_device(device)
-    return {k: Tensor._from_numpy(a, d, dev) for k, (a, d) in _arrays(bytes(data)).items()}
+    dev = storage.device(device)
+    return {k: storage.from_host(a, d, dev) for k, (a, d) in _arrays(bytes(data)).items()}
 
 
 def load_file(filename, device=None) -> dict:

@@ -21,8 +21,7 @@ import numpy as np
 from . import dtypes as dt
 from ._fileio import atomic_write, read_all
 from .nn.parameter import Parameter
-from .runtime import get_device
-from .tensor import Tensor
+from .tensor import Tensor, storage
 
 MAGIC = b"CLGRADCK"
 VERSION = 1
@@ -123,7 +122,7 @@ def _decode(node, payload, device):
         arr = np.frombuffer(payload, dtype=le, count=n, offset=off).astype(d.np).reshape(shape)
         if t == "ndarray":
             return arr.copy()
-        out = Tensor._from_numpy(arr, d, device)
+        out = storage.from_host(arr, d, device)
         if node.get("param"):
             return Parameter(out, requires_grad=node.get("requires_grad", True))
         if node.get("requires_grad"):
@@ -152,14 +151,14 @@ def _hashable(k):
 
 def _target_device(map_location):
     if map_location is None or callable(map_location) or isinstance(map_location, dict):
-        return get_device(None)
+        return storage.device(None)
     if isinstance(map_location, str) and map_location.split(":")[0] in ("cpu", "cuda"):
         # PyTorch spellings: the matching OpenCL device class when present, else the default
         try:
-            return get_device("gpu" if map_location.startswith("cuda") else "cpu")
+            return storage.device("gpu" if map_location.startswith("cuda") else "cpu")
         except Exception:  # noqa: BLE001 - no device of that class: use the default one
-            return get_device(None)
-    return get_device(map_location)
+            return storage.device(None)
+    return storage.device(map_location)
 
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):

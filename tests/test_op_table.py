@@ -14,11 +14,7 @@ import clgrad
 from clgrad import ops
 from clgrad.autograd import gradcheck
 
-NO_REFERENCE_YET = {
-    "where", "round_decimals", "isclose",
-    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
-    "bitwise_right_shift",
-}
+NO_REFERENCE_YET = set()
 # shapes of the tensor arguments, in order: they broadcast against each other
 SHAPES = [(3, 4), (4,), (3, 1), (1, 4)]
 CHECKED = sorted(name for name, rec in ops.TABLE.items() if rec.ref is not None)
@@ -33,8 +29,9 @@ def _render_kernel():
 
 
 def _args(rec, device, dtype, requires_grad=False):
-    """(clgrad args, numpy args) from the record's sample: seeded values in each range. Without
-    gradients the first tensor is a transposed view, so strided loads are checked too."""
+    """(clgrad args, numpy args) from the record's sample: seeded values in each range, floating
+    (`dtype`) for a (low, high) pair, int64 for (low, high, "int") and bool for (0, 2, "bool").
+    Without gradients the first tensor is a transposed view, so strided loads are checked too."""
     rng = np.random.default_rng(sum(map(ord, rec.name)))
     cl, host, k = [], [], 0
     for item in rec.sample:
@@ -42,15 +39,21 @@ def _args(rec, device, dtype, requires_grad=False):
             cl.append(item)
             host.append(item)
             continue
-        lo, hi = item
-        a = rng.uniform(lo, hi, size=SHAPES[k])
-        if k == 0 and not requires_grad:
-            t = clgrad.tensor(np.ascontiguousarray(a.T), dtype=dtype, device=device).T
+        lo, hi, kind = item if len(item) == 3 else (*item, "float")
+        if kind == "float":
+            a, d = rng.uniform(lo, hi, size=SHAPES[k]), dtype
         else:
-            t = clgrad.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
+            a = rng.integers(lo, hi, size=SHAPES[k])
+            a, d = (a.astype(bool), clgrad.bool) if kind == "bool" else (a, clgrad.int64)
+        grad = requires_grad and d.is_floating
+        if k == 0 and not requires_grad:
+            t = clgrad.tensor(np.ascontiguousarray(a.T), dtype=d, device=device).T
+        else:
+            t = clgrad.tensor(a, dtype=d, device=device, requires_grad=grad)
         k += 1
         cl.append(t)
-        host.append(a.astype(dtype.np).astype(np.float64))    # the values the device holds
+        # the values the device holds
+        host.append(a.astype(dtype.np).astype(np.float64) if d.is_floating else a)
     return cl, host
 
 
@@ -81,6 +84,9 @@ def test_forward_matches_numpy(device, name):
     if rec.dtype == "bool":
         assert out.dtype is clgrad.bool
         np.testing.assert_array_equal(out.numpy(), want)
+    elif not any(isinstance(a, clgrad.Tensor) and a.dtype.is_floating for a in args):
+        assert out.dtype is clgrad.int64       # integer ops compute exactly
+        np.testing.assert_array_equal(out.numpy(), want)
     else:
         assert out.dtype is clgrad.float32
         # float32 kernels against a float64 reference
@@ -91,11 +97,12 @@ def test_forward_matches_numpy(device, name):
 def test_gradient(fp64, name):
     rec = ops.TABLE[name]
     args, _ = _args(rec, fp64, clgrad.float64, requires_grad=True)
-    tensors = [a for a in args if isinstance(a, clgrad.Tensor)]
+    tensors = [a for a in args if isinstance(a, clgrad.Tensor) and a.requires_grad]
 
     def fn(*ts):
         it = iter(ts)
-        return clgrad.Tensor._apply(rec, *[next(it) if isinstance(a, clgrad.Tensor) else a for a in args])
+        return clgrad.Tensor._apply(rec, *[next(it) if isinstance(a, clgrad.Tensor) and
+                                           a.requires_grad else a for a in args])
     assert gradcheck(fn, tensors)
 
 

@@ -45,7 +45,7 @@ def _input(shape, dtype, device, layout, seed):
 
 
 def _arity(op: ops.Op) -> int:
-    found = [int(m) for m in re.findall(r"\bx(\d)\b", op.expr)]
+    found = [int(m) for m in re.findall(r"\bx(\d)\b", op.expr + " " + (op.int_expr or ""))]
     return max(found) + 1 if found else 0
 
 

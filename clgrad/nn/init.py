@@ -6,9 +6,9 @@ import warnings
 
 import numpy as np
 
-from .. import autograd, ops
+from .. import autograd
 from ..tensor.creation import eye, rand, randn
-from ..tensor.random import default_generator
+from ..tensor.random import fill_trunc_normal
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
            "zeros_", "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -70,28 +70,12 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, 
                   generator=None):
     """Normal(mean, std) truncated to [a, b], by the inverse CDF of a uniform draw between
     the CDF values of the bounds (as PyTorch does, fused into one kernel)."""
-    def cdf(x):
-        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
                       "The distribution of values may be incorrect.", stacklevel=2)
-    lo, hi = 2 * cdf((a - mean) / std) - 1, 2 * cdf((b - mean) / std) - 1
-    gen = generator or default_generator
-    seed, offset = gen._take(tensor.numel())
-    dt = tensor.dtype
-    double = dt.ctype == "double"
-    compute = "double" if double else "float"
-    uni = "clg_uniform_d" if double else "clg_uniform_f"
-    pre = ("philox.cl", "philox_f64.cl", "nn_random.cl") if double else ("philox.cl",
-                                                                          "nn_random.cl")
-    expr = (f"clamp(x4 + x5 * F(1.4142135623730951) * clg_erfinv(x2 + (x3 - x2) * "
-            f"{uni}(clg_random_words(x0, x1, clg_gid))), x6, x7)")
     with autograd.no_grad():
         tensor._check_inplace()
-        ops.launch_ew_raw(f"trunc_normal_{dt.short}", expr, tensor, compute, pre,
-                          [("ulong", seed & ((1 << 64) - 1)), ("ulong", offset),
-                           (compute, lo), (compute, hi), (compute, float(mean)),
-                           (compute, float(std)), (compute, float(a)), (compute, float(b))])
+        fill_trunc_normal(tensor, float(mean), float(std), float(a), float(b), generator)
     return tensor
 
 

@@ -64,7 +64,7 @@ WHERE = Op("where", "x0 != (clg_t)0 ? x1 : x2",
            lambda ctx, g: (None,
                            g.where(ctx.arg(0), 0) if _need(ctx, 1) else None,
                            g._apply(WHERE, ctx.arg(0), 0, g) if _need(ctx, 2) else None),
-           save="x")
+           save="x", ref=np.where, sample=((0, 2, "bool"), (-2.0, 2.0), (-2.0, 2.0)))
 ISFINITE = Op("isfinite", "isfinite(x0)", dtype="bool", int_expr="1",
               ref=np.isfinite, sample=((-2.0, 2.0),))
 LOGICAL_NOT = Op("logical_not", "!x0", dtype="bool", ref=np.logical_not, sample=((-2.0, 2.0),))
@@ -169,7 +169,9 @@ CEIL = Op("ceil", "ceil(x0)", _zero_grads, int_expr="x0", ref=np.ceil, sample=((
 # rint rounds half to even, as PyTorch's round does
 ROUND = Op("round", "rint(x0)", _zero_grads, int_expr="x0", ref=np.rint, sample=((-2.0, 2.0),))
 ROUND_DEC = Op("round_decimals", "clg_round_dec(x0, x1, (int)x2)", _zero_grads,
-               int_expr="x0", preamble=_MF, grad_name="round")
+               int_expr="x0", preamble=_MF, grad_name="round",
+               ref=lambda x, s, neg: np.rint(x / s) * s if neg else np.rint(x * s) / s,
+               sample=((-20.0, 20.0), 100.0, 0))
 TRUNC = Op("trunc", "trunc(x0)", _zero_grads, int_expr="x0", ref=np.trunc, sample=((-2.0, 2.0),))
 FRAC = Op("frac", "x0 - trunc(x0)", lambda ctx, g: (g,), int_expr="(clg_t)0",
           ref=lambda x: x - np.trunc(x), sample=((-2.0, 2.0),))
@@ -413,23 +415,41 @@ ISNEGINF = Op("isneginf", "isinf(x0) && x0 < (clg_t)0", dtype="bool", int_expr="
               ref=np.isneginf, sample=((-2.0, 2.0),))
 # |a - b| <= atol + |rtol * b|, equal values (infinities too) always close, NaN == NaN on request
 ISCLOSE = Op("isclose", "x0 == x1 || (x4 != (clg_t)0 && isnan(x0) && isnan(x1)) || "
-             "(isfinite(x0 - x1) && fabs(x0 - x1) <= x3 + fabs(x2 * x1))", dtype="bool")
+             "(isfinite(x0 - x1) && fabs(x0 - x1) <= x3 + fabs(x2 * x1))", dtype="bool",
+             ref=lambda a, b, rtol, atol, nan: np.isclose(a, b, rtol, atol, bool(nan)),
+             sample=((-2.0, 2.0), (-2.0, 2.0), 0.5, 0.25, 0.0))
 LOGICAL_AND = Op("logical_and", "x0 != (clg_t)0 && x1 != (clg_t)0", dtype="bool",
                  ref=np.logical_and, sample=((-2.0, 2.0), (-2.0, 2.0)))
 LOGICAL_OR = Op("logical_or", "x0 != (clg_t)0 || x1 != (clg_t)0", dtype="bool",
                 ref=np.logical_or, sample=((-2.0, 2.0), (-2.0, 2.0)))
 LOGICAL_XOR = Op("logical_xor", "(x0 != (clg_t)0) != (x1 != (clg_t)0)", dtype="bool",
                  ref=np.logical_xor, sample=((-2.0, 2.0), (-2.0, 2.0)))
-BITWISE_AND = Op("bitwise_and", "0", int_expr="x0 & x1")
-BITWISE_OR = Op("bitwise_or", "0", int_expr="x0 | x1")
-BITWISE_XOR = Op("bitwise_xor", "0", int_expr="x0 ^ x1")
-BITWISE_NOT = Op("bitwise_not", "0", int_expr="~x0")
+_INTS = (-1000, 1000, "int")
+BITWISE_AND = Op("bitwise_and", "0", int_expr="x0 & x1", ref=np.bitwise_and,
+                 sample=(_INTS, _INTS))
+BITWISE_OR = Op("bitwise_or", "0", int_expr="x0 | x1", ref=np.bitwise_or, sample=(_INTS, _INTS))
+BITWISE_XOR = Op("bitwise_xor", "0", int_expr="x0 ^ x1", ref=np.bitwise_xor,
+                 sample=(_INTS, _INTS))
+BITWISE_NOT = Op("bitwise_not", "0", int_expr="~x0", ref=np.invert, sample=(_INTS,))
 # shifts by a negative amount or by the width or more give PyTorch's 0 (or -1), not C's UB
 _BITS = "(clg_t)(sizeof(clg_t) * 8)"
+_SHIFTS = (-2, 70, "int")      # past both ends of an int64's width
+
+
+def _shift_ref(shift, out_of_range):
+    def ref(x, s):
+        inside = (s >= 0) & (s < 64)
+        return np.where(inside, shift(x, np.where(inside, s, 0)), out_of_range(x))
+    return ref
+
+
 LSHIFT = Op("bitwise_left_shift", "0",
-            int_expr=f"(x1 < 0 || x1 >= {_BITS}) ? (clg_t)0 : (clg_t)(x0 << x1)")
+            int_expr=f"(x1 < 0 || x1 >= {_BITS}) ? (clg_t)0 : (clg_t)(x0 << x1)",
+            ref=_shift_ref(np.left_shift, np.zeros_like), sample=(_INTS, _SHIFTS))
 RSHIFT = Op("bitwise_right_shift", "0",
-            int_expr=f"(x1 < 0 || x1 >= {_BITS}) ? (clg_t)(x0 < 0 ? -1 : 0) : (clg_t)(x0 >> x1)")
+            int_expr=f"(x1 < 0 || x1 >= {_BITS}) ? (clg_t)(x0 < 0 ? -1 : 0) : (clg_t)(x0 >> x1)",
+            ref=_shift_ref(np.right_shift, lambda x: np.where(x < 0, -1, 0)),
+            sample=(_INTS, _SHIFTS))
 
 
 # every elementwise record, in the order above: the op table (ops.TABLE) is built from these

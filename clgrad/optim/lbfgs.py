@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .. import autograd, ops
+from .. import autograd
+from ..tensor import storage
 from .optimizer import Optimizer
 
 
@@ -133,16 +134,16 @@ class LBFGS(Optimizer):
             if not arena.sizes[i]:
                 continue
             if p.grad is None:
-                ops.copy_into(slot, 0.0)
+                storage.copy_into(slot, 0.0)
             elif p.grad is not slot:
-                ops.copy_into(slot, p.grad.detach())
+                storage.copy_into(slot, p.grad.detach())
                 p.grad = slot
         return arena.grad.clone()
 
     def _add(self, t, d):
         arena = self._arenas[0][0]
-        ops.optim_update("lbfgs_axpy", "p = p + t * g;", arena.data, d, (), (("t", t),), 0,
-                         arena.numel)
+        storage.optim_update("lbfgs_axpy", "p = p + t * g;", arena.data, d, (), (("t", t),), 0,
+                             arena.numel)
 
     def step(self, closure):
         if closure is None:
@@ -248,7 +249,7 @@ class LBFGS(Optimizer):
             self._add(step, d)
             f = float(evaluate())
             g = self._flat_grad()
-            ops.copy_into(arena.data, x0)
+            storage.copy_into(arena.data, x0)
             return f, g, float((g * d).sum())
 
         return _strong_wolfe(at, t, float(d.abs().max()), loss, flat_grad, gtd)

@@ -17,9 +17,9 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from .. import autograd, ops
+from .. import autograd
 from ..dtypes import float32
-from ..tensor import Tensor
+from ..tensor import Tensor, storage
 from ..view import View
 
 
@@ -56,13 +56,13 @@ class _Arena:
             self.views.append(v)
             self.slots.append(slot)
             if view.numel():
-                ops.copy_into(view, p)
+                storage.copy_into(view, p)
             old = p.grad
             p.data = view
             p._grad_slot = slot
             if old is not None:
                 if slot.numel():
-                    ops.copy_into(slot, old)
+                    storage.copy_into(slot, old)
                 p.grad = slot
 
     def view(self, name: str, i: int) -> Tensor:
@@ -89,7 +89,7 @@ class _Arena:
             raise RuntimeError(f"a parameter of shape {list(self.views[i].shape)} was replaced by "
                                f"one of shape {list(p.shape)} after the optimizer was built")
         if view.numel():
-            ops.copy_into(view, p)
+            storage.copy_into(view, p)
         p.data = view
 
 
@@ -244,7 +244,7 @@ class Optimizer:
         for arenas in self._arenas:
             for arena in arenas:
                 if not set_to_none and arena.numel:
-                    ops.copy_into(arena.grad, 0.0)
+                    storage.copy_into(arena.grad, 0.0)
                 for p, slot in zip(arena.params, arena.slots):
                     if p.grad is None:
                         continue
@@ -255,7 +255,7 @@ class Optimizer:
                             p.grad = p.grad.detach()
                         else:
                             p.grad.requires_grad_(False)
-                        ops.copy_into(p.grad, 0.0)
+                        storage.copy_into(p.grad, 0.0)
 
     def register_step_pre_hook(self, hook):
         """hook(optimizer, args, kwargs) runs before each fused step()."""
@@ -309,7 +309,7 @@ class Optimizer:
             if g is not slot:
                 # a gradient outside the arena (assigned by the user, or built with
                 # create_graph): move it into its slot, where the fused kernel reads it
-                ops.copy_into(slot, g.detach())
+                storage.copy_into(slot, g.detach())
                 p.grad = slot
                 p._grad_slot = slot
             elif p._grad_slot is not slot:
@@ -330,9 +330,9 @@ class Optimizer:
             values = self._scalars(group, steps[first] + 1, arena, first)
             start = arena.offsets[first]
             end = arena.offsets[last] + sizes[last]
-            ops.optim_update(name, update, arena.data, arena.grad, states,
-                             tuple((s, values[s]) for s in scalar_names), start, end - start,
-                             replay=_Replay(self, group, arena, first, last, scalar_names))
+            storage.optim_update(name, update, arena.data, arena.grad, states,
+                                 tuple((s, values[s]) for s in scalar_names), start, end - start,
+                                 replay=_Replay(self, group, arena, first, last, scalar_names))
             self._advance(group, arena, first, last)
 
     def _advance(self, group, arena: _Arena, first: int, last: int) -> None:
@@ -458,7 +458,7 @@ class Optimizer:
             arena.steps[i] = 0
             for name, init in self._state_names(group).items():
                 if name in arena.state and arena.views[i].numel:
-                    ops.copy_into(arena.view(name, i), init)
+                    storage.copy_into(arena.view(name, i), init)
             return
         arena.steps[i] = int(_as_float(st["step"])) if "step" in st else self._implied_step(st)
         for name, value in st.items():
@@ -472,7 +472,7 @@ class Optimizer:
                     arena.ensure(name, self._state_names(group).get(name, 0.0))
                     dst = arena.view(name, i)
                 if dst.numel():
-                    ops.copy_into(dst, _as_tensor(value, arena))
+                    storage.copy_into(dst, _as_tensor(value, arena))
 
     def _implied_step(self, st) -> int:
         return 1

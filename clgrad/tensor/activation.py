@@ -141,3 +141,22 @@ def logit(input, eps=None):
 __all__ = ["relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "elu",
            "elu_", "selu", "selu_", "celu", "celu_", "gelu", "silu", "mish", "hardsigmoid",
            "hardswish", "softsign", "logsigmoid", "softplus", "sigmoid", "tanh", "logit"]
+
+
+def threshold(input, threshold, value, inplace=False):
+    """value where x <= threshold, else x."""
+    def fn(s):
+        return apply(ops.THRESHOLD, s, float(threshold), float(value))
+    return input._inplace(fn) if inplace else fn(input)
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    return apply(ops.HARDSHRINK, input, float(lambd))
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, else 0."""
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return apply(ops.SOFTSHRINK, input, float(lambd))

@@ -10,14 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd, ops
-from .indexing import int_index, plan_fn, slice_bounds
+from . import factory
+from .apply import apply
+from .indexing import basic_view_fn, int_index, plan_fn, slice_bounds
 from ..dtypes import bool_, int64, uint8
 from ..view import View, broadcast_shapes
-
-
-def _T():
-    from .tensor import Tensor
-    return Tensor
 
 
 def _is_t(x) -> bool:
@@ -67,27 +64,29 @@ def placed(t, b_shape, out_shape, pos):
     v = t._view.expand(b_shape)
     lead = pos
     trail = len(out_shape) - pos - len(b_shape)
-    return _T()._make(t._buf, View(tuple(out_shape), (0,) * lead + v.strides + (0,) * trail,
-                                   v.offset), t.dtype)
+    return t._plain._make(t._buf, View(tuple(out_shape), (0,) * lead + v.strides + (0,) * trail,
+                                    v.offset), t.dtype)
 
 
 def gather_map(x, m: IndexMap):
     """The differentiable read of `x` through `m` (shape m.out_shape)."""
+    return apply(_gather, x, m)
+
+
+def _gather(ctx, x, m: IndexMap):
     view, index = m.layout(x._view)
     out = ops.index_gather(x, view, index, m.check)
-    if autograd.needs_grad(x):
-        tm = m.trusted()
-        shape = x.shape
+    tm = m.trusted()
+    shape = x.shape
 
-        def backward(ctx, g):
-            return (put_map(_T()._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
-        autograd.record("IndexBackward0", backward, autograd.Context([True]), (x,), [out])
-    return out
+    def backward(c, g):
+        return (put_map(g._plain._zeros(shape, g.dtype, g.device), tm, g, True, owned=True),)
+    return out, "IndexBackward0", backward
 
 
-def _values(values, m: IndexMap, dtype, device):
-    """values (tensor or scalar) as a contiguous tensor of m.out_shape in `dtype`, no grad."""
-    T = _T()
+def _values(T, values, m: IndexMap, dtype, device):
+    """values (tensor or scalar) as a contiguous `T` tensor of m.out_shape in `dtype`, no
+    grad."""
     if not _is_t(values):
         return T._full(m.out_shape, values, dtype, device)
     v = values.detach()
@@ -109,7 +108,7 @@ def put_into(dst, m: IndexMap, values, mode: str):
     'multiply'. Duplicate destinations fold in index order (set: the last one wins)."""
     view, index = m.layout(dst._view)
     offs = ops.index_offsets(view, index, dst.device, m.check)
-    vals = _values(values, m, dst.dtype, dst.device)
+    vals = _values(dst._plain, values, m, dst.dtype, dst.device)
     ops.scatter_sorted(dst, offs, vals, mode)
     return dst
 
@@ -118,49 +117,49 @@ def put_map(x, m: IndexMap, values, accumulate: bool, mode=None, owned=False):
     """Out of place: a copy of x with `values` (broadcast to m.out_shape) put through `m`,
     added where `accumulate`. Differentiable in x and in a tensor `values`. `owned`: x is a
     fresh internal tensor that may be written instead of copied."""
-    T = _T()
     mode = mode or ("add" if accumulate else "set")
-    out = x if owned and not x.requires_grad else \
-        ops.copy_into(T._empty(x.shape, x.dtype, x.device), x.detach())
-    put_into(out, m, values, mode)
-    vt = values if _is_t(values) else None
-    if autograd.needs_grad(x, *([vt] if vt is not None else [])):
-        if mode == "multiply":
-            raise NotImplementedError("the gradient of scatter with reduce='multiply' is not "
-                                      "implemented")
-        tm = m.trusted()
+    return apply(_put, x, values, m, mode, owned)
 
-        def backward(ctx, g):
-            gx = gv = None
-            if ctx.needs_input_grad[0]:
-                gx = g if mode == "add" else put_map(g, tm, 0, False)
-            if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-                gv = gather_map(g, tm)
-            return gx, gv
-        args = (x, vt) if vt is not None else (x,)
-        ctx = autograd.Context([a.requires_grad for a in args])
-        autograd.record("IndexPutBackward0", backward, ctx, args, [out])
-    return out
+
+def _put(ctx, x, values, m: IndexMap, mode, owned):
+    if ctx is not None and mode == "multiply":
+        raise NotImplementedError("the gradient of scatter with reduce='multiply' is not "
+                                  "implemented")
+    out = x if owned and not x.requires_grad else \
+        ops.copy_into(x._plain._empty(x.shape, x.dtype, x.device), x.detach())
+    put_into(out, m, values, mode)
+    tm = m.trusted()
+
+    def backward(c, g):
+        gx = gv = None
+        if c.needs_input_grad[0]:
+            gx = g if mode == "add" else put_map(g, tm, 0, False)
+        if c.needs_input_grad[1]:
+            gv = gather_map(g, tm)
+        return gx, gv
+    return out, "IndexPutBackward0", backward
 
 
 # ---- advanced indexing: parse, then one gather / put --------------------------------------------
-def _as_index(i, device):
-    from .creation import tensor
+def _as_index(x, i):
+    """One index item as given, or as an int64 / bool tensor on x's device."""
+    def tensor(data, dtype):
+        return factory.from_host(x._plain, data, dtype, x.device)
     if _is_t(i):
         if i.dtype.is_floating:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return i
     if isinstance(i, bool):
-        return tensor(i, dtype=bool_, device=device)
+        return tensor(i, bool_)
     if isinstance(i, (list, tuple, np.ndarray)):
         arr = np.asarray(i)
         if arr.dtype == np.bool_:
-            return tensor(arr, dtype=bool_, device=device)
+            return tensor(arr, bool_)
         if arr.size == 0:
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        return tensor(arr.astype(np.int64), dtype=int64, device=device)
+        return tensor(arr.astype(np.int64), int64)
     return i
 
 
@@ -168,7 +167,7 @@ def _parse(x, idx):
     """(view_fn, target shape, [(target_dim, int tensor)]) for an index with tensor parts."""
     if not isinstance(idx, tuple):
         idx = (idx,)
-    items = [_as_index(i, x.device) for i in idx]
+    items = [_as_index(x, i) for i in idx]
     if sum(1 for i in items if i is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
 
@@ -201,8 +200,8 @@ def _parse(x, idx):
         elif _is_t(i) and i.dtype in (bool_, uint8):
             if i.ndim == 0:
                 plan.append(("new", d))
-                from .creation import zeros
-                adv.append((d, zeros(1 if bool(i.item()) else 0, dtype=int64, device=x.device)))
+                adv.append((d, x._plain._zeros((1 if bool(i.item()) else 0,), int64,
+                                               x.device)))
                 d += 1
                 continue
             for k in range(i.ndim):
@@ -261,8 +260,7 @@ def advanced_getitem(x, idx):
 
 def advanced_setitem(x, idx, value):
     if not _is_t(value) and not isinstance(value, (int, float, bool)):
-        from .creation import tensor
-        value = tensor(np.asarray(value), dtype=x.dtype, device=x.device)
+        value = factory.from_host(x._plain, np.asarray(value), x.dtype, x.device)
     index_put_map_(x, _advanced_map(x, idx), value, False)
 
 
@@ -278,6 +276,38 @@ def index_put_map_(x, m: IndexMap, values, accumulate, mode=None):
                       fast=lambda: put_into(x, m, values, mode))
 
 
+# ---- x[idx] and x[idx] = value: a view where the index is basic, else one gather / put ----------
+def getitem(x, idx):
+    fn = basic_view_fn(x, idx)
+    if fn is None:
+        return advanced_getitem(x, idx)
+    return x._view_fn(fn, "IndexBackward0")
+
+
+def setitem(x, idx, value):
+    fn = basic_view_fn(x, idx)
+    if fn is None:
+        return advanced_setitem(x, idx, value)
+    T = type(x)
+    target = T._make(x._buf, fn(x._view), x.dtype)
+    if autograd.needs_grad(x, value):
+        x._check_inplace()
+        # record as x = x with the region replaced: gradient flows to value and to x elsewhere
+        region_shape = target.shape
+
+        def compute(s, v):
+            if not _is_t(v):
+                v = T._full((), v, s.dtype, s.device)
+            mask = apply(ops.scatter_view, T._full(region_shape, 1, s.dtype, s.device).detach(),
+                                    s.shape, fn)
+            placed = apply(ops.scatter_view, v.expand(region_shape).to(s.dtype), s.shape, fn)
+            return s * (1 - mask) + placed
+        x._inplace(compute, value)
+        return
+    x._check_inplace()
+    ops.copy_into(target, value)
+
+
 # ---- data-dependent sizes: one count read back -------------------------------------------------
 def nonzero_flat(mask):
     """Row-major positions (int64, 1-D) of the nonzero elements of `mask` (reads back only the
@@ -288,7 +318,7 @@ def nonzero_flat(mask):
 def nonzero_coords(mask):
     """One int64 tensor of coordinates per dim of `mask` (nonzero(as_tuple=True))."""
     lin = nonzero_flat(mask)
-    T = _T()
+    T = mask._plain
     coords = []
     stride = 1
     strides = []

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd, ops
+from .. import ops
 from .. import dtypes as dt
 from ..dtypes import DType, to_dtype
 from ..runtime import get_device
-from .apply import cast
+from ..array import Array
+from . import factory
+from .apply import apply, cast
 from .format import format_tensor
 
 
@@ -110,14 +112,7 @@ class ConversionMixin:
         if device is not None:
             dev = get_device(device)
             if dev != out.device:
-                host = out.detach().numpy(force=True)
-                moved = self._plain._from_numpy(host, out.dtype, dev)
-                if autograd.needs_grad(out):
-                    src_dev = out.device
-                    ctx = autograd.Context([True])
-                    autograd.record("ToCopyBackward0", lambda c, g: (g.to(src_dev),), ctx,
-                                    (out,), [moved])
-                out = moved
+                out = apply(_move, out, dev)
         if copy and out is self:
             out = self.clone()
         return out
@@ -161,19 +156,19 @@ class ConversionMixin:
         raise RuntimeError("clgrad has no CUDA tensors; use .to('gpu') or .to('cl:N')")
 
     def clone(self, memory_format=None) -> "Tensor":
-        out = ops.copy_into(self._plain._empty(self.shape, self.dtype, self.device), self)
-        if autograd.needs_grad(self):
-            ctx = autograd.Context([True])
-            autograd.record("CloneBackward0", lambda c, g: (g,), ctx, (self,), [out])
-        return out
+        return apply(_clone, self)
 
     def contiguous(self, memory_format=None) -> "Tensor":
         return self if self._view.is_contiguous() else self.clone()
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        from .creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
-                      requires_grad=requires_grad)
+        if isinstance(data, Array):
+            out = data.detach().to(device=device or self.device, dtype=dtype or self.dtype,
+                                   copy=True)
+        else:
+            out = factory.from_host(self._plain, data, dtype or self.dtype,
+                                    device or self.device)
+        return out.requires_grad_(requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         t = self._plain._empty(_shape_arg(size), to_dtype(dtype) if dtype else self.dtype,
@@ -193,3 +188,19 @@ class ConversionMixin:
                          to_dtype(dtype) if dtype else self.dtype,
                          get_device(device) if device else self.device)
         return t.requires_grad_(requires_grad)
+
+
+def _clone(ctx, x):
+    out = ops.copy_into(x._plain._empty(x.shape, x.dtype, x.device), x)
+    return out, "CloneBackward0", _pass_grad
+
+
+def _pass_grad(ctx, g):
+    return (g,)
+
+
+def _move(ctx, x, dev):
+    """x copied to another device through the host; the gradient moves back."""
+    moved = x._plain._from_numpy(x.detach().numpy(force=True), x.dtype, dev)
+    src = x.device
+    return moved, "ToCopyBackward0", lambda c, g: (g.to(src),)

@@ -1,13 +1,12 @@
 """Tensor creation: from host data, filled, ranges, identity, and random draws."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import dtypes as dt
 from .. import ops
 from ..dtypes import get_default_dtype, to_dtype
+from . import factory
 from .random import fill_random
 from ..runtime import get_device
 from .conversion import _shape_arg
@@ -18,33 +17,13 @@ def _dev(device):
     return get_device(device)
 
 
-def _infer_dtype(data, arr: np.ndarray):
-    if isinstance(data, (np.ndarray, np.generic)):
-        return dt.from_numpy_dtype(arr.dtype)
-    if arr.dtype.kind == "f":
-        return get_default_dtype()
-    if arr.dtype.kind in "iu":
-        return dt.int64
-    if arr.dtype.kind == "b":
-        return dt.bool_
-    if arr.dtype == object:
-        raise TypeError(f"can't build a tensor from {type(data).__name__} data of mixed or "
-                        "unsupported element types")
-    return dt.from_numpy_dtype(arr.dtype)
-
-
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, tensors)."""
     if isinstance(data, Tensor):
         out = data.detach().to(device=device if device is not None else data.device,
                                dtype=dtype, copy=True)
         return out.requires_grad_(requires_grad)
-    try:
-        arr = np.asarray(data)
-    except ValueError as e:
-        raise ValueError(f"expected a rectangular nested sequence of numbers: {e}") from None
-    d = to_dtype(dtype) if dtype is not None else _infer_dtype(data, arr)
-    t = Tensor._from_numpy(arr, d, _dev(device))
+    t = factory.from_host(Tensor, data, dtype, device)
     return t.requires_grad_(requires_grad)
 
 
@@ -113,25 +92,7 @@ def full_like(x, fill_value, *, dtype=None, device=None, requires_grad=False, **
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     """Values start, start + step, ... below end (above it for a negative step)."""
-    if end is None:
-        start, end = 0, start
-    vals = [start, end, step]
-    if step == 0:
-        raise RuntimeError("step must be nonzero")
-    if dtype is None:
-        dtype = get_default_dtype() if any(isinstance(v, float) or
-                                           getattr(v, "dtype", None) in (np.float32, np.float64)
-                                           for v in vals) else dt.int64
-    d = to_dtype(dtype)
-    n = max(0, math.ceil((float(end) - float(start)) / float(step)))
-    if (step > 0 and start > end) or (step < 0 and start < end):
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
-    t = Tensor._empty((n,), d, _dev(device))
-    compute = "double" if d.ctype == "double" else ("float" if d.is_floating else "long")
-    conv = float if compute != "long" else int
-    ops.launch_ew_raw(f"arange_{d.short}", "x0 + (clg_t)clg_gid * x1", t, compute, (),
-                      [(compute, conv(start)), (compute, conv(step))])
-    return t.requires_grad_(requires_grad)
+    return factory.arange(Tensor, start, end, step, dtype, device).requires_grad_(requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):

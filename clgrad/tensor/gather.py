@@ -7,7 +7,7 @@ from .. import autograd, ops
 from ..dtypes import int64
 from ..view import broadcast_shapes, normalize_dim
 from .advanced import IndexMap, _advanced_map, gather_map, index_put_map_, put_map
-from .shape import (_T, _check_index_dtype, _gather_map, _is_t, _restore, _select_map,
+from .shape import (_check_index_dtype, _gather_map, _is_t, _restore, _select_map,
                     _value_tensor, kthvalue_result, sort_result, topk_result)
 
 
@@ -159,19 +159,19 @@ class GatherMixin:
         """(values, indices) sorted along `dim` on the device; always stable (ties keep their
         order, also when descending), NaN sorts as the greatest value, as in PyTorch."""
         if self.ndim == 0:
-            return sort_result(self.clone(), _T()._zeros((), int64, self.device))
+            return sort_result(self.clone(), self._plain._zeros((), int64, self.device))
         d = normalize_dim(dim, self.ndim)
         n = self.shape[d]
         xt = self.transpose(d, -1) if d != self.ndim - 1 else self
         vals, pos = ops.sort_rows(xt.detach(), bool(descending))
-        idx = _T()._make(pos._buf, pos._view.slice(pos.ndim - 1, 0, n, 1), int64)
+        idx = pos._plain._make(pos._buf, pos._view.slice(pos.ndim - 1, 0, n, 1), int64)
         if d != self.ndim - 1:
             idx = idx.transpose(d, -1)
         idx = idx.contiguous()
         if autograd.needs_grad(self):
             values = self.gather(d, idx)
         else:
-            v = _T()._make(vals._buf, vals._view.slice(vals.ndim - 1, 0, n, 1), vals.dtype)
+            v = vals._plain._make(vals._buf, vals._view.slice(vals.ndim - 1, 0, n, 1), vals.dtype)
             if d != self.ndim - 1:
                 v = v.transpose(d, -1)
             values = v.to(self.dtype).contiguous() if v.dtype is not self.dtype else v.contiguous()

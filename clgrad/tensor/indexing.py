@@ -1,10 +1,7 @@
-"""Tensor indexing: basic indices (ints, slices with steps, None, ...) as views, and assignment."""
+"""Basic indices (ints, slices with steps, None, ...) parsed into View functions."""
 from __future__ import annotations
 
 import numpy as np
-
-from .. import autograd, ops
-from .apply import apply
 
 
 def _is_t(x) -> bool:
@@ -87,36 +84,3 @@ def plan_fn(plan):
                 v = v.select(p[1], p[2])
         return v
     return fn
-
-
-def getitem(x, idx):
-    fn = basic_view_fn(x, idx)
-    if fn is None:
-        from .advanced import advanced_getitem
-        return advanced_getitem(x, idx)
-    return x._view_fn(fn, "IndexBackward0")
-
-
-def setitem(x, idx, value):
-    fn = basic_view_fn(x, idx)
-    if fn is None:
-        from .advanced import advanced_setitem
-        return advanced_setitem(x, idx, value)
-    T = type(x)
-    target = T._make(x._buf, fn(x._view), x.dtype)
-    if autograd.needs_grad(x, value):
-        x._check_inplace()
-        # record as x = x with the region replaced: gradient flows to value and to x elsewhere
-        region_shape = target.shape
-
-        def compute(s, v):
-            if not _is_t(v):
-                v = T._full((), v, s.dtype, s.device)
-            mask = apply(ops.scatter_view, T._full(region_shape, 1, s.dtype, s.device).detach(),
-                                    s.shape, fn)
-            placed = apply(ops.scatter_view, v.expand(region_shape).to(s.dtype), s.shape, fn)
-            return s * (1 - mask) + placed
-        x._inplace(compute, value)
-        return
-    x._check_inplace()
-    ops.copy_into(target, value)

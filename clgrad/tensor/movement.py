@@ -8,7 +8,7 @@ from ..array import Size
 from ..dtypes import DType
 from ..view import View, normalize_dim
 from .apply import apply
-from .indexing import getitem, setitem
+from .advanced import getitem, setitem
 
 
 class MovementMixin:

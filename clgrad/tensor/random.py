@@ -1,6 +1,7 @@
 """Seeded random numbers: a Philox counter-based Generator whose draws run on the device."""
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -78,3 +79,26 @@ def fill_random(t, kind: str, a, b, generator=None):
     gen = generator or default_generator
     seed, offset = gen._take(t.numel())
     return ops.random_fill(t, kind, seed, offset, a, b)
+
+
+def fill_trunc_normal(t, mean: float, std: float, a: float, b: float, generator=None):
+    """Fill tensor `t` in place with Normal(mean, std) truncated to [a, b]: the inverse CDF of
+    a uniform draw between the CDF values of the bounds (as PyTorch does), in one kernel."""
+    def cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+    lo, hi = 2 * cdf((a - mean) / std) - 1, 2 * cdf((b - mean) / std) - 1
+    gen = generator or default_generator
+    seed, offset = gen._take(t.numel())
+    dt = t.dtype
+    double = dt.ctype == "double"
+    compute = "double" if double else "float"
+    uni = "clg_uniform_d" if double else "clg_uniform_f"
+    pre = ("philox.cl", "philox_f64.cl", "nn_random.cl") if double else ("philox.cl",
+                                                                          "nn_random.cl")
+    expr = (f"clamp(x4 + x5 * F(1.4142135623730951) * clg_erfinv(x2 + (x3 - x2) * "
+            f"{uni}(clg_random_words(x0, x1, clg_gid))), x6, x7)")
+    ops.launch_ew_raw(f"trunc_normal_{dt.short}", expr, t, compute, pre,
+                      [("ulong", seed & ((1 << 64) - 1)), ("ulong", offset),
+                       (compute, lo), (compute, hi), (compute, float(mean)),
+                       (compute, float(std)), (compute, float(a)), (compute, float(b))])
+    return t

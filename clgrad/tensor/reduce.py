@@ -6,9 +6,10 @@ from collections import namedtuple
 
 import math
 
-from .. import autograd, ops
+from .. import ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
+from . import factory
 from .apply import apply
 
 values_indices = namedtuple("return_types", ["values", "indices"])
@@ -126,18 +127,7 @@ class ReduceMixin:
             return apply(ops.MAXIMUM if kind == "max" else ops.MINIMUM, self, dim)
         d = normalize_dim(dim, self.ndim)
         self._check_nonempty(kind, d)
-        idx = self._arg("arg" + kind, d, keepdim)
-        values = self._minmax_all("a" + kind, d, keepdim).detach()
-        if autograd.needs_grad(self):
-            shape = self.shape
-
-            def backward(ctx, g):
-                i, = ctx.saved_tensors
-                return (_index_grad(g, i, shape, d, keepdim),)
-            ctx = autograd.Context([True])
-            ctx.save_for_backward(idx)
-            autograd.record(kind.capitalize() + "Backward0", backward, ctx, (self,), [values])
-        return values_indices(values, idx)
+        return values_indices(*apply(_minmax_dim, self, kind, d, keepdim))
 
     def max(self, dim=None, keepdim=False):
         return self._minmax("max", dim, keepdim)
@@ -321,13 +311,28 @@ class _Shape:
         self.ndim = len(shape)
 
 
+def _minmax_dim(ctx, x, kind, d, keepdim):
+    """max/min along dim d: (values, int64 indices); the gradient goes to the picked element."""
+    idx = x._arg("arg" + kind, d, keepdim)
+    values = x._minmax_all("a" + kind, d, keepdim).detach()
+    shape = x.shape
+    if ctx is not None:
+        ctx.save_for_backward(idx)
+        ctx.materialize_grads = False     # the indices get no gradient: no zeros for them
+
+    def backward(c, g, _):
+        i, = c.saved_tensors
+        return (_index_grad(g, i, shape, d, keepdim),)
+    return (values, idx), kind.capitalize() + "Backward0", backward
+
+
 def _index_grad(g, idx, shape, d, keepdim):
     """Gradient of picking `idx` along dim d: g at the picked positions, zero elsewhere."""
-    from .creation import arange
     if not shape:
         return g.reshape(())
     if not keepdim:
         g = g.unsqueeze(d)
         idx = idx.unsqueeze(d)
-    pos = arange(shape[d], device=g.device).reshape((shape[d],) + (1,) * (len(shape) - d - 1))
+    pos = factory.arange(g._plain, shape[d], device=g.device)
+    pos = pos.reshape((shape[d],) + (1,) * (len(shape) - d - 1))
     return g * (pos == idx)

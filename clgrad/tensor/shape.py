@@ -9,21 +9,17 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import autograd, ops
+from .. import ops
 from ..dtypes import bool_, int64, promote
 from ..view import View, broadcast_shapes, normalize_dim
 from .advanced import (IndexMap, gather_map, nonzero_coords, nonzero_flat, out_of_bounds,
                        out_of_range_in_self, placed, put_map)
+from . import factory
 from .apply import apply
 
 sort_result = namedtuple("sort", ["values", "indices"])
 topk_result = namedtuple("topk", ["values", "indices"])
 kthvalue_result = namedtuple("kthvalue", ["values", "indices"])
-
-
-def _T():
-    from .tensor import Tensor
-    return Tensor
 
 
 def _is_t(x) -> bool:
@@ -302,8 +298,9 @@ class ShapeMixin:
             return tuple(coords)
         if self.ndim == 0:
             n = coords[0].shape[0]
-            return _T()._empty((n, 0), int64, self.device)
-        return stack(coords, 1) if coords else _T()._empty((0, 0), int64, self.device)
+            return self._plain._empty((n, 0), int64, self.device)
+        return stack(coords, 1) if coords else self._plain._empty((0, 0), int64,
+                                                                   self.device)
 
     def argwhere(self):
         return self.nonzero()
@@ -313,10 +310,9 @@ class ShapeMixin:
         if self.ndim < 2:
             raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least "
                                "2 dimensions")
-        from .creation import arange
         r, c = self.shape[-2], self.shape[-1]
-        rows = arange(r, device=self.device).reshape(r, 1)
-        cols = arange(c, device=self.device).reshape(1, c)
+        rows = factory.arange(self._plain, r, device=self.device).reshape(r, 1)
+        cols = factory.arange(self._plain, c, device=self.device).reshape(1, c)
         keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
         return apply(ops.masked_where, keep.logical_not(), 0, self,
                                 "TrilBackward0" if lower else "TriuBackward0")
@@ -366,20 +362,21 @@ class ShapeMixin:
 def _value_tensor(x, values):
     if _is_t(values) or isinstance(values, (int, float, bool)):
         return values
-    from .creation import tensor
-    return tensor(np.asarray(values), dtype=x.dtype, device=x.device)
+    return factory.from_host(x._plain, np.asarray(values), x.dtype, x.device)
 
 
 def _repeat_index(repeats, output_size=None):
     """repeat_interleave's index for tensor repeats: i repeated repeats[i] times, built on the
     device as count(cumsum <= j); only the total is read back (unless output_size is given)."""
-    from .creation import arange
     r = repeats.to(int64)
     n = r.shape[0]
-    tri = (arange(n, device=r.device).reshape(n, 1) >= arange(n, device=r.device)).to(int64)
+
+    def arange(k):
+        return factory.arange(r._plain, k, device=r.device)
+    tri = (arange(n).reshape(n, 1) >= arange(n)).to(int64)
     cum = (tri @ r.reshape(n, 1)).reshape(n)                      # inclusive cumsum
     total = int(output_size) if output_size is not None else (int(cum[-1].item()) if n else 0)
-    j = arange(total, device=r.device).reshape(total, 1)
+    j = arange(total).reshape(total, 1)
     return (cum.reshape(1, n) <= j).to(int64).sum(1)
 
 
@@ -387,7 +384,6 @@ def _repeat_index(repeats, output_size=None):
 def cat(tensors, dim=0, *, out=None):
     """Concatenate tensors along an existing dim (dtypes promote; 1-D empty tensors are
     skipped, as in PyTorch)."""
-    T = _T()
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
@@ -404,6 +400,7 @@ def cat(tensors, dim=0, *, out=None):
     for t in tensors[1:]:
         dtype = promote(dtype, t.dtype)
     device = ops._check_devices(tensors)
+    T = tensors[0]._plain
     if not used:
         return T._empty((0,), dtype, device)
     ref = used[0][1]
@@ -419,24 +416,29 @@ def cat(tensors, dim=0, *, out=None):
                                    f"for tensor number {i} in the list.")
     total = sum(t.shape[d] for _, t in used)
     shape = ref.shape[:d] + (total,) + ref.shape[d + 1:]
+    return apply(_cat, *tensors, used=[i for i, _ in used], d=d, shape=shape, dtype=dtype,
+                 device=device, out=out)
+
+
+def _cat(ctx, *tensors, used, d, shape, dtype, device, out):
+    """The tensors at positions `used` copied one after another along dim d."""
+    T = tensors[0]._plain
     res = T._empty(shape, dtype, device) if out is None else out
     spans, start = [], 0
-    for i, t in used:
-        n = t.shape[d]
+    for i in used:
+        n = tensors[i].shape[d]
         target = T._make(res._buf, res._view.slice(d, start, start + n, 1), dtype)
-        ops.copy_into(target, t.detach())
+        ops.copy_into(target, tensors[i].detach())
         spans.append((i, start, n))
         start += n
-    if autograd.needs_grad(*tensors):
-        def backward(ctx, g):
-            grads = [None] * len(tensors)
-            for i, s, n in spans:
-                if ctx.needs_input_grad[i]:
-                    grads[i] = g.narrow(d, s, n)
-            return tuple(grads)
-        ctx = autograd.Context([t.requires_grad for t in tensors])
-        autograd.record("CatBackward0", backward, ctx, tuple(tensors), [res])
-    return res
+
+    def backward(c, g):
+        grads = [None] * len(tensors)
+        for i, s, n in spans:
+            if c.needs_input_grad[i]:
+                grads[i] = g.narrow(d, s, n)
+        return tuple(grads)
+    return res, "CatBackward0", backward
 
 
 def stack(tensors, dim=0, *, out=None):
@@ -485,10 +487,10 @@ def check_pad_size(mode, n, lo, hi, dim, shape):
         raise RuntimeError("Padding value causes wrapping around more than once.")
 
 
-def _pad_index(n, lo, hi, mode, device):
-    """Source positions along one dim for positions -lo .. n + hi - 1, computed on the device."""
-    from .creation import arange
-    idx = arange(-lo, n + hi, device=device)
+def _pad_index(x, n, lo, hi, mode):
+    """Source positions along one dim for positions -lo .. n + hi - 1, computed on x's
+    device."""
+    idx = factory.arange(x._plain, -lo, n + hi, device=x.device)
     if mode == "reflect":
         period = 2 * (n - 1)
         if not period:
@@ -503,7 +505,6 @@ def _pad_index(n, lo, hi, mode, device):
 def pad(input, pad, mode="constant", value=None):
     """PyTorch's F.pad: `pad` lists (left, right) amounts from the last dim backwards; negative
     amounts crop. Modes: 'constant' (with `value`), 'reflect', 'replicate', 'circular'."""
-    T = _T()
     pad = [int(p) for p in pad]
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
@@ -529,39 +530,38 @@ def pad(input, pad, mode="constant", value=None):
                 raise RuntimeError(f"The input size {input.shape[d]}, plus negative padding "
                                    f"{lo} and {hi} resulted in a negative output size, which is "
                                    "invalid. Check dimension " f"{d} of your input.")
-        res = T._full(shape, 0 if value is None else value, input.dtype, input.device)
         region = {d: (max(lo, 0), x.shape[d]) for d, lo, hi in pads}
-
-        def fn(v):
-            for d, (s, n) in region.items():
-                v = v.slice(d, s, s + n, 1)
-            return v
-        ops.copy_into(T._make(res._buf, fn(res._view), res.dtype), x.detach())
-        if autograd.needs_grad(x):
-            crop = tuple(slice(region[d][0], region[d][0] + region[d][1]) if d in region
-                         else slice(None) for d in range(res.ndim))
-
-            def backward(ctx, g):
-                return (g[crop],)
-            autograd.record("ConstantPadNdBackward0", backward, autograd.Context([True]), (x,),
-                            [res])
-        return res
+        return apply(_pad_constant, x, tuple(shape), region, 0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"padding mode {mode!r} is not supported")
     if input.ndim not in (k + 1, k + 2):
         # PyTorch pads 1, 2 or 3 trailing dims of a (batched) signal and nothing else
         raise NotImplementedError("Only 2D, 3D, 4D, 5D padding with non-constant padding are "
                                   "supported for now")
-    from .creation import tensor
     x = input
     for d, lo, hi in pads:
         n = x.shape[d]
         check_pad_size(mode, n, lo, hi, d, input.shape)
         if n == 0:
             raise RuntimeError(f"Expected a non-empty dimension {d} for {mode} padding")
-        m, _ = _select_map(x, d, _pad_index(n, lo, hi, mode, x.device), trusted=True)
+        m, _ = _select_map(x, d, _pad_index(x, n, lo, hi, mode), trusted=True)
         x = gather_map(x, m)
     return x
+
+
+def _pad_constant(ctx, x, shape, region, value):
+    """x placed in a new tensor of `shape` filled with value, at the start offsets of
+    `region` ({dim: (start, size)})."""
+    res = x._plain._full(shape, value, x.dtype, x.device)
+
+    def fn(v):
+        for d, (s, n) in region.items():
+            v = v.slice(d, s, s + n, 1)
+        return v
+    ops.copy_into(x._plain._make(res._buf, fn(res._view), res.dtype), x.detach())
+    crop = tuple(slice(region[d][0], region[d][0] + region[d][1]) if d in region
+                 else slice(None) for d in range(res.ndim))
+    return res, "ConstantPadNdBackward0", lambda c, g: (g[crop],)
 
 
 def one_hot(tensor, num_classes=-1):
@@ -569,10 +569,9 @@ def one_hot(tensor, num_classes=-1):
     reads one value back)."""
     if tensor.dtype is not int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    from .creation import arange
     if num_classes == -1:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
-    classes = arange(num_classes, device=tensor.device)
+    classes = factory.arange(tensor._plain, num_classes, device=tensor.device)
     return ops.cast(tensor.unsqueeze(-1) == classes, int64)
 
 

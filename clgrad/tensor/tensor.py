@@ -354,7 +354,8 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
         broadcast_shapes(self.shape, src.shape)
         if src._buf is self._buf and src._view == self._view:
             return self
-        return self._inplace(_copy_node, src, fast=lambda: ops.copy_into(self, src))
+        return self._inplace(lambda s, v: apply(_copy_node, s, v), src,
+                             fast=lambda: ops.copy_into(self, src))
 
     def fill_(self, value) -> "Tensor":
         if isinstance(value, Tensor):
@@ -362,7 +363,7 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
                                    f"with {value.ndim} dimensions.")
             return self.copy_(value)
-        return self._inplace(lambda s: _fill_node(s, value),
+        return self._inplace(lambda s: apply(_fill_node, s, value),
                              fast=lambda: ops.copy_into(self, value))
 
     def zero_(self) -> "Tensor":
@@ -393,13 +394,12 @@ Tensor._plain = Tensor
 _HookHandle = autograd._Handle
 
 
-def _copy_node(s, src):
-    """The value of `s.copy_(src)` as a new tensor, recorded as PyTorch's CopyBackwards."""
+def _copy_node(ctx, s, src):
+    """The value of `s.copy_(src)` as a new tensor (PyTorch's CopyBackwards)."""
     out = ops.copy_into(Tensor._empty(s.shape, s.dtype, s.device), src.detach())
-    if autograd.needs_grad(s, src):
-        ctx = autograd.Context([s.requires_grad, src.requires_grad and s.dtype.is_floating])
-        autograd.record("CopyBackwards", _copy_backward, ctx, (s, src), [out])
-    return out
+    if ctx is not None:
+        ctx.needs_input_grad = (s.requires_grad, src.requires_grad and s.dtype.is_floating)
+    return out, "CopyBackwards", _copy_backward
 
 
 def _zeros_like(g):
@@ -411,9 +411,7 @@ def _copy_backward(ctx, g):
             g if ctx.needs_input_grad[1] else None)
 
 
-def _fill_node(s, value):
+def _fill_node(ctx, s, value):
+    """The value of `s.fill_(value)` as a new tensor (PyTorch's FillBackward0)."""
     out = Tensor._full(s.shape, value, s.dtype, s.device)
-    if autograd.needs_grad(s):
-        ctx = autograd.Context([True])
-        autograd.record("FillBackward0", lambda c, g: (_zeros_like(g),), ctx, (s,), [out])
-    return out
+    return out, "FillBackward0", lambda c, g: (_zeros_like(g),)

@@ -1,10 +1,11 @@
 """clgrad.nn.functional: the stateless layer, activation, normalisation, loss, convolution,
 pooling and attention functions, one module per group."""
-from ...tensor.activation import (celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu,
-                                  logsigmoid, mish, selu, silu, softplus, softsign)
+from ...tensor.activation import (celu, elu, gelu, hardshrink, hardsigmoid, hardswish, hardtanh,
+                                  leaky_relu, logsigmoid, mish, selu, silu, softplus, softshrink,
+                                  softsign, threshold)
 from ...tensor.shape import one_hot, pad
-from .activation import (relu, relu_, relu6, sigmoid, tanh, tanhshrink, threshold, hardshrink,
-                         softshrink, prelu, rrelu, glu, log_softmax, softmax, softmin)
+from .activation import (relu, relu_, relu6, sigmoid, tanh, tanhshrink, prelu, rrelu, glu,
+                         log_softmax, softmax, softmin)
 from .linear import (linear, bilinear, embedding, normalize, cosine_similarity, pairwise_distance)
 from .dropout import (dropout, dropout1d, dropout2d, dropout3d, alpha_dropout)
 from .normalization import (layer_norm, batch_norm, instance_norm, group_norm, rms_norm,

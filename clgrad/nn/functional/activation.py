@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import warnings
 
-from ... import ops
 from ...tensor import Tensor
 from ...tensor.activation import hardtanh, leaky_relu
+from ...tensor.nn_ops import dense
 from ...tensor.creation import rand
 from ...tensor.pointwise import where
 
@@ -14,8 +14,7 @@ from ...tensor.pointwise import where
 _where = where
 
 
-def _dense(t):
-    return ops.dense(t)
+_dense = dense
 
 
 def _inplace(input, fn, inplace):
@@ -47,21 +46,6 @@ def tanh(input):
 
 def tanhshrink(input):
     return input - input.tanh()
-
-
-def threshold(input, threshold: float, value: float, inplace: bool = False):
-    return _inplace(input, lambda x: x._apply(ops.THRESHOLD, x, float(threshold), float(value)),
-                    inplace)
-
-
-def hardshrink(input, lambd: float = 0.5):
-    return input._apply(ops.HARDSHRINK, input, float(lambd))
-
-
-def softshrink(input, lambd: float = 0.5):
-    if lambd < 0:
-        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
-    return input._apply(ops.SOFTSHRINK, input, float(lambd))
 
 
 def prelu(input, weight):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ... import ops
+from ...tensor import nn_ops
 from ...tensor.creation import zeros
 from ...tensor.shape import cat
 from ...view import broadcast_shapes
@@ -55,9 +55,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         value = value.repeat_interleave(hq // value.shape[-3], -3)
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    bias = ops.additive_mask(attn_mask, query.dtype)
+    bias = nn_ops.additive_mask(attn_mask, query.dtype)
     if query.dtype.ctype not in ("float", "double") or dropout_p > 0.0 or \
-            value.shape[-1] > ops.MAX_FUSED_DV:
+            value.shape[-1] > nn_ops.MAX_FUSED_DV:
         return _sdpa_math(query, key, value, bias, scale, is_causal, dropout_p)
     shapes = [query.shape[:-2], key.shape[:-2], value.shape[:-2]]
     if bias is not None:
@@ -66,7 +66,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     q = query.expand(*batch, L, query.shape[-1])
     k = key.expand(*batch, S, key.shape[-1])
     v = value.expand(*batch, S, value.shape[-1])
-    return q._apply(ops.sdpa_fused, q, k, v, bias, scale, is_causal)
+    return nn_ops.sdpa_fused(q, k, v, bias, scale, is_causal)
 
 
 def _mha_float_mask(mask, dtype, name):
@@ -174,7 +174,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     if not training:
         dropout_p = 0.0
     if need_weights:
-        s = ops.scores(q, k, attn_mask, 1.0 / math.sqrt(hd), False)   # (N*H, L, S)
+        s = nn_ops.scores(q, k, attn_mask, 1.0 / math.sqrt(hd), False)   # (N*H, L, S)
         w = s.softmax(-1)
         wd = dropout(w, dropout_p, True) if dropout_p > 0.0 else w
         out = wd @ v                                                          # (N*H, L, hd)
@@ -207,7 +207,7 @@ def _pad_last(mask):
 
 def _sdpa_math(q, k, v, bias, scale: float, is_causal: bool, dropout_p: float):
     """softmax(q k^T * scale + bias) (dropped out) @ v with Tensor ops."""
-    p = ops.probs(ops.scores(q, k, bias, scale, is_causal))
+    p = nn_ops.probs(nn_ops.scores(q, k, bias, scale, is_causal))
     if dropout_p > 0.0:
         p = dropout(p, dropout_p, True)
     return p @ v

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ... import ops
+from ...tensor import nn_ops
 from ...tensor.creation import rand
 from ...tensor.activation import _SELU_ALPHA, _SELU_SCALE
 from ...tensor.random import default_generator
@@ -28,7 +28,7 @@ def _fused_dropout(x, p, group, generator=None):
     xf = _dense(xf)
     draws = -(-xf.numel() // group) if xf.numel() else 0
     seed, offset = (generator or default_generator)._take(draws)
-    out = xf._apply(ops.dropout_apply, xf, p, group, seed, offset)
+    out = nn_ops.dropout_apply(xf, p, group, seed, offset)
     return out.to(orig) if orig is not None else out
 
 

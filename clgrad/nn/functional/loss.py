@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from ... import ops
 from ...dtypes import int64
+from ...tensor import nn_ops
 from ...tensor.creation import arange
 from ...tensor.activation import logsigmoid, softplus
 from .activation import _dense, log_softmax, _where
@@ -89,7 +89,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
-    loss = input._apply(ops.NN_BCE, input, target)
+    loss = nn_ops.binary_cross_entropy(input, target)
     if weight is not None:
         loss = loss * weight
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
@@ -214,7 +214,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     t = _dense(target.to(int64).reshape(-1))
     w = _dense(weight.to(x.dtype)) if weight is not None else None
     rows = _dense(x).reshape(N, C, S)
-    loss, wrow = rows._apply(ops.cross_entropy_rows, rows, t, w, ignore_index, label_smoothing)
+    loss, wrow = nn_ops.cross_entropy_rows(rows, t, w, ignore_index, label_smoothing)
     if orig is not None:
         loss, wrow = loss.to(orig), wrow.to(orig)
     if red == "none":

@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from ... import autograd, ops
+from ... import autograd
 from ...dtypes import float32
+from ...tensor import nn_ops
 from ...tensor.creation import ones, zeros
 from .activation import _dense
 
@@ -37,7 +38,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if w is None and b is not None:
         w = _ones_like_param(b)
     rows = _dense(x).reshape(1, R, D)
-    y, _, _, _ = rows._apply(ops.norm_rows, rows, w, b, eps, per_row=False)
+    y, _, _, _ = nn_ops.norm_rows(rows, w, b, eps, per_row=False)
     y = y.reshape(input.shape)
     return y.to(orig) if orig is not None else y
 
@@ -78,7 +79,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if w is None and b is not None:
             w = _ones_like_param(b)
         rows = _dense(x).reshape(N, C, S)
-        y, mean, _, var = rows._apply(ops.norm_rows, rows, w, b, eps, per_row=True)
+        y, mean, _, var = nn_ops.norm_rows(rows, w, b, eps, per_row=True)
         if running_mean is not None or running_var is not None:
             with autograd.no_grad():
                 n = N * S
@@ -112,7 +113,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         S = input.numel() // (N * C) if N * C else 0
         x, orig = _float_for_kernel(input)
         rows = _dense(x).reshape(1, N * C, S)
-        y, mean, _, var = rows._apply(ops.norm_rows, rows, None, None, eps)
+        y, mean, _, var = nn_ops.norm_rows(rows, None, None, eps)
         if running_mean is not None or running_var is not None:
             with autograd.no_grad():
                 if running_mean is not None:
@@ -145,7 +146,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     x, orig = _float_for_kernel(input)
     L = x.numel() // (N * num_groups) if N * num_groups else 0
     rows = _dense(x).reshape(1, N * num_groups, L)
-    y, _, _, _ = rows._apply(ops.norm_rows, rows, None, None, eps)
+    y, _, _, _ = nn_ops.norm_rows(rows, None, None, eps)
     y = y.reshape(input.shape)
     if orig is not None:
         y = y.to(orig)

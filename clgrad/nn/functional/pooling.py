@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ... import ops
+from ...dtypes import torch_name
+from ...tensor import nn_ops
 from .conv import _check_float, _tuple
 
 
@@ -62,8 +63,8 @@ def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, return_ind
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
                            f"Calculated output size: ({x.shape[-nd - 1]}x"
                            f"{'x'.join(map(str, (OH, OW)[2 - nd:]))}). Output size is too small")
-    geom = ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
-    y, idx = planes._apply(ops.max_pool_planes, planes, geom)
+    geom = nn_ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
+    y, idx = nn_ops.max_pool_planes(planes, geom)
     y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
     return (y, idx) if return_indices else y
 
@@ -99,8 +100,8 @@ def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, d
     if OH < 1 or OW < 1:
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-nd - 1:]))}). "
                            "Calculated output size is too small")
-    geom = ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
-    y = planes._apply(ops.avg_pool_planes, planes, geom, count_include_pad, divisor_override)
+    geom = nn_ops.pool_geometry(H, W, OH, OW, k, s, p, d, False)
+    y = nn_ops.avg_pool_planes(planes, geom, count_include_pad, divisor_override)
     return _unplanes(y, lead, nd)
 
 
@@ -147,10 +148,10 @@ def _adaptive_pool(x, output_size, nd, kind, return_indices=False):
     name = f"adaptive_{kind}_pool{nd}d"
     OH, OW = _adaptive_size(x, output_size, nd, name)
     planes, lead, H, W = _planes(x, nd)
-    geom = ops.pool_geometry(H, W, OH, OW, (1, 1), (1, 1), (0, 0), (1, 1), True)
+    geom = nn_ops.pool_geometry(H, W, OH, OW, (1, 1), (1, 1), (0, 0), (1, 1), True)
     if kind == "avg":
-        return _unplanes(planes._apply(ops.avg_pool_planes, planes, geom, True, None), lead, nd)
-    y, idx = planes._apply(ops.max_pool_planes, planes, geom)
+        return _unplanes(nn_ops.avg_pool_planes(planes, geom, True, None), lead, nd)
+    y, idx = nn_ops.max_pool_planes(planes, geom)
     y, idx = _unplanes(y, lead, nd), _unplanes(idx, lead, nd)
     return (y, idx) if return_indices else y
 
@@ -184,7 +185,7 @@ def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, nd):
                            f"{list(indices.shape)}")
     if indices.dtype.name != "int64":
         raise RuntimeError(f"elements in indices should be type int64 but got: "
-                           f"{ops.torch_name(indices.dtype)}")
+                           f"{torch_name(indices.dtype)}")
     k = _tuple(kernel_size, nd, "kernel_size")
     s = k if stride is None else _tuple(stride, nd, "stride")
     p = _tuple(padding, nd, "padding")
@@ -200,7 +201,7 @@ def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, nd):
     planes, lead, H, W = _planes(x, nd)
     idx_planes = indices.reshape(planes.shape)
     OH, OW = (1,) + size if nd == 1 else size
-    y = planes._apply(ops.unpool_planes, planes, idx_planes, OH, OW)
+    y = nn_ops.unpool_planes(planes, idx_planes, OH, OW)
     return _unplanes(y, lead, nd)
 
 
@@ -269,7 +270,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         out_sz, steps = (1,) + out_sz, (1.0,) + steps
     planes, lead, H, W = _planes(x, nd)
     kind = "nearest" if mode == "nearest" else "bilinear"
-    y = planes._apply(ops.resize_planes, planes, out_sz[0], out_sz[1], kind, steps, align)
+    y = nn_ops.resize_planes(planes, out_sz[0], out_sz[1], kind, steps, align)
     return _unplanes(y, lead, nd)
 
 

@@ -5,8 +5,7 @@ import math
 import numbers
 import warnings
 
-from ... import autograd, ops
-from ...tensor import creation
+from ...tensor import creation, nn_ops
 from ...tensor.shape import cat, stack
 from .. import functional as F
 from .. import init
@@ -16,27 +15,13 @@ from .module import Module
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
-def time_steps(x):
-    """The T views x[0], ..., x[T-1] of x (T, ...) as one autograd node whose backward stacks
-    their gradients: slicing each step separately would give every step a full-size zero
-    gradient to accumulate, O(T^2) work over a sequence."""
-    T_ = x.shape[0]
-    with autograd.no_grad():
-        outs = [x.detach()[t] for t in range(T_)]
-    if autograd.needs_grad(x) and T_:
-        def backward(ctx, *gs):
-            return (stack(gs, 0),)
-        autograd.record("UnbindBackward0", backward, autograd.Context(), (x,), outs)
-    return outs
-
-
 def _step(mode, gi, gh, h, c):
     """One time step on (B, G*H) pre-activations; returns (h, c) (c is None but for LSTM)."""
     if mode == "LSTM":
-        return gi._apply(ops.lstm_cell, gi, gh, c)
+        return nn_ops.lstm_cell(gi, gh, c)
     if mode == "GRU":
-        return gi._apply(ops.gru_cell, gi, gh, h), None
-    return gi._apply(ops.rnn_cell, gi, gh, mode == "RNN_RELU"), None
+        return nn_ops.gru_cell(gi, gh, h), None
+    return nn_ops.rnn_cell(gi, gh, mode == "RNN_RELU"), None
 
 
 def _uniform_by_hidden_size(m) -> None:
@@ -191,7 +176,7 @@ class RNNBase(Module):
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, d)
                 gi_all = F.linear(x, w_ih, b_ih)                    # (T, B, I) -> (T, B, G*H)
-                gis = time_steps(gi_all)                        # T x (B, G*H)
+                gis = nn_ops.time_steps(gi_all)                        # T x (B, G*H)
                 h = h0[layer * D + d]                                # (B, real_h)
                 c = c0[layer * D + d] if lstm else None              # (B, H)
                 steps = [None] * T_
@@ -373,7 +358,7 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, _ = self._prep(input, hx, 1)
-        h = gi._apply(ops.rnn_cell, gi, gh, self.nonlinearity == "relu")
+        h = nn_ops.rnn_cell(gi, gh, self.nonlinearity == "relu")
         return h if batched else h.squeeze(0)
 
 
@@ -386,7 +371,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, (h0, c0) = self._prep(input, hx, 2)
-        h, c = gi._apply(ops.lstm_cell, gi, gh, c0)
+        h, c = nn_ops.lstm_cell(gi, gh, c0)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -399,5 +384,5 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         batched, gi, gh, (h0,) = self._prep(input, hx, 1)
-        h = gi._apply(ops.gru_cell, gi, gh, h0)
+        h = nn_ops.gru_cell(gi, gh, h0)
         return h if batched else h.squeeze(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ... import autograd, ops
+from ... import autograd
 from ...tensor import Tensor
 from ...tensor.creation import tensor
 from ...tensor.pointwise import where
@@ -76,4 +76,4 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     v = float(clip_value)
     with autograd.no_grad():
         for g in _grads(parameters):
-            g._apply(ops.HARDTANH, g, -v, v, out=g)
+            g.clamp_(-v, v)

@@ -10,11 +10,10 @@ import numbers
 
 import numpy as np
 
-from ... import autograd, ops
-from ...runtime import get_device
+from ... import autograd
 from ...tensor import Tensor
 from ...tensor.creation import from_numpy
-from ...view import View
+from ...tensor.shape import stack
 
 __all__ = ["default_collate", "default_convert", "host_collate", "to_device"]
 
@@ -70,17 +69,9 @@ def _check_stackable(batch):
 
 def _stack_device(batch):
     """Stack equal-shaped clgrad tensors into a new (B, ...) tensor on the device."""
-    T = _tensor_cls()
     _check_stackable(batch)
-    first = batch[0]
-    out = T._empty((len(batch), *first.shape), first.dtype, first.device)
-    inner = first.numel()
     with autograd.no_grad():
-        for i, t in enumerate(batch):
-            if inner:
-                row = T._make(out._buf, View.contiguous(tuple(first.shape), i * inner), out.dtype)
-                ops.copy_into(row, t.detach())
-    return out
+        return stack([t.detach() for t in batch], 0)
 
 
 def host_collate(batch):
@@ -168,7 +159,7 @@ def to_device(data, device=None):
             raise TypeError(f"default_collate: cannot make a tensor of numpy dtype {arr.dtype}")
         # (np.ascontiguousarray would turn a 0-d array into a 1-d one)
         arr = arr if arr.flags.c_contiguous else arr.copy()
-        return from_numpy(arr, device=get_device(device))
+        return from_numpy(arr, device=device)
     if isinstance(data, collections.abc.Mapping):
         out = {k: to_device(v, device) for k, v in data.items()}
         try:

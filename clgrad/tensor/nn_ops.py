@@ -1,0 +1,92 @@
+"""The fused nn kernels as Tensor-level calls, for nn/ to be written against: each runs through
+`Tensor._apply`, so it is recorded (with PyTorch's grad_fn name) when an input requires grad."""
+from __future__ import annotations
+
+from .. import ops
+from .shape import stack
+
+# the longest value row the fused attention kernel keeps in private memory
+MAX_FUSED_DV = ops.MAX_FUSED_DV
+# attention's Tensor-level pieces: the additive mask, q k^T * scale + bias, masked softmax
+additive_mask = ops.additive_mask
+scores = ops.scores
+probs = ops.probs
+# (H, W, OH, OW, kernel, stride, padding, dilation, adaptive) packed as the pooling kernels read it
+pool_geometry = ops.pool_geometry
+
+
+def dense(t):
+    """t itself when contiguous from the start of its buffer (what the fixed-layout nn kernels
+    read), else a contiguous copy."""
+    return ops.dense(t)
+
+
+def binary_cross_entropy(input, target):
+    """Elementwise -(t log x + (1 - t) log(1 - x)), each log clamped at -100."""
+    return input._apply(ops.NN_BCE, input, target)
+
+
+def cross_entropy_rows(rows, target, weight, ignore_index: int, smoothing: float):
+    """(N, C, S) log-softmax + NLL in one kernel: (loss (N*S,), weight of each row)."""
+    return rows._apply(ops.cross_entropy_rows, rows, target, weight, ignore_index, smoothing)
+
+
+def norm_rows(rows, weight, bias, eps: float, per_row=False):
+    """Normalise each row of (G, R, D) rows: (y, mean, rstd, var)."""
+    return rows._apply(ops.norm_rows, rows, weight, bias, eps, per_row=per_row)
+
+
+def dropout_apply(x, p: float, group: int, seed: int, offset: int):
+    """x with elements dropped by Philox draws (seed, offset), the rest scaled by 1 / (1 - p)."""
+    return x._apply(ops.dropout_apply, x, p, group, seed, offset)
+
+
+def max_pool_planes(planes, geom):
+    """Max pooling of (B, H, W) planes: (values, flat argmax per window)."""
+    return planes._apply(ops.max_pool_planes, planes, geom)
+
+
+def avg_pool_planes(planes, geom, include_pad, divisor):
+    return planes._apply(ops.avg_pool_planes, planes, geom, include_pad, divisor)
+
+
+def unpool_planes(planes, indices, OH: int, OW: int):
+    return planes._apply(ops.unpool_planes, planes, indices, OH, OW)
+
+
+def resize_planes(planes, OH: int, OW: int, mode, scales, align_corners=False):
+    return planes._apply(ops.resize_planes, planes, OH, OW, mode, scales, align_corners)
+
+
+def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
+    """softmax(q k^T * scale + bias) @ v in one streaming kernel."""
+    return q._apply(ops.sdpa_fused, q, k, v, bias, scale, is_causal)
+
+
+def lstm_cell(gi, gh, c):
+    """One LSTM step on (B, 4H) pre-activations: (h, c)."""
+    return gi._apply(ops.lstm_cell, gi, gh, c)
+
+
+def gru_cell(gi, gh, h):
+    """One GRU step on (B, 3H) pre-activations: h."""
+    return gi._apply(ops.gru_cell, gi, gh, h)
+
+
+def rnn_cell(gi, gh, relu: bool):
+    """One Elman step on (B, H) pre-activations: tanh or relu of their sum."""
+    return gi._apply(ops.rnn_cell, gi, gh, relu)
+
+
+def time_steps(x):
+    """The T views x[0], ..., x[T-1] of x (T, ...) as one autograd node whose backward stacks
+    their gradients: slicing each step separately would give every step a full-size zero
+    gradient to accumulate, O(T^2) work over a sequence."""
+    if not x.shape[0]:
+        return []
+    return list(x._apply(_unbind_steps, x))
+
+
+def _unbind_steps(ctx, x):
+    steps = tuple(x.detach()[t] for t in range(x.shape[0]))
+    return steps, "UnbindBackward0", lambda c, *gs: (stack(gs, 0),)
