@@ -116,3 +116,48 @@ def test_data_parallel_runs_the_module_with_module_prefixed_keys():
     if torch is not None:
         keys = list(torch.nn.DataParallel(torch.nn.Linear(3, 2)).state_dict())
         assert keys == list(dp.state_dict())
+
+
+def test_format_of_a_0d_tensor_formats_its_value():
+    x = clgrad.tensor(1.2345)
+    assert f"{x:.2f}" == "1.23" and f"{x:>8.3f}" == "   1.235"   # float32 1.2345000505...
+    assert f"{clgrad.tensor(7):03d}" == "007"
+    assert f"{clgrad.arange(3)}" == str(clgrad.arange(3))
+    with pytest.raises(TypeError):
+        f"{clgrad.arange(3):.2f}"
+    if torch is not None:
+        t = torch.tensor(1.2345)
+        assert f"{x:.3e}" == f"{t:.3e}"
+        with pytest.raises(TypeError):
+            f"{torch.arange(3):.2f}"
+
+
+def test_indexing_with_a_range_is_indexing_with_its_list(device):
+    a = np.arange(20, dtype=np.float32).reshape(10, 2)
+    x = clgrad.tensor(a, device=device)
+    for r in (range(2, 5), range(8, 2, -2), range(0), range(-3, 0)):
+        np.testing.assert_array_equal(x[r].numpy(), a[list(r)])
+        np.testing.assert_array_equal(x[r, 1].numpy(), a[list(r), 1])
+    x[range(0, 3)] = -1.0
+    a[[0, 1, 2]] = -1.0
+    np.testing.assert_array_equal(x.numpy(), a)
+    if torch is not None:
+        t = torch.arange(20.0).reshape(10, 2)
+        np.testing.assert_array_equal(t[range(8, 2, -2)].numpy(),
+                                      clgrad.arange(20.0).reshape(10, 2)[range(8, 2, -2)].numpy())
+
+
+def test_randint_forms():
+    clgrad.manual_seed(0)
+    for t, lo, hi, shape in ((clgrad.randint(10, (50,)), 0, 10, (50,)),
+                             (clgrad.randint(10, size=(5, 10)), 0, 10, (5, 10)),
+                             (clgrad.randint(3, 10, (50,)), 3, 10, (50,)),
+                             (clgrad.randint(-4, 4, size=(50,)), -4, 4, (50,))):
+        v = t.numpy()
+        assert v.shape == shape and t.dtype == clgrad.int64
+        assert v.min() >= lo and v.max() < hi
+
+
+def test_device_kind_flags_are_false():
+    x = clgrad.zeros(2)
+    assert (x.is_cuda, x.is_xpu, x.is_mps, x.is_meta, x.is_sparse, x.is_quantized) == (False,) * 6

@@ -151,7 +151,7 @@ def _as_index(x, i):
         return i
     if isinstance(i, bool):
         return tensor(i, bool_)
-    if isinstance(i, (list, tuple, np.ndarray)):
+    if isinstance(i, (list, tuple, np.ndarray, range)):
         arr = np.asarray(i)
         if arr.dtype == np.bool_:
             return tensor(arr, bool_)

@@ -65,6 +65,12 @@ class ConversionMixin:
 
     __str__ = __repr__
 
+    def __format__(self, spec: str) -> str:
+        # as PyTorch: a 0-d tensor formats its value (f"{loss:.4f}"); others only with no spec
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

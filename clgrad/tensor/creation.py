@@ -147,9 +147,12 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad=False):
-    """Integers uniform in [low, high): randint(high, size) or randint(low, high, size)."""
+    """Integers uniform in [low, high): randint(high, size), randint(high, size=...) or
+    randint(low, high, size)."""
     if size is None:
         low, high, size = 0, low, high
+    elif high is None:                      # randint(high, size=...)
+        low, high = 0, low
     if high is None or size is None:
         raise TypeError("randint() needs high and size")
     if high <= low:

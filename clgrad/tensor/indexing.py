@@ -31,7 +31,7 @@ def _normalize_index(x, idx):
 def basic_view_fn(x, idx):
     """A View -> View function applying the basic index, or None when `idx` is advanced."""
     parts = idx if isinstance(idx, tuple) else (idx,)
-    if any(isinstance(i, (bool, list, np.ndarray)) or _is_t(i) for i in parts):
+    if any(isinstance(i, (bool, list, range, np.ndarray)) or _is_t(i) for i in parts):
         return None
     items = _normalize_index(x, idx)
     plan, d = [], 0
@@ -43,7 +43,7 @@ def basic_view_fn(x, idx):
             size = x.shape[len([p for p in plan if p[0] != "new"])]
             plan.append(("slice", d) + slice_bounds(i, size))
             d += 1
-        elif isinstance(i, bool) or _is_t(i) or isinstance(i, (list, tuple)):
+        elif isinstance(i, bool) or _is_t(i) or isinstance(i, (list, tuple, range)):
             return None
         else:
             src_dim = len([p for p in plan if p[0] != "new"])

@@ -158,6 +158,9 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     def is_cuda(self) -> bool:
         return False
 
+    # PyTorch's other device-kind flags: clgrad tensors are none of these
+    is_xpu = is_mps = is_meta = is_sparse = is_quantized = is_cuda
+
     @property
     def data(self) -> "Tensor":
         t = self.detach()
