@@ -156,6 +156,20 @@ def test_safetensors_errors():
     hb = json.dumps({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}).encode()
     with pytest.raises(st.SafetensorError, match="do not hold"):
         st.load(struct.pack("<Q", len(hb)) + hb + b"\x00" * 4)
+    for entry, msg in ((["F32", [1], [0, 4]], "malformed"),
+                       ({"dtype": "F32", "shape": [1], "data_offsets": [0.0, 4.5]},
+                        "non-integer"),
+                       ({"dtype": "F32", "shape": "ab", "data_offsets": [0, 4]}, "invalid shape"),
+                       ({"dtype": "F32", "shape": [-1, -1], "data_offsets": [0, 4]},
+                        "invalid shape")):
+        hb = json.dumps({"x": entry}).encode()
+        with pytest.raises(st.SafetensorError, match=msg):
+            st.load(struct.pack("<Q", len(hb)) + hb + b"\x00" * 4)
+    hb = json.dumps({"__metadata__": {"a": 1}}).encode()
+    with pytest.raises(st.SafetensorError, match="__metadata__"):
+        st.load(struct.pack("<Q", len(hb)) + hb)
+    with pytest.raises(st.SafetensorError, match="header length"):
+        st.load(struct.pack("<Q", 2**64 - 1) + b"{}")
 
 
 def test_model_weights_through_safetensors(tmp_path):
