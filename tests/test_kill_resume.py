@@ -18,8 +18,8 @@ import pytest
 import clgrad
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kill_resume_train.py")
-EPOCHS = 25                              # 150 steps
-PAUSE = 0.2                              # seconds the mid-save processes sleep before renaming
+EPOCHS = 50                              # 300 steps
+PAUSE = 0.4                              # seconds the mid-save processes sleep before renaming
 
 
 def _start(out, device, env_extra=None):
@@ -38,6 +38,22 @@ def _finish(p, watchdog):
     out, err = p.communicate()
     watchdog.cancel()
     return out, err
+
+
+def _temps(folder):
+    return [f for f in os.listdir(folder) if f.startswith(".tmp-ckpt.pt")]
+
+
+def _wait_for_temp(folder, stale, limit=PAUSE * 0.75):
+    """Wait until the save in progress has created its temp file (the script then pauses
+    PAUSE seconds before the rename); True if it appeared in time."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if set(_temps(folder)) - stale:
+            time.sleep(0.01)
+            return True
+        time.sleep(0.002)
+    return False
 
 
 def _weights(path, device):
@@ -62,9 +78,10 @@ def test_sigkill_anywhere_resumes_bit_identically(tmp_path, device):
         mode = ("mid-save", "between-steps", "any-time")[i % 3]
         p, w = _start(run, device, {"CLGRAD_TEST_SAVE_PAUSE": str(PAUSE)}
                       if mode == "mid-save" else None)
-        begun = last_saved
+        begun, in_save = last_saved, False
+        stale = set(_temps(run))
         if mode == "any-time":
-            time.sleep(rnd.uniform(0.0, 1.0))
+            time.sleep(rnd.uniform(0.0, 0.8))
         else:
             saves_first = rnd.randint(0, 1)
             for line in p.stdout:
@@ -74,7 +91,7 @@ def test_sigkill_anywhere_resumes_bit_identically(tmp_path, device):
                 if word == "begin":
                     begun = int(k)
                     if mode == "mid-save" and saves_first == 0:
-                        time.sleep(PAUSE / 2)       # the temp file is written, not renamed
+                        in_save = _wait_for_temp(run, stale)
                         break
                 if word == "saved":
                     last_saved = int(k)
@@ -94,10 +111,9 @@ def test_sigkill_anywhere_resumes_bit_identically(tmp_path, device):
                 begun = max(begun, int(k))
             elif word == "saved":
                 last_saved = max(last_saved, int(k))
-        if mode == "mid-save" and begun > last_saved:
+        if in_save:
             mid_save_kills += 1
-            assert [f for f in os.listdir(run) if f.startswith(".tmp-ckpt.pt")], \
-                "a mid-save kill should leave the unrenamed temp file behind"
+            assert begun > last_saved, "the kill meant for the middle of a save came after it"
         if last_saved == 0 and begun == 0:
             assert not ckpt.exists()
             continue
