@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 
 def atomic_write(path, data: bytes) -> None:
@@ -60,7 +61,6 @@ def _hook_before_rename(tmp, path) -> None:
     and the rename, so a crash test can kill the process mid-save."""
     pause = os.environ.get("CLGRAD_TEST_SAVE_PAUSE")
     if pause:
-        import time
         time.sleep(float(pause))
 
 
