@@ -21,7 +21,12 @@ from clgrad.utils.data import DataLoader, Dataset
 from clgrad.vision.models import LeNet
 
 STEPS = int(os.environ.get("CLGRAD_SOAK_STEPS", "120"))
-SHAPES = int(os.environ.get("CLGRAD_SOAK_SHAPES", "200"))
+SHAPES = os.environ.get("CLGRAD_SOAK_SHAPES")
+# PoCL compiles a work-group function for every new local size, and im2col3/col2im3 and gemm
+# launch with local sizes that follow the input shape: on a cold PoCL cache each new shape
+# costs about a second there (200 shapes: 2 minutes), so CI runs 40 shapes on PoCL. Those
+# compiles are invisible to runtime.stats(); docs/reliability.md lists them as a known issue.
+POCL_SHAPES = 40
 WARMUP = 30
 
 
@@ -69,7 +74,7 @@ def _programs() -> int:
 
 
 def test_many_input_shapes_build_a_bounded_number_of_programs(device):
-    """Forward and backward of a small model over SHAPES distinct input shapes: programs are
+    """Forward and backward of a small model over many distinct input shapes: programs are
     shape-generic, so after the first few shapes no op builds (or loads) another one."""
     clgrad.manual_seed(0)
     conv = nn.Conv2d(1, 3, 3, padding=1).to(device)
@@ -86,8 +91,9 @@ def test_many_input_shapes_build_a_bounded_number_of_programs(device):
         loss.backward()
         return loss.item()
 
-    shapes = [(2 + i % 23, 2 + (i * 7) % 29 + i // 23) for i in range(SHAPES)]
-    assert len(set(shapes)) == SHAPES
+    n = int(SHAPES) if SHAPES else (POCL_SHAPES if "Portable" in device.platform_name else 200)
+    shapes = [(2 + i % 23, 2 + (i * 7) % 29 + i // 23) for i in range(n)]
+    assert len(set(shapes)) == n
     per_shape = []
     for h, w in shapes:
         before = _programs()
@@ -98,9 +104,11 @@ def test_many_input_shapes_build_a_bounded_number_of_programs(device):
     # the count is bounded and stops growing; a per-shape program would add one every shape
     later = sum(per_shape[10:])
     assert later <= 8, (f"{later} programs built after the first 10 shapes; shapes that "
-                        f"built: {[(s, n) for s, n in zip(shapes, per_shape) if n][:12]}")
-    assert sum(per_shape[SHAPES // 2:]) == 0, \
-        f"programs still being built in the second half: {per_shape[SHAPES // 2:]}"
+                        f"built: {[(s, k) for s, k in zip(shapes, per_shape) if k][:12]}")
+    # and they stop: none in the second half (with fewer shapes, a tile variant can still
+    # show up late; the bound above still catches a program per shape)
+    assert n < 100 or sum(per_shape[n // 2:]) == 0, \
+        f"programs still being built in the second half: {per_shape[n // 2:]}"
 
 
 class _Slow(Dataset):
