@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 
 def atomic_write(path, data: bytes) -> None:
@@ -16,10 +17,16 @@ def atomic_write(path, data: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
     try:
+        # mkstemp creates the file 0600: give it the mode a plain open() would (umask applied)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        except (AttributeError, OSError):
+            pass
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _hook_before_rename(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -35,6 +42,26 @@ def atomic_write(path, data: bytes) -> None:
             os.close(dfd)
     except OSError:
         pass          # some filesystems cannot fsync a directory; the rename is still atomic
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _hook_before_rename(tmp, path) -> None:
+    """Test hook: with CLGRAD_TEST_SAVE_PAUSE=<seconds>, sleep between the fsynced temp file
+    and the rename, so a crash test can kill the process mid-save."""
+    pause = os.environ.get("CLGRAD_TEST_SAVE_PAUSE")
+    if pause:
+        time.sleep(float(pause))
 
 
 def read_all(path) -> bytes:

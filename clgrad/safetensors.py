@@ -81,6 +81,9 @@ def _parse(data: bytes):
         raise SafetensorError("safetensors header must be a JSON object")
     body = memoryview(data)[8 + n:]
     metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (isinstance(metadata, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise SafetensorError("__metadata__ must be a JSON object of strings")
     spans = []
     for name, info in header.items():
         try:
@@ -90,8 +93,11 @@ def _parse(data: bytes):
         if code not in _FROM_ST:
             raise SafetensorError(f"tensor {name!r} has unsupported dtype {code!r}")
         d = dt._NAMES[_FROM_ST[code]]
-        if any(not isinstance(s, int) or s < 0 for s in shape):
+        if not isinstance(shape, list) or any(
+                not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in shape):
             raise SafetensorError(f"tensor {name!r} has an invalid shape {shape}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (begin, end)):
+            raise SafetensorError(f"tensor {name!r} has non-integer data_offsets")
         if not (0 <= begin <= end <= len(body)):
             raise SafetensorError(f"tensor {name!r} data {begin}:{end} lies outside the "
                                   f"{len(body)}-byte data section (truncated file?)")

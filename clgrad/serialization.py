@@ -113,6 +113,8 @@ def _decode(node, payload, device):
         if d is None:
             raise CheckpointError(f"unknown dtype {node['dtype']!r} in checkpoint")
         shape = tuple(int(s) for s in node["shape"])
+        if any(s < 0 for s in shape):
+            raise CheckpointError(f"tensor has a negative size {list(shape)} in checkpoint")
         n = math.prod(shape)
         off, nb = int(node["offset"]), int(node["nbytes"])
         if nb != n * d.itemsize or off < 0 or off + nb > len(payload):
@@ -129,6 +131,8 @@ def _decode(node, payload, device):
             out.requires_grad_(True)
         return out
     if t == "dtype":
+        if node["v"] not in dt._NAMES:
+            raise CheckpointError(f"unknown dtype {node['v']!r} in checkpoint")
         return dt._NAMES[node["v"]]
     if t == "bytes":
         return base64.b64decode(node["v"])
@@ -163,17 +167,27 @@ def _target_device(map_location):
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
     """Read a checkpoint written by `clgrad.save`; tensors land on `map_location` (a device or
-    device spec; default: the default device). Never executes code from the file."""
+    device spec; default: the default device). Never executes code from the file: the format
+    holds no pickle, so `weights_only=False` changes nothing, and `pickle_module` is refused."""
+    if pickle_module is not None:
+        raise ValueError("clgrad.load never unpickles: pickle_module is not supported")
     data = read_all(f)
     if len(data) < _PREFIX.size:
         raise CheckpointError(f"checkpoint is truncated: {len(data)} bytes is shorter than the "
                               f"{_PREFIX.size}-byte preamble")
     magic, version, hlen, hsum = _PREFIX.unpack_from(data)
     if magic != MAGIC:
+        hint = ""
+        if data[:2] == b"PK" or data[:1] == b"\x80":
+            hint = (" (it looks like a PyTorch pickle/zip checkpoint: clgrad runs no pickled "
+                    "code; convert it with torch to safetensors and read that with "
+                    "clgrad.safetensors.load_file)")
         raise CheckpointError("not a clgrad checkpoint (bad magic bytes); safetensors files "
-                              "load with clgrad.safetensors.load_file")
+                              "load with clgrad.safetensors.load_file" + hint)
     if version != VERSION:
-        raise CheckpointError(f"unsupported checkpoint format version {version}")
+        raise CheckpointError(f"unsupported checkpoint format version {version} (this clgrad "
+                              f"reads version {VERSION}): written by another clgrad release, or "
+                              "the file is corrupted")
     start = _PREFIX.size
     if start + hlen > len(data):
         raise CheckpointError(f"checkpoint is truncated: header needs {hlen} bytes, "
@@ -183,12 +197,20 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
         raise CheckpointError("checkpoint header checksum mismatch: the file is corrupted")
     try:
         meta = json.loads(header)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise CheckpointError(f"checkpoint header is not valid JSON: {e}") from None
+    if (not isinstance(meta, dict) or meta.get("format") != "clgrad-checkpoint"
+            or not isinstance(meta.get("payload_len"), int) or "obj" not in meta):
+        raise CheckpointError("malformed checkpoint header: not a clgrad checkpoint tree")
     payload = data[start + hlen:]
     if len(payload) != meta["payload_len"]:
         raise CheckpointError(f"checkpoint is truncated or padded: payload is {len(payload)} "
                               f"bytes, header says {meta['payload_len']}")
-    if hashlib.sha256(payload).hexdigest() != meta["payload_sha256"]:
+    if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
         raise CheckpointError("checkpoint payload checksum mismatch: the file is corrupted")
-    return _decode(meta["obj"], payload, _target_device(map_location))
+    try:
+        return _decode(meta["obj"], payload, _target_device(map_location))
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"malformed checkpoint header: {type(e).__name__}: {e}") from None
