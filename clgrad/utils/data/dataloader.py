@@ -233,28 +233,34 @@ class DataLoader:
         with ThreadPoolExecutor(max_workers=workers, initializer=self._init_worker,
                                 initargs=(workers,)) as pool:
             pending = collections.deque()
-            if stream is not None:
-                source = stream()
-                while True:
-                    while len(pending) < ahead:
-                        pending.append(pool.submit(next, source))
-                    try:
-                        host = pending.popleft().result(timeout=self.timeout or None)
-                    except StopIteration:
-                        return
-                    yield self._finish(host)
-            indices = iter(self._index_sampler)
-            for _ in range(ahead):
-                idx = next(indices, None)
-                if idx is None:
-                    break
-                pending.append(pool.submit(self._fetch_host, idx))
-            while pending:
-                host = pending.popleft().result(timeout=self.timeout or None)
-                idx = next(indices, None)
-                if idx is not None:
+            try:
+                if stream is not None:
+                    source = stream()
+                    while True:
+                        while len(pending) < ahead:
+                            pending.append(pool.submit(next, source))
+                        try:
+                            host = pending.popleft().result(timeout=self.timeout or None)
+                        except StopIteration:
+                            return
+                        yield self._finish(host)
+                indices = iter(self._index_sampler)
+                for _ in range(ahead):
+                    idx = next(indices, None)
+                    if idx is None:
+                        break
                     pending.append(pool.submit(self._fetch_host, idx))
-                yield self._finish(host)
+                while pending:
+                    host = pending.popleft().result(timeout=self.timeout or None)
+                    idx = next(indices, None)
+                    if idx is not None:
+                        pending.append(pool.submit(self._fetch_host, idx))
+                    yield self._finish(host)
+            finally:
+                # leaving early (break, an exception, Ctrl-C): drop the batches not started,
+                # so closing the pool waits only for those already running
+                for f in pending:
+                    f.cancel()
 
     def _init_worker(self, workers):
         if self.worker_init_fn is not None:
