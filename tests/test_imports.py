@@ -28,10 +28,7 @@ LOWEST_FROM_TOP = {6: (0, 4)}     # floor 6 may import floors 0 and 4..6, not ru
 OPTIONAL = {"torch", "safetensors", "scipy", "pyclblast"}
 MAX_LINES = 600
 
-KNOWN_VIOLATIONS = {
-    "below-tensor clgrad.nn.functional.conv -> clgrad.ops",
-    "below-tensor clgrad.nn.functional.linear -> clgrad.ops",
-}
+KNOWN_VIOLATIONS: set = set()
 
 
 def _modules():

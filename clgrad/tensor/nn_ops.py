@@ -90,3 +90,61 @@ def time_steps(x):
 def _unbind_steps(ctx, x):
     steps = tuple(x.detach()[t] for t in range(x.shape[0]))
     return steps, "UnbindBackward0", lambda c, *gs: (stack(gs, 0),)
+
+
+# ---- convolution, linear and embedding -----------------------------------------------------------
+# the padding modes pad_planes knows, by name
+PAD_MODES = tuple(ops.PAD_MODES)
+
+
+def im2col(x, geom):
+    """(B, C, H, W) -> (B, C*KH*KW, OH*OW) columns for geom = (C, H, W, KH, KW, OH, OW, SH, SW,
+    PH, PW, DH, DW), zero padding implicit; recorded as Im2ColBackward0 (backward: col2im)."""
+    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, geom),
+                    lambda t: ops.col2im(t, geom), "Im2ColBackward0")
+
+
+def im2col_k(x, geom):
+    """im2col laid out (C*KH*KW, B, OH*OW), so a weight gradient's GEMM folds the batch into
+    its k; recorded as Im2ColBackward0."""
+    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, geom, batch_inner=True),
+                    lambda t: ops.col2im(t.permute(1, 0, 2), geom), "Im2ColBackward0")
+
+
+def col2im(cols, geom):
+    """The adjoint of im2col, (B, C*KH*KW, OH*OW) -> (B, C, H, W) summing overlapping taps;
+    recorded as Col2ImBackward0 (backward: im2col)."""
+    return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, geom),
+                       lambda t: ops.im2col(t, geom), "Col2ImBackward0")
+
+
+def im2col_raw(x, geom, batch_inner=False):
+    """im2col (batch_inner: laid out (C*KH*KW, B, OH*OW)) without autograd: a forward's columns
+    kept for the weight gradient."""
+    return ops.im2col(x, geom, batch_inner=batch_inner)
+
+
+def matmul_bias(a, b, bias=None):
+    """a @ b (batched, broadcast) with `bias` added in the GEMM's epilogue; not recorded."""
+    return ops.matmul2(a, b, bias=bias)
+
+
+def add_into(y, b):
+    """y += b (b broadcast to y) in place; not recorded."""
+    return ops.ew(ops.ADD, y, b, out=y)
+
+
+def addmm(bias, a, b):
+    """bias + a @ b for 2-D a, b, the bias added in the GEMM's epilogue (AddmmBackward0)."""
+    return a._apply(ops.addmm_nd, bias, a, b)
+
+
+def embedding_lookup(weight, idx, padding_idx: int):
+    """Rows of weight (V, D) at int64 indices idx (n,) -> (n, D) (EmbeddingBackward0); the row
+    padding_idx (-1: none) gets no gradient."""
+    return weight._apply(ops.embedding_lookup, weight, idx, padding_idx)
+
+
+def pad_planes(planes, pads, mode):
+    """(B, H, W) planes padded by pads = (left, right, top, bottom) with `mode` (PAD_MODES)."""
+    return planes._apply(ops.pad_planes, planes, pads, mode)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
-from ... import autograd, ops
+from ... import autograd
+from ...dtypes import torch_name
+from ...tensor import nn_ops
 from ...tensor.shape import check_pad_size
 
 
@@ -26,7 +28,7 @@ def _tuple(v, n, name="argument"):
 
 def _check_float(x, what):
     if not x.dtype.is_floating:
-        raise RuntimeError(f'"{what}" not implemented for \'{ops.torch_name(x.dtype)}\'')
+        raise RuntimeError(f'"{what}" not implemented for \'{torch_name(x.dtype)}\'')
 
 
 # ---- the three convolution primitives (the swap points) ------------------------------------------
@@ -45,21 +47,13 @@ def _pointwise(g):
 def _im2col(x, g):
     if _pointwise(g):
         return x.reshape(x.shape[0], g[0], g[5] * g[6])
-    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g),
-                    lambda t: ops.col2im(t, g), "Im2ColBackward0")
-
-
-def _im2col_k(x, g):
-    """im2col laid out (C*KH*KW, B, L): the batch folds into a weight gradient's k."""
-    return x._apply(ops.linear_pair, x, lambda t: ops.im2col(t, g, batch_inner=True),
-                    lambda t: ops.col2im(t.permute(1, 0, 2), g), "Im2ColBackward0")
+    return nn_ops.im2col(x, g)
 
 
 def _col2im(cols, g):
     if _pointwise(g):
         return cols.reshape(cols.shape[0], g[0], g[1], g[2])
-    return cols._apply(ops.linear_pair, cols, lambda t: ops.col2im(t, g),
-                       lambda t: ops.im2col(t, g), "Col2ImBackward0")
+    return nn_ops.col2im(cols, g)
 
 
 def conv_forward(x, w, stride, pad, dilation, groups, out_hw):
@@ -108,7 +102,7 @@ def conv_weight_grad(g, x, weight_shape, stride, pad, dilation, groups, cols=Non
     geom = _geometry(x.shape, weight_shape, (OH, OW), stride, pad, dilation)
     if _cols_batch_inner(N, L, Cg * KH * KW):
         if cols is None:
-            cols = _im2col_k(x, geom)
+            cols = nn_ops.im2col_k(x, geom)
         cols = cols.reshape(G, Cg * KH * KW, N * L)
         gm = g.reshape(N, G, OC // G, L)
         if N > 1:
@@ -138,55 +132,52 @@ def _forward_fused(x, w, b, stride, pad, dilation, groups, out_hw):
     if _pointwise(geom) and not inner:
         cols = x.reshape(N, x.shape[1], L)                           # no copy when contiguous
     else:
-        cols = ops.im2col(x, geom, batch_inner=inner)
+        cols = nn_ops.im2col_raw(x, geom, inner)
     if inner:
         cv = cols.reshape(G, CKK, N, L).permute(2, 0, 1, 3)          # (N, G, CKK, L), strided
     else:
         cv = cols.reshape(N, G, CKK, L)
     bias = b.reshape(G, OC // G, 1) if b is not None else None
-    y = ops.matmul2(w.reshape(G, OC // G, CKK), cv, bias=bias)        # (N, G, OC/G, L)
+    y = nn_ops.matmul_bias(w.reshape(G, OC // G, CKK), cv, bias)    # (N, G, OC/G, L)
     return y.reshape(N, OC, out_hw[0], out_hw[1]), cols
 
 
-def _add_bias(y, b):
-    return ops.ew(ops.ADD, y, b.reshape(1, -1, 1, 1), out=y)
-
-
 def _record_biased(x, w, b, run, grad_x, grad_w, fused=None, grad_w_cols=None):
-    """y = run(x, w) (+ bias per channel), recorded with grad_x(g, x, w) and grad_w(g, x, w).
-    `fused(x, w, b) -> (y, cols)` runs the forward with the bias folded in instead; when the
-    columns are small enough they are kept and the weight gradient (outside create_graph, where
-    no double backward needs them differentiable) is grad_w_cols(g, x, w, cols)."""
-    with autograd.no_grad():
+    """y = run(x, w) (+ bias per channel) through Tensor._apply, recorded as ConvolutionBackward0
+    with grad_x(g, x, w) and grad_w(g, x, w). `fused(x, w, b) -> (y, cols)` runs the forward
+    with the bias folded in instead; when the columns are small enough they are kept and the
+    weight gradient (outside create_graph, where no double backward needs them differentiable)
+    is grad_w_cols(g, x, w, cols)."""
+
+    def forward(ctx, xs, ws, bs):
         if fused is not None:
-            y, cols = fused(x, w, b)
+            y, cols = fused(xs, ws, bs)
         else:
-            y, cols = run(x, w), None
-            if b is not None:
-                _add_bias(y, b)
-    if autograd.needs_grad(x, w, b):
-        ctx = autograd.Context([x.requires_grad, w.requires_grad,
-                                b is not None and b.requires_grad])
-        if cols is not None and (not w.requires_grad
+            y, cols = run(xs, ws), None
+            if bs is not None:
+                nn_ops.add_into(y, bs.reshape(1, -1, 1, 1))
+        if ctx is None:
+            return y, None, None
+        if cols is not None and (not ws.requires_grad
                                  or cols.numel() * cols.dtype.itemsize > KEEP_COLS_BYTES):
             cols = None
         # the columns go with the saved tensors, so they are freed with them after backward
-        ctx.save_for_backward(x, w, *([cols] if cols is not None else []))
+        ctx.save_for_backward(xs, ws, *([cols] if cols is not None else []))
+        return y, "ConvolutionBackward0", backward
 
-        def backward(c, g):
-            xs, ws, *kept = c.saved_tensors
-            n = c.needs_input_grad
-            gw = None
-            if n[1]:
-                if kept and not autograd.is_grad_enabled():
-                    gw = grad_w_cols(g, xs, ws, kept[0])
-                else:
-                    gw = grad_w(g, xs, ws)
-            return (grad_x(g, xs, ws) if n[0] else None, gw,
-                    g.sum((0, 2, 3)) if n[2] else None)
+    def backward(c, g):
+        xs, ws, *kept = c.saved_tensors
+        n = c.needs_input_grad
+        gw = None
+        if n[1]:
+            if kept and not autograd.is_grad_enabled():
+                gw = grad_w_cols(g, xs, ws, kept[0])
+            else:
+                gw = grad_w(g, xs, ws)
+        return (grad_x(g, xs, ws) if n[0] else None, gw,
+                g.sum((0, 2, 3)) if n[2] else None)
 
-        autograd.record("ConvolutionBackward0", backward, ctx, (x, w, b), [y])
-    return y
+    return x._apply(forward, x, w, b)
 
 
 def _conv_record(x, w, b, stride, pad, dilation, groups, out_hw):
@@ -226,8 +217,8 @@ def _conv_common(x, weight, bias, stride, padding, dilation, groups, nd, name):
     if weight.ndim != nd + 2:
         raise RuntimeError(f"weight should have {nd + 2} dimensions, got {weight.ndim}")
     if weight.dtype is not x.dtype or (bias is not None and bias.dtype is not x.dtype):
-        raise RuntimeError(f"Input type ({ops.torch_name(x.dtype)}) and weight type "
-                           f"({ops.torch_name(weight.dtype)}) should be the same")
+        raise RuntimeError(f"Input type ({torch_name(x.dtype)}) and weight type "
+                           f"({torch_name(weight.dtype)}) should be the same")
     if groups < 1:
         raise RuntimeError("non-positive groups is not supported")
     stride = _tuple(stride, nd, "stride")
@@ -377,7 +368,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def pad_spatial(x, pads, mode):
     """Pad the last one or two dims of x by pads = (left, right[, top, bottom]) (F.pad's order)
     with mode 'zeros'/'constant' (0), 'reflect', 'replicate' or 'circular'."""
-    if mode not in ops.PAD_MODES:
+    if mode not in nn_ops.PAD_MODES:
         raise NotImplementedError(f"padding mode {mode!r} is not supported")
     pads = tuple(int(p) for p in pads)
     if len(pads) not in (2, 4) or x.ndim < len(pads) // 2:
@@ -397,7 +388,7 @@ def pad_spatial(x, pads, mode):
             break
     B = math.prod(lead)
     planes = x.reshape(B, H, W)
-    y = planes._apply(ops.pad_planes, planes, (pl, pr, pt, pb), mode)
+    y = nn_ops.pad_planes(planes, (pl, pr, pt, pb), mode)
     return y.reshape(tuple(lead) + tuple(y.shape[3 - nd:]))
 
 

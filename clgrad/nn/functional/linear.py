@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-from ... import autograd, ops
-from ...dtypes import int64
+from ... import autograd
+from ...dtypes import int64, torch_name
+from ...tensor import nn_ops
 from ...tensor.creation import arange
 from .activation import _dense, _where
 from .normalization import _float_for_kernel
@@ -23,9 +24,9 @@ def linear(input, weight, bias=None):
                            f"({math.prod(lead)}x{input.shape[-1]} and "
                            f"{weight.shape[1]}x{weight.shape[0]})")
     if input.ndim == 2:
-        return input._apply(ops.addmm_nd, bias, input, weight.t())
+        return nn_ops.addmm(bias, input, weight.t())
     x2 = input.reshape(-1, input.shape[-1])
-    out = x2._apply(ops.addmm_nd, bias, x2, weight.t())
+    out = nn_ops.addmm(bias, x2, weight.t())
     return out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
 
 
@@ -53,7 +54,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     if input.dtype.is_floating:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
                            "following scalar types: Long, Int; but got "
-                           f"{ops.torch_name(input.dtype)} instead")
+                           f"{torch_name(input.dtype)} instead")
     if weight.ndim != 2:
         raise RuntimeError("'weight' must be 2-D")
     if padding_idx is not None:
@@ -72,7 +73,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
                                   "implemented in clgrad")
     idx = _dense(input.to(int64).reshape(-1))
     w, orig = _float_for_kernel(weight)
-    out = w._apply(ops.embedding_lookup, w, idx, padding_idx)
+    out = nn_ops.embedding_lookup(w, idx, padding_idx)
     out = out.reshape(tuple(input.shape) + (weight.shape[1],))
     return out.to(orig) if orig is not None else out
 
