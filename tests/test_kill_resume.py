@@ -26,18 +26,27 @@ def _start(out, device, env_extra=None):
     env = dict(os.environ)
     env.pop("CLGRAD_TEST_SAVE_PAUSE", None)
     env.update(env_extra or {})
+    # unbuffered binary pipes: a buffered reader reads ahead, and the lines it had taken from the
+    # pipe but not yet handed out would be lost to communicate() after the kill (a "begin K"
+    # missed that way made the step check fail under load)
     p = subprocess.Popen([sys.executable, SCRIPT, str(out), device.spec, str(EPOCHS)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
     watchdog = threading.Timer(120, p.kill)   # never hang the suite
     watchdog.daemon = True
     watchdog.start()
     return p, watchdog
 
 
+def _lines(p):
+    """The child's stdout lines, read a byte at a time (nothing read ahead)."""
+    for raw in iter(p.stdout.readline, b""):
+        yield raw.decode()
+
+
 def _finish(p, watchdog):
     out, err = p.communicate()
     watchdog.cancel()
-    return out, err
+    return out.decode(), err.decode()
 
 
 def _temps(folder):
@@ -84,7 +93,7 @@ def test_sigkill_anywhere_resumes_bit_identically(tmp_path, device):
             time.sleep(rnd.uniform(0.0, 0.8))
         else:
             saves_first = rnd.randint(0, 1)
-            for line in p.stdout:
+            for line in _lines(p):
                 word, _, k = line.strip().partition(" ")
                 if word == "done":
                     break
@@ -145,7 +154,7 @@ def test_resume_check_is_sensitive(tmp_path, device, flip):
     p, w = _start(ref, device)
     assert _finish(p, w) and p.returncode == 0
     p, w = _start(run, device)
-    for line in p.stdout:
+    for line in _lines(p):
         if line.strip() == "saved 8":
             break
     p.send_signal(signal.SIGKILL)
