@@ -110,6 +110,30 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def plan(args: argparse.Namespace, batches_per_epoch: int) -> tuple[int, int]:
+    """(epochs, total_steps) from --epochs, --steps and --dry-run.
+
+    --steps alone runs as many epochs as it takes; both given cap each other; --dry-run runs
+    DRY_RUN_STEPS steps in one epoch.
+    """
+    if batches_per_epoch < 1:
+        raise ValueError("the data loader yields no batch: lower --batch-size")
+    if args.dry_run:
+        return 1, min(DRY_RUN_STEPS, batches_per_epoch)
+    if args.epochs is None and args.steps is None:
+        raise ValueError("give --epochs or --steps")
+    if args.epochs is None:
+        epochs = math.ceil(args.steps / batches_per_epoch)
+    else:
+        epochs = args.epochs
+    total = epochs * batches_per_epoch
+    if args.steps is not None:
+        total = min(total, args.steps)
+    if total < 1:
+        raise ValueError(f"nothing to train: --epochs {args.epochs}, --steps {args.steps}")
+    return epochs, total
+
+
 class Run:
     """What one run of an example shares: its flags, device, output folder and metrics log.
 
@@ -139,29 +163,8 @@ class Run:
 
     # training length ------------------------------------------------------------------------
     def plan(self, batches_per_epoch: int) -> tuple[int, int]:
-        """(epochs, total_steps) from --epochs, --steps and --dry-run.
-
-        --steps alone runs as many epochs as it takes; both cap each other; --dry-run runs
-        DRY_RUN_STEPS steps in one epoch.
-        """
-        a = self.args
-        if batches_per_epoch < 1:
-            raise ValueError("the data loader yields no batch: lower --batch-size")
-        if a.dry_run:
-            steps = min(DRY_RUN_STEPS, batches_per_epoch)
-            return 1, steps
-        if a.epochs is None and a.steps is None:
-            raise ValueError("give --epochs or --steps")
-        if a.epochs is None:
-            epochs = math.ceil(a.steps / batches_per_epoch)
-        else:
-            epochs = a.epochs
-        total = epochs * batches_per_epoch
-        if a.steps is not None:
-            total = min(total, a.steps)
-        if total < 1:
-            raise ValueError(f"nothing to train: --epochs {a.epochs}, --steps {a.steps}")
-        return epochs, total
+        """(epochs, total_steps) for this run: see `plan`."""
+        return plan(self.args, batches_per_epoch)
 
     # helpers ----------------------------------------------------------------------------------
     def progress(self, total: int, desc: str = "", unit: str = "samples") -> "Progress":
@@ -421,37 +424,43 @@ def _pyplot():
 
 def plot_metrics(log: MetricsLog, path, *, x: str = "step", losses=("loss",),
                  accuracies=("accuracy",), title: str = "", smooth: int = 0):
-    """Loss curve(s) against `x` and, on a second axis, accuracy column(s); returns the PNG
-    path, or None when matplotlib is not installed. `smooth` > 1 adds a running mean."""
+    """Loss curve(s) against `x` (log scale) and, in a second panel when the log has any,
+    accuracy column(s); returns the PNG path, or None when matplotlib is not installed.
+    `smooth` > 1 adds a running mean of that many points to each loss curve."""
     plt = _pyplot()
     if plt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=90)
+    acc = [(name, log.column(name, x)) for name in accuracies]
+    acc = [(n, c) for n, c in acc if c[0]]
+    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(10 if acc else 6, 3.6), dpi=80,
+                             squeeze=False)
+    ax = axes[0][0]
     for name in losses:
         xs, ys = log.column(name, x)
         if xs:
-            ax.plot(xs, ys, lw=0.8, alpha=0.5 if smooth > 1 else 1.0, label=name)
+            ax.plot(xs, ys, lw=0.7, alpha=0.45 if smooth > 1 else 1.0, label=name)
             if smooth > 1 and len(ys) >= smooth:
                 k = np.ones(smooth) / smooth
                 ax.plot(xs[smooth - 1:], np.convolve(ys, k, mode="valid"), lw=1.6,
-                        label=f"{name} (mean of {smooth})")
+                        label=f"{name}, mean of {smooth}")
     ax.set_xlabel(x)
     ax.set_ylabel("loss")
-    ax.set_yscale("log")
+    if any(v > 0 for name in losses for v in log.column(name, x)[1]):
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    acc = [(name, log.column(name, x)) for name in accuracies]
-    acc = [(n, c) for n, c in acc if c[0]]
+    ax.legend(loc="upper right")
+    ax.set_title(f"{title} training loss" if title else "training loss")
     if acc:
-        ax2 = ax.twinx()
+        ax2 = axes[0][1]
         for name, (xs, ys) in acc:
-            ax2.plot(xs, ys, "o-", color="tab:green", label=name)
+            ax2.plot(xs, ys, "o-", label=name)
+            ax2.annotate(f"{ys[-1]:.3f}", (xs[-1], ys[-1]), textcoords="offset points",
+                         xytext=(-10, -14), ha="right")
+        ax2.set_xlabel(x)
         ax2.set_ylabel("held-out accuracy")
-        h2, l2 = ax2.get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    if handles:
-        ax.legend(handles, labels, loc="center right")
-    ax.set_title(title)
+        ax2.grid(alpha=0.3)
+        ax2.legend(loc="lower right")
+        ax2.set_title("held-out accuracy")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
