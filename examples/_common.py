@@ -20,8 +20,8 @@ this module only does what every script would otherwise copy. A typical script::
     step = state["step"]
     for epoch in range(state["epoch"], epochs):
         sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
-        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        bar.update(sampler.skip)
+        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}",
+                           initial=sampler.skip)
         for batch, (x, y) in enumerate(loader, start=sampler.skip):
             loss = step_fn(x, y).item()
             step += 1
@@ -167,8 +167,11 @@ class Run:
         return plan(self.args, batches_per_epoch)
 
     # helpers ----------------------------------------------------------------------------------
-    def progress(self, total: int, desc: str = "", unit: str = "samples") -> "Progress":
-        return Progress(total, desc, unit=unit, enabled=not self.args.no_progress)
+    def progress(self, total: int, desc: str = "", unit: str = "samples",
+                 initial: int = 0) -> "Progress":
+        """A Progress bar on stderr, silent with --no-progress."""
+        return Progress(total, desc, unit=unit, initial=initial,
+                        enabled=not self.args.no_progress)
 
     def jit(self, fn, **kwargs):
         """`clgrad.jit(fn)` unless --no-jit (then `fn` itself)."""
@@ -264,17 +267,18 @@ class Progress:
 
     On a terminal it redraws one line (at most 10 times a second); otherwise (a log file, a
     pipe, CI) it prints a plain line every `interval` seconds and one at the end. Disabled, it
-    prints nothing.
+    prints nothing. `initial` steps count as done already (a resumed epoch) but not in the ETA.
     """
 
     def __init__(self, total: int, desc: str = "", *, unit: str = "samples", enabled=True,
-                 stream=None, interval: float = 10.0, width: int = 24):
+                 stream=None, interval: float = 10.0, width: int = 24, initial: int = 0):
         self.total, self.desc, self.unit, self.width = max(int(total), 1), desc, unit, width
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = 0.1 if self.tty else interval
-        self.n = self.samples = 0
+        self.n = self.initial = int(initial)
+        self.samples = 0
         self.values: dict = {}
         self.t0 = time.perf_counter()
         self._last = self.t0
@@ -304,7 +308,8 @@ class Progress:
         bar = "#" * filled + "-" * (self.width - filled)
         vals = "  ".join(f"{k} {_fmt(v)}" for k, v in self.values.items())
         rate = f"{self.samples / dt:,.0f} {self.unit}/s" if dt > 0 and self.samples else ""
-        eta = _clock(dt / self.n * (self.total - self.n)) if self.n else "?"
+        done = self.n - self.initial
+        eta = _clock(dt / done * (self.total - self.n)) if done > 0 else "?"
         parts = [self.desc, f"[{bar}] {self.n}/{self.total}", vals, rate,
                  f"ETA {eta}" if self.n < self.total else f"in {_clock(dt)}"]
         return "  ".join(p for p in parts if p)
