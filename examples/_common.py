@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import random
 import sys
 import time
@@ -64,14 +63,17 @@ def add_common_args(parser: argparse.ArgumentParser, *, epochs: int | None = Non
                     seed: int = 0) -> argparse.ArgumentParser:
     """Add the flags every example takes, with the script's own defaults.
 
-    Training length: --epochs E and/or --steps N (N caps the total number of optimizer steps;
-    with only --steps, epochs repeat until N steps are done). --dry-run runs a few tiny steps.
+    Training length: --epochs E and/or --steps N. With --steps alone, epochs repeat until N
+    optimizer steps are done; with both, whichever ends first; with neither, the script's
+    `epochs` (or `steps`). --dry-run runs a few tiny steps.
     """
+    parser.set_defaults(default_epochs=epochs)
     g = parser.add_argument_group("common example options")
     g.add_argument("--device", default=None,
                    help="clgrad device spec (cl:N as `python -m clgrad devices` lists, gpu, cpu, "
                         "a name substring); default: clgrad's default device")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default {epochs})" if epochs else "epochs")
     g.add_argument("--steps", type=int, default=steps,
                    help="stop after this many optimizer steps" +
                         (f" (default {steps})" if steps else " (default: all epochs)"))
@@ -113,24 +115,25 @@ def seed_everything(seed: int) -> None:
 def plan(args: argparse.Namespace, batches_per_epoch: int) -> tuple[int, int]:
     """(epochs, total_steps) from --epochs, --steps and --dry-run.
 
-    --steps alone runs as many epochs as it takes; both given cap each other; --dry-run runs
-    DRY_RUN_STEPS steps in one epoch.
+    --steps alone runs as many epochs as it takes; both given cap each other; neither: the
+    script's default epochs; --dry-run runs DRY_RUN_STEPS steps in one epoch.
     """
     if batches_per_epoch < 1:
         raise ValueError("the data loader yields no batch: lower --batch-size")
     if args.dry_run:
         return 1, min(DRY_RUN_STEPS, batches_per_epoch)
-    if args.epochs is None and args.steps is None:
-        raise ValueError("give --epochs or --steps")
-    if args.epochs is None:
+    epochs = args.epochs
+    if epochs is None and args.steps is None:
+        epochs = getattr(args, "default_epochs", None)
+        if epochs is None:
+            raise ValueError("give --epochs or --steps")
+    if epochs is None:
         epochs = math.ceil(args.steps / batches_per_epoch)
-    else:
-        epochs = args.epochs
     total = epochs * batches_per_epoch
     if args.steps is not None:
         total = min(total, args.steps)
     if total < 1:
-        raise ValueError(f"nothing to train: --epochs {args.epochs}, --steps {args.steps}")
+        raise ValueError(f"nothing to train: --epochs {epochs}, --steps {args.steps}")
     return epochs, total
 
 

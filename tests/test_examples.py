@@ -66,10 +66,11 @@ def _args(common, *argv):
 
 def test_common_args_and_plan(common):
     a = _args(common)
-    assert (a.epochs, a.steps, a.batch_size, a.lr, a.seed) == (3, None, 8, 0.1, 0)
+    assert (a.default_epochs, a.steps, a.batch_size, a.lr, a.seed) == (3, None, 8, 0.1, 0)
     assert not (a.dry_run or a.resume or a.no_jit or a.no_progress)
     assert common.plan(a, 10) == (3, 30)
     assert common.plan(_args(common, "--steps", "25"), 10) == (3, 25)
+    assert common.plan(_args(common, "--steps", "50"), 10) == (5, 50)     # beats default epochs
     assert common.plan(_args(common, "--epochs", "1", "--steps", "25"), 10) == (1, 10)
     only_steps = common.add_common_args(argparse.ArgumentParser(), batch_size=8)
     assert common.plan(only_steps.parse_args(["--steps", "25"]), 10) == (3, 25)
