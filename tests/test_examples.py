@@ -153,3 +153,32 @@ def test_confusion_matrix_and_pngs(common, tmp_path):
         return
     for p in (png, tmp_path / "confusion.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_loader_reads_idx_files_and_splits_with_the_seed(common, tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+    import _mnist
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 4)          # sorted, like the bundle
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, 3) + struct.pack(">III", 40, 28, 28) + images.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+        struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 40) + labels.tobytes())
+    xtr, ytr, xte, yte = _mnist.load(str(tmp_path), seed=5)
+    assert xtr.shape == (36, 28, 28) and xte.shape == (4, 28, 28) and xtr.dtype == np.float32
+    assert ytr.dtype == np.int64 and sorted(np.concatenate([ytr, yte])) == sorted(labels)
+    assert list(ytr) != sorted(ytr)                                 # shuffled before the split
+    back = np.round(xte[0] * 255).astype(np.uint8).reshape(-1)
+    i = int(np.flatnonzero((images.reshape(40, -1) == back).all(1))[0])
+    assert yte[0] == labels[i]                                      # images keep their labels
+    again = _mnist.load(str(tmp_path), seed=5)
+    assert all((a == b).all() for a, b in zip(again, (xtr, ytr, xte, yte)))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
+        _mnist.load(str(tmp_path))
+    bundled = _mnist.load(seed=0)
+    assert [len(a) for a in bundled] == [4500, 4500, 500, 500]
