@@ -13,9 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
-# scripts written before examples/_common.py: no --out, no CSV. They still run and must exit 0
-# and print the device first; issue 13's rewrites (gpt_char, char_lstm) take them off this list.
-LEGACY = {"tiny_gpt", "char_lstm"}
+# scripts written before examples/_common.py (no --out, no CSV) still run and must exit 0 and
+# print the device first; issue 13's rewrites (gpt_char replacing tiny_gpt, char_lstm) put them
+# on the toolkit, and no other script may do without it
+LEGACY = {p.stem for p in EXAMPLES if "import _common" not in p.read_text()}
+
+
+def test_every_new_example_uses_the_toolkit():
+    assert LEGACY <= {"tiny_gpt", "char_lstm"}, f"{sorted(LEGACY)} do not use examples/_common.py"
 
 
 def _losses(csv_path):
