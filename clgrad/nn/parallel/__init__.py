@@ -3,5 +3,6 @@ several devices of one process; `DistributedDataParallel` keeps one model replic
 in sync over `clgrad.distributed` (MPI). Both keep the wrapped module as `.module`, so
 state_dict keys carry the `module.` prefix, as in PyTorch."""
 from .data_parallel import DataParallel
+from .distributed import DistributedDataParallel
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "DistributedDataParallel"]
