@@ -27,8 +27,11 @@ def _find(root: Path, stem: str) -> Path:
     raise FileNotFoundError(f"{stem} not found in {root}")
 
 
-def load(data_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0):
-    """(train_images, train_labels, test_images, test_labels): float32 in [0, 1], int64."""
+def load(data_dir: str | None = None, test_fraction: float = 0.1, seed: int = 0):
+    """(train_images, train_labels, test_images, test_labels): float32 in [0, 1], int64.
+
+    The digits are shuffled with `seed` and the first `test_fraction` of them held out: the
+    bundled 5,000 split 4,500 / 500."""
     if data_dir:
         root = Path(data_dir)
         images = _read_idx(_find(root, "train-images-idx3-ubyte"))
