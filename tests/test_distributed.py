@@ -65,6 +65,26 @@ def test_ddp_no_sync_and_unused_parameters():
     _mpirun("ddp_no_sync_and_unused")
 
 
+@needs_mpi
+def test_mnist_cnn_distributed_dry_run(tmp_path):
+    # both ranks on the first test device (fast to build); rank 0 alone prints and writes
+    dev = (os.environ.get("CLGRAD_TEST_DEVICES") or "cl:0").split(",")[0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(ROOT / "examples" / "mnist_cnn.py"),
+                        "--distributed", "--dry-run", "--device", dev, "--no-progress",
+                        "--out", str(tmp_path / "out")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("device "), r.stdout
+    assert f"distributed: 2 processes over MPI, devices {dev}, {dev}; 32 samples" in r.stdout
+    assert r.stdout.count("final held-out accuracy") == 1, r.stdout
+    assert {"checkpoint.ckpt", "model.ckpt", "metrics.csv"} <= {
+        f.name for f in (tmp_path / "out").iterdir()}
+    state = clgrad.load(str(tmp_path / "out" / "model.ckpt"))
+    assert "conv1.weight" in state          # the bare model: a one-process run can load it
+
+
 def test_api_errors_without_a_process_group():
     assert not dist.is_initialized()
     with pytest.raises(RuntimeError, match="has not been initialized"):

@@ -80,7 +80,8 @@ class DistributedDataParallel(Module):
         self._armed = False
         self._ready = [set() for _ in self._buckets]
         self._works = []
-        _broadcast_coalesced(list(module.parameters()) + list(module.buffers()))
+        if dist.get_world_size() > 1:
+            _broadcast_coalesced(list(module.parameters()) + list(module.buffers()))
         self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
 
     def forward(self, *inputs, **kwargs):
@@ -95,7 +96,9 @@ class DistributedDataParallel(Module):
         if self.broadcast_buffers and buffers and dist.get_world_size() > 1:
             _broadcast_coalesced(buffers)
         out = self.module(*inputs, **kwargs)
-        self._armed = autograd.is_grad_enabled() and self.require_backward_grad_sync
+        # one process has nothing to average: its gradients are already the mean
+        self._armed = (autograd.is_grad_enabled() and self.require_backward_grad_sync and
+                       dist.get_world_size() > 1)
         self._ready = [set() for _ in self._buckets]
         self._works = []
         if self._armed and self.find_unused_parameters:
