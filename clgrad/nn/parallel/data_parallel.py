@@ -30,9 +30,10 @@ class DataParallel(Module):
         output_device: where outputs are gathered (default: `device_ids[0]`).
         dim: the batch dimension of inputs and outputs.
         balance: the share of the batch each device gets. None measures it once, at the first
-            forward: a timed no-grad forward of an equal chunk on each device, in eval mode (so
-            no running statistic moves and no random number is drawn), after one untimed run
-            that builds the kernels; the shares are proportional to 1 / time. A list of numbers
+            forward: no-grad forwards of an equal chunk on each device, in eval mode (so no
+            running statistic moves and no random number is drawn), one untimed run that builds
+            the kernels, then the fastest of three timed ones; the shares are proportional to
+            1 / time. A list of numbers
             fixes the shares; "equal" splits evenly. The shares used are `self.balance`.
 
     Replicas are rebuilt on every forward from the first device's parameters (copies recorded by
@@ -126,8 +127,10 @@ class DataParallel(Module):
                 replicas = self._replicate(self._devices)
                 for rep, dev in zip(replicas, self._devices):
                     a, k = _cut((inputs, kwargs), 0, chunk, dev, self.dim)
+                    rep(*a, **k)           # builds the kernels: not timed
+                    dev.synchronize()
                     best = None
-                    for _ in range(2):     # the first run builds kernels: keep the faster
+                    for _ in range(3):     # the fastest of three: least disturbed by other load
                         t0 = time.perf_counter()
                         rep(*a, **k)
                         dev.synchronize()
