@@ -105,7 +105,7 @@ class DistributedDataParallel(Module):
             reached = _reached_leaves(out)
             for p in self.module.parameters():
                 if p.requires_grad and id(p) not in reached:
-                    self._grad_ready(p, unused=True)
+                    self._grad_ready(p)
         return out
 
     @contextlib.contextmanager
@@ -119,7 +119,7 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = old
 
     # ---- the reduction -------------------------------------------------------------------------
-    def _grad_ready(self, p, unused=False):
+    def _grad_ready(self, p):
         if not self._armed:
             return
         b = self._bucket_of[id(p)]
