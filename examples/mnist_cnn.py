@@ -170,8 +170,7 @@ def main():
             break
         skip = state["batch"] if epoch == state["epoch"] else 0
         epoch_batches = epoch_loader(epoch, skip)
-        bar = run.progress(batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        bar.update(skip)
+        bar = run.progress(batches_per_epoch, f"epoch {epoch + 1}/{epochs}", initial=skip)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for batch, (x, y) in enumerate(epoch_batches, start=skip):
             loss = step_fn(x, y).item()     # read now: the next jit replay overwrites it

@@ -89,8 +89,8 @@ def main():
         if step >= total_steps:
             break
         sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
-        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        bar.update(sampler.skip)
+        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}",
+                           initial=sampler.skip)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for batch, (x, y) in enumerate(loader, start=sampler.skip):
             loss = step_fn(x, y).item()     # read now: the next jit replay overwrites it

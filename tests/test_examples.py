@@ -13,9 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
-# scripts written before examples/_common.py: no --out, no CSV. They still run and must exit 0
-# and print the device first; issue 13's rewrites (gpt_char, char_lstm) take them off this list.
-LEGACY = {"tiny_gpt", "char_lstm"}
+# scripts written before examples/_common.py (no --out, no CSV) still run and must exit 0 and
+# print the device first; issue 13's rewrites (gpt_char replacing tiny_gpt, char_lstm) put them
+# on the toolkit, and no other script may do without it
+LEGACY = {p.stem for p in EXAMPLES if "import _common" not in p.read_text()}
+
+
+def test_every_new_example_uses_the_toolkit():
+    assert LEGACY <= {"tiny_gpt", "char_lstm"}, f"{sorted(LEGACY)} do not use examples/_common.py"
 
 
 def _losses(csv_path):
@@ -66,10 +71,11 @@ def _args(common, *argv):
 
 def test_common_args_and_plan(common):
     a = _args(common)
-    assert (a.epochs, a.steps, a.batch_size, a.lr, a.seed) == (3, None, 8, 0.1, 0)
+    assert (a.default_epochs, a.steps, a.batch_size, a.lr, a.seed) == (3, None, 8, 0.1, 0)
     assert not (a.dry_run or a.resume or a.no_jit or a.no_progress)
     assert common.plan(a, 10) == (3, 30)
     assert common.plan(_args(common, "--steps", "25"), 10) == (3, 25)
+    assert common.plan(_args(common, "--steps", "50"), 10) == (5, 50)     # beats default epochs
     assert common.plan(_args(common, "--epochs", "1", "--steps", "25"), 10) == (1, 10)
     only_steps = common.add_common_args(argparse.ArgumentParser(), batch_size=8)
     assert common.plan(only_steps.parse_args(["--steps", "25"]), 10) == (3, 25)
@@ -152,3 +158,32 @@ def test_confusion_matrix_and_pngs(common, tmp_path):
         return
     for p in (png, tmp_path / "confusion.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_loader_reads_idx_files_and_splits_with_the_seed(common, tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+    import _mnist
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 4)          # sorted, like the bundle
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, 3) + struct.pack(">III", 40, 28, 28) + images.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+        struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", 40) + labels.tobytes())
+    xtr, ytr, xte, yte = _mnist.load(str(tmp_path), seed=5)
+    assert xtr.shape == (36, 28, 28) and xte.shape == (4, 28, 28) and xtr.dtype == np.float32
+    assert ytr.dtype == np.int64 and sorted(np.concatenate([ytr, yte])) == sorted(labels)
+    assert list(ytr) != sorted(ytr)                                 # shuffled before the split
+    back = np.round(xte[0] * 255).astype(np.uint8).reshape(-1)
+    i = int(np.flatnonzero((images.reshape(40, -1) == back).all(1))[0])
+    assert yte[0] == labels[i]                                      # images keep their labels
+    again = _mnist.load(str(tmp_path), seed=5)
+    assert all((a == b).all() for a, b in zip(again, (xtr, ytr, xte, yte)))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
+        _mnist.load(str(tmp_path))
+    bundled = _mnist.load(seed=0)
+    assert [len(a) for a in bundled] == [4500, 4500, 500, 500]
