@@ -4,10 +4,17 @@
     python examples/mnist_cnn.py --device cl:1 --epochs 2
     python examples/mnist_cnn.py --checkpoint ck.ckpt --resume   # continue a killed run
     python examples/mnist_cnn.py --dry-run            # three tiny steps, for tests and CI
+    mpiexec -n 2 python examples/mnist_cnn.py --distributed   # two processes, same global batch
 
 Uses the 5,000-digit subset bundled in examples/data/ (4,500 to train, 500 held out, split with
 --seed), or the full MNIST IDX files with --data DIR. Prints the held-out accuracy after each
 epoch; writes runs/mnist_cnn/metrics.csv, loss.png, confusion.csv and confusion.png (--out).
+
+--distributed trains data-parallel over the processes mpiexec starts (docs/distributed.md): each
+rank takes --batch-size / N of every global batch from a DistributedSampler, runs on its own
+device (rank % number of devices, or --device for all), and DistributedDataParallel averages the
+gradients; rank 0 alone prints, evaluates, logs and writes checkpoints (which hold the bare
+model, so a one-process run can resume them).
 """
 import argparse
 import os
@@ -17,9 +24,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _common, _mnist from any cwd
 
 import clgrad as torch                      # the only line that differs from PyTorch  # noqa: E402
+import clgrad.distributed as dist  # noqa: E402
 import clgrad.nn as nn  # noqa: E402
 import clgrad.nn.functional as F  # noqa: E402
-from clgrad.utils.data import DataLoader, Dataset  # noqa: E402
+from clgrad.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
 from clgrad.vision import transforms  # noqa: E402
 
 import _common as common  # noqa: E402
@@ -77,9 +85,28 @@ def main():
     p.add_argument("--data", default=None, help="folder with MNIST IDX files")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N digits")
     p.add_argument("--no-augment", action="store_true", help="no random shifts of the digits")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of `mpiexec -n N`; --batch-size stays "
+                        "the global batch")
     args = p.parse_args()
+    rank, world = 0, 1
+    if args.distributed:
+        dist.init_process_group("mpi", device_id=args.device)   # also picks this rank's device
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.batch_size % world:
+            p.error(f"--batch-size {args.batch_size} does not split over {world} processes")
+        # DDP reads each gradient bucket back to the host during backward: an eager step
+        args.no_jit = True
+        if rank != 0:                       # rank 0 speaks for the run
+            args.no_progress = True
+            sys.stdout = open(os.devnull, "w")
     run = common.Run("mnist_cnn", args)
     dev = run.device
+    if args.distributed:
+        devs = [None] * world
+        dist.all_gather_object(devs, str(dev))
+        print(f"distributed: {world} processes over MPI, devices {', '.join(devs)}; "
+              f"{args.batch_size // world} samples per process per step", flush=True)
 
     xtr, ytr, xte, yte = load(args.data, seed=args.seed)
     if args.train_size:
@@ -92,13 +119,35 @@ def main():
     train_set = Digits(xtr, ytr, shift)
     test_x = torch.tensor(xte, device=dev).unsqueeze(1)
     test_y = torch.tensor(yte, device=dev)
-    sampler = common.EpochSampler(len(train_set), args.batch_size, seed=args.seed)
-    loader = DataLoader(train_set, batch_sampler=sampler, device=dev)
-    epochs, total_steps = run.plan(sampler.batches_per_epoch)
+    per_rank = args.batch_size // world
+    if args.distributed:
+        # every rank shuffles alike (seed + epoch) and takes its own share of each epoch
+        dsampler = DistributedSampler(train_set, seed=args.seed, drop_last=True)
+        batches_per_epoch = len(dsampler) // per_rank
+
+        def epoch_loader(epoch, skip):
+            dsampler.set_epoch(epoch)
+            idx = list(dsampler)
+            batches = [idx[b * per_rank:(b + 1) * per_rank]
+                       for b in range(skip, batches_per_epoch)]
+            return DataLoader(train_set, batch_sampler=batches, device=dev)
+    else:
+        sampler = common.EpochSampler(len(train_set), args.batch_size, seed=args.seed)
+        loader = DataLoader(train_set, batch_sampler=sampler, device=dev)
+        batches_per_epoch = sampler.batches_per_epoch
+
+        def epoch_loader(epoch, skip):
+            sampler.set_epoch(epoch, skip=skip)
+            return loader
+    epochs, total_steps = run.plan(batches_per_epoch)
     print(f"{len(xtr)} train / {len(xte)} held-out digits; {epochs} epochs, {total_steps} steps "
           f"of {args.batch_size}", flush=True)
 
     model = Net().to(dev)
+    net = model
+    if args.distributed:
+        net = nn.parallel.DistributedDataParallel(model)   # rank 0's weights on every rank
+        torch.manual_seed(args.seed + rank)                 # each rank its own dropout, shifts
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total_steps,
@@ -106,7 +155,7 @@ def main():
 
     def train_step(x, y):
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -119,23 +168,31 @@ def main():
     for epoch in range(state["epoch"], epochs):
         if step >= total_steps:
             break
-        sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
-        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}",
-                           initial=sampler.skip)
+        skip = state["batch"] if epoch == state["epoch"] else 0
+        epoch_batches = epoch_loader(epoch, skip)
+        bar = run.progress(batches_per_epoch, f"epoch {epoch + 1}/{epochs}", initial=skip)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for batch, (x, y) in enumerate(loader, start=sampler.skip):
+        for batch, (x, y) in enumerate(epoch_batches, start=skip):
             loss = step_fn(x, y).item()     # read now: the next jit replay overwrites it
             sched.step()
             step += 1
             seen += len(y)
             loss_sum += loss * len(y)
             bar.update(samples=len(y), loss=loss, lr=sched.get_last_lr()[0])
-            run.log.write(step=step, epoch=epoch + 1, loss=loss)
-            ckpt.maybe_save(step, epoch=epoch, batch=batch + 1)
+            if rank == 0:
+                run.log.write(step=step, epoch=epoch + 1, loss=loss)
+                ckpt.maybe_save(step, epoch=epoch, batch=batch + 1)
             if step >= total_steps:
                 break
         bar.close()
         dt = time.perf_counter() - t0
+        if args.distributed:                # the whole global batch's loss and sample count
+            totals = torch.tensor([loss_sum, float(seen)], dtype=torch.float64
+                                  if dev.has_fp64 else torch.float32, device=dev)
+            dist.all_reduce(totals)
+            loss_sum, seen = totals.tolist()
+        if rank != 0:
+            continue
         acc = (predict(model, test_x) == test_y).float().mean().item()
         rate = seen / dt if dt > 0 else 0.0
         run.log.write(step=step, epoch=epoch + 1, accuracy=acc, samples_per_s=rate,
@@ -145,6 +202,9 @@ def main():
               flush=True)
         ckpt.save(epoch=epoch + 1, batch=0, step=step)
 
+    if rank != 0:
+        dist.destroy_process_group()
+        return
     pred = predict(model, test_x)
     cm = common.confusion_matrix(pred, test_y, 10)
     common.save_confusion_matrix(cm, run.out)
@@ -152,6 +212,8 @@ def main():
     print(f"final held-out accuracy {cm.trace() / cm.sum():.4f} after {step} steps "
           f"in {run.elapsed():.1f} s", flush=True)
     run.finish(smooth=20)
+    if args.distributed:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

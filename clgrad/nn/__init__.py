@@ -3,4 +3,4 @@ from .parameter import Buffer, Parameter
 from .modules import *  # noqa: F401,F403
 from .modules import Module
 from . import functional, init, parallel, utils
-from .parallel import DataParallel
+from .parallel import DataParallel, DistributedDataParallel

@@ -21,10 +21,11 @@ def count(name: str, n: int = 1) -> None:
 
 
 def stats() -> dict:
-    """Counters since the last reset: kernel launches, transfers (and bytes), program builds,
+    """Counters since the last reset: kernel launches, transfers (and bytes; a copy from one
+    device to another also counts as d2d, on top of the host legs it takes), program builds,
     captured-step replays (clgrad.jit; each replay's launches also count as launches)."""
-    keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "builds", "disk_cache_hits",
-            "allocs", "pool_hits", "replays", "replay_launches")
+    keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "d2d", "d2d_bytes", "builds",
+            "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches")
     return {k: _counters.get(k, 0) for k in keys}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from .. import ops
 from .. import dtypes as dt
 from ..dtypes import DType, to_dtype
-from ..runtime import get_device
+from ..runtime import get_device, memory
 from ..array import Array
 from . import factory
 from .apply import apply, cast
@@ -206,7 +206,11 @@ def _pass_grad(ctx, g):
 
 
 def _move(ctx, x, dev):
-    """x copied to another device through the host; the gradient moves back."""
-    moved = x._plain._from_numpy(x.detach().numpy(force=True), x.dtype, dev)
+    """x copied to another device through the host (devices of different platforms share no
+    context, so a direct copy does not exist between them); the gradient moves back."""
+    host = x.detach().numpy(force=True)
+    memory.count("d2d")
+    memory.count("d2d_bytes", host.nbytes)
+    moved = x._plain._from_numpy(host, x.dtype, dev)
     src = x.device
     return moved, "ToCopyBackward0", lambda c, g: (g.to(src),)

@@ -4,7 +4,7 @@ collation, parameter initialisation)."""
 from __future__ import annotations
 
 from .. import ops
-from ..runtime import get_device
+from ..runtime import devices, get_device, set_default_device
 from . import factory
 from .tensor import Tensor
 
@@ -13,6 +13,16 @@ def device(spec=None):
     """The Device a spec names (`cl:N`, `cl:P:D`, `gpu`/`cpu`, a name substring, a Device);
     None: the default device."""
     return get_device(spec)
+
+
+def device_list() -> list:
+    """Every usable device, in `cl:N` order (clgrad.distributed picks one per local rank)."""
+    return devices()
+
+
+def set_default(spec):
+    """Make `spec` the device new tensors are created on (for this process)."""
+    return set_default_device(spec)
 
 
 def from_host(arr, dtype, device=None) -> Tensor:
