@@ -2,7 +2,7 @@
 from .version import __version__
 from . import autograd
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
-from .dtypes import (DType as dtype, bool_ as bool, double, float, float16, float32, float64, half,
+from .dtypes import (DType as dtype, bool_ as bool, bfloat16, double, float, float16, float32, float64, half,
                      int, int8, int16, int32, int64, long, short, uint8, get_default_dtype,
                      set_default_dtype, result_type, promote as promote_types)
 from .runtime import (CLGradError, Device, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
