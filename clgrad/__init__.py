@@ -18,6 +18,8 @@ from .tensor.creation import (arange, as_tensor, empty, empty_like, eye, from_nu
 from .tensor.pointwise import where
 from . import runtime
 from .jit import jit
+from .autograd.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from . import amp
 
 
 def memory_stats(device=None) -> dict:
@@ -146,5 +148,5 @@ from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d
 from . import optim, utils
 
 # ---- device plumbing PyTorch scripts test for (accelerator, cuda, backends, onnx)
-from . import accelerator, backends, cuda, onnx  # noqa: E402
+from . import accelerator, backends, cpu, cuda, onnx  # noqa: E402
 from . import vision, text  # noqa: E402

@@ -549,3 +549,19 @@ def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
     return kernel(device, src, f"{kname}_{suffix}",
                   [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
+
+
+# ==== mixed precision (helper: amp) ====
+@memoize
+def amp_kernels(device, dt: DType):
+    """GradScaler's kernels for gradients of dtype `dt` (kernels_cl/amp.cl): (unscale-and-check,
+    scale update)."""
+    acc = "double" if dt.ctype == "double" else "float"
+    name = f"amp_unscale_{dt.short}"
+    src = render("amp", extensions=_extensions(dt.ctype, acc), name=name, g_t=dt.ctype,
+                 acc_t=acc, load=_load("clg_g", dt.ctype, "clg_i", acc),
+                 store="    " + _store("clg_g", dt.ctype, "clg_i", "clg_v * clg_inv", False))
+    L = np.int64
+    return (kernel(device, src, name, [None, L, L, None, None]),
+            kernel(device, src, "amp_update_scale", [None, None, None, np.float32, np.float32,
+                                                     np.int32]))

@@ -11,6 +11,7 @@ import math
 
 from ... import autograd
 from ...dtypes import LOW_FLOATS, float32, torch_name
+from ...tensor.apply import autocast_policy
 from ...tensor import nn_ops
 from ...tensor.shape import check_pad_size
 
@@ -308,6 +309,7 @@ def _convnd(x, weight, bias, stride, padding, dilation, groups, nd):
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_policy("low")
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution (cross-correlation) over (N, C, L) or (C, L) input.
 
@@ -315,6 +317,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
 
 
+@autocast_policy("low")
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) over (N, C, H, W) or (C, H, W) input.
 
@@ -365,6 +368,7 @@ def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, 
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_policy("low")
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """1-D transposed convolution (the gradient of conv1d for its input).
@@ -375,6 +379,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                              dilation, 1)
 
 
+@autocast_policy("low")
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """2-D transposed convolution (the gradient of conv2d for its input).
