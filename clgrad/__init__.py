@@ -2,9 +2,9 @@
 from .version import __version__
 from . import autograd
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
-from .dtypes import (DType as dtype, bool_ as bool, bfloat16, double, float, float16, float32, float64, half,
-                     int, int8, int16, int32, int64, long, short, uint8, get_default_dtype,
-                     set_default_dtype, result_type, promote as promote_types)
+from .dtypes import (DType as dtype, bool_ as bool, bfloat16, double, float, float16, float32,
+                     float64, half, int, int8, int16, int32, int64, long, short, uint8,
+                     get_default_dtype, set_default_dtype, result_type, promote as promote_types)
 from .runtime import (CLGradError, Device, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
                       OutOfMemoryError, UnsupportedDTypeError, empty_cache, set_default_device)
 from .runtime import get_device as device, devices as device_list, memory as _memory

@@ -25,6 +25,11 @@ class DType:
         return self.np.itemsize
 
     @property
+    def host_np(self) -> np.dtype:
+        """The numpy dtype of this dtype's values on the host (float32 for bfloat16's)."""
+        return np.dtype(np.float32) if self.name == "bfloat16" else self.np
+
+    @property
     def is_complex(self) -> bool:
         return False
 
@@ -168,8 +173,8 @@ def result_type(*args) -> DType:
 
 def torch_name(d: DType) -> str:
     """PyTorch's name of the tensor type, as in `torch.FloatTensor` (used in error messages)."""
-    return {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+    return {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
+            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
             "bool": "Bool"}[d.name]
 
 

@@ -55,6 +55,15 @@ def test_module_casts(device):
     assert m.bfloat16().weight.dtype is clgrad.bfloat16
     assert m.half().bias.dtype is clgrad.float16
     assert m.float().weight.dtype is clgrad.float32
+    # host values into bfloat16 parameters arrive as values, not as bits
+    m.bfloat16().load_state_dict({"weight": np.array([[1.5, 2.25, 3.0], [4.0, -1.0, 0.5]]),
+                                  "bias": [0.5, 1.0]})
+    np.testing.assert_array_equal(m.weight.detach().numpy(), [[1.5, 2.25, 3.0],
+                                                              [4.0, -1.0, 0.5]])
+    y = clgrad.nn.functional.rms_norm(clgrad.ones(2, 4, dtype=clgrad.bfloat16, device=device),
+                                      (4,))
+    assert y.dtype is clgrad.bfloat16
+    np.testing.assert_array_equal(y.numpy(), np.ones((2, 4)))
 
 
 @pytest.mark.parametrize("dtype", LOW)

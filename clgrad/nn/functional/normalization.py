@@ -175,7 +175,9 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
                            f"with shape [*, {', '.join(map(str, normalized_shape))}], but got "
                            f"input of size{list(input.shape)}")
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
+        # bfloat16 keeps 8 significant bits: its epsilon is 2**-7 (numpy has no bfloat16)
+        bf16 = input.dtype.name == "bfloat16"
+        eps = 2.0 ** -7 if bf16 else float(np.finfo(input.dtype.np).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
     y = input / ((input * input).mean(dims, keepdim=True) + eps).sqrt()
     return y * weight if weight is not None else y

@@ -503,7 +503,7 @@ class Module:
                             value = value.to(param.device)
                         param.copy_(value)
                     else:
-                        param.copy_(np.asarray(value, dtype=param.dtype.np))
+                        param.copy_(np.asarray(value, dtype=param.dtype.host_np))
             except Exception as e:  # noqa: BLE001 - reported like PyTorch, with the cause
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions '
                                   f"in the model are {param.shape} and whose dimensions in the "
