@@ -164,6 +164,23 @@ def test_cuda_and_cpu_spellings(device):
         assert (x @ x.t()).dtype is want
 
 
+def test_recurrent_and_attention_modules(device):
+    clgrad.manual_seed(0)
+    x = clgrad.randn(2, 3, 4, device=device)
+    for cls in (nn.RNN, nn.GRU, nn.LSTM):
+        m = cls(4, 8, batch_first=True).to(device)
+        with clgrad.autocast("cl", dtype=clgrad.float16):
+            y, _ = m(x)
+        # the input projections run in float16; the fused cells in float32
+        y.float().sum().backward()
+        assert m.weight_ih_l0.grad.dtype is clgrad.float32
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).to(device)
+    q = clgrad.randn(2, 3, 8, device=device)
+    with clgrad.autocast("cl", dtype=clgrad.bfloat16):
+        y, _ = mha(q, q, q)
+    assert y.dtype is clgrad.bfloat16
+
+
 def test_float32_parameters_get_float32_grads(device):
     clgrad.manual_seed(0)
     lin = nn.Linear(8, 8).to(device)

@@ -1,7 +1,6 @@
 """float16 and bfloat16 as storage dtypes: creation, conversion, host round-trips, checkpoints,
 printing, and op results against numpy (float16 numpy; bfloat16 by float32 rounding emulation).
 float16 computes in half where the device reports cl_khr_fp16 and in float elsewhere."""
-import io
 import math
 
 import numpy as np
@@ -11,6 +10,7 @@ import clgrad
 from clgrad import ops
 from clgrad import safetensors as st
 from clgrad.ops.base import Op
+from clgrad.runtime import codegen
 
 LOW = ["float16", "bfloat16"]
 
@@ -247,7 +247,6 @@ def test_gradients(device, dtype):
 
 
 def test_rendered_source_has_both_paths(device):
-    from clgrad.runtime import codegen
     src = codegen._extensions("half")
     assert "#ifdef cl_khr_fp16" in src and "vload_half" in src and "vstore_half_rte" in src
     assert "clg_bf16_store" in codegen._extensions("ushort")

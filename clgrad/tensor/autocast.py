@@ -17,6 +17,8 @@ POLICY = {
     ops.softmax: FP32, ops.cross_entropy_rows: FP32, ops.norm_rows: FP32, ops.NN_BCE: FP32,
     ops.EXP: FP32, ops.LOG: FP32, ops.POW: FP32, ops.cumsum: FP32, ops.cumprod: FP32,
     ops.pnorm: FP32,
+    # the fused recurrent cells are float32/float64 kernels: their gates come in as float32
+    ops.lstm_cell: FP32, ops.gru_cell: FP32, ops.rnn_cell: FP32,
 }
 _WIDE = (float32, float64)
 
