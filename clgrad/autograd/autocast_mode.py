@@ -134,8 +134,3 @@ class autocast:
 def _cache_on() -> bool:
     return getattr(_state, "cache_on", False)
 
-
-def _suspended():
-    """A region with autocast off: the inside of an op autocast already handled (its own Tensor
-    calls run in the dtypes it was given) and backward passes."""
-    return autocast("cl", enabled=False)
