@@ -2,9 +2,9 @@
 from .version import __version__
 from . import autograd
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled, is_grad_enabled
-from .dtypes import (DType as dtype, bool_ as bool, double, float, float16, float32, float64, half,
-                     int, int8, int16, int32, int64, long, short, uint8, get_default_dtype,
-                     set_default_dtype, result_type, promote as promote_types)
+from .dtypes import (DType as dtype, bool_ as bool, bfloat16, double, float, float16, float32,
+                     float64, half, int, int8, int16, int32, int64, long, short, uint8,
+                     get_default_dtype, set_default_dtype, result_type, promote as promote_types)
 from .runtime import (CLGradError, Device, DeviceNotFoundError, KernelBuildError, NoOpenCLError,
                       OutOfMemoryError, UnsupportedDTypeError, empty_cache, set_default_device)
 from .runtime import get_device as device, devices as device_list, memory as _memory
@@ -18,6 +18,8 @@ from .tensor.creation import (arange, as_tensor, empty, empty_like, eye, from_nu
 from .tensor.pointwise import where
 from . import runtime
 from .jit import jit
+from .autograd.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from . import amp
 
 
 def memory_stats(device=None) -> dict:
@@ -146,5 +148,5 @@ from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d
 from . import optim, utils
 
 # ---- device plumbing PyTorch scripts test for (accelerator, cuda, backends, onnx)
-from . import accelerator, backends, cuda, onnx  # noqa: E402
+from . import accelerator, backends, cpu, cuda, onnx  # noqa: E402
 from . import vision, text  # noqa: E402

@@ -54,7 +54,10 @@ class Array:
     @classmethod
     def _from_numpy(cls, arr: np.ndarray, dtype: DType, device: Device) -> "Array":
         arr = np.asarray(arr)
-        host = np.ascontiguousarray(arr.astype(dtype.np, copy=False))
+        if dtype is dt.bfloat16:
+            host = dt.bf16_bits(arr)
+        else:
+            host = np.ascontiguousarray(arr.astype(dtype.np, copy=False))
         if dtype is dt.bool_:
             host = host.view(np.uint8)
         a = cls._empty(arr.shape, dtype, device)

@@ -5,6 +5,8 @@ is a no-op (there is no CUDA generator to seed; `clgrad.manual_seed` seeds clgra
 and asking for a CUDA device raises the error PyTorch raises there."""
 from __future__ import annotations
 
+from . import amp as _amp
+
 __all__ = ["current_device", "device_count", "empty_cache", "get_device_name", "is_available",
            "is_bf16_supported", "is_initialized", "manual_seed", "manual_seed_all", "set_device",
            "synchronize"]
@@ -46,3 +48,23 @@ def _no_cuda(*args, **kwargs):
 
 
 current_device = set_device = get_device_name = synchronize = _no_cuda
+
+
+class _CudaAmp:
+    """`clgrad.cuda.amp`: PyTorch's deprecated CUDA spellings, answering as PyTorch does on a
+    machine without CUDA: autocast and GradScaler warn and are disabled (use clgrad.amp with
+    device 'cl')."""
+
+    @staticmethod
+    def autocast(enabled: bool = True, dtype=None, cache_enabled: bool = True):
+        return _amp.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+    @staticmethod
+    def GradScaler(init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
+                   backoff_factor: float = 0.5, growth_interval: int = 2000,
+                   enabled: bool = True):
+        return _amp.GradScaler("cuda", init_scale, growth_factor, backoff_factor,
+                               growth_interval, enabled)
+
+
+amp = _CudaAmp()

@@ -25,6 +25,11 @@ class DType:
         return self.np.itemsize
 
     @property
+    def host_np(self) -> np.dtype:
+        """The numpy dtype of this dtype's values on the host (float32 for bfloat16's)."""
+        return np.dtype(np.float32) if self.name == "bfloat16" else self.np
+
+    @property
     def is_complex(self) -> bool:
         return False
 
@@ -44,6 +49,10 @@ def _by_name(name):
 
 
 float16 = DType("float16", np.dtype(np.float16), "half", "float", True, True, 1, "f16")
+# bfloat16: the top half of a float32, kept as its 16 bits (numpy has no bfloat16); kernels load
+# it by a shift and store it rounded to nearest even. Its rank ties float16's: promoting the two
+# gives float32, as in PyTorch.
+bfloat16 = DType("bfloat16", np.dtype(np.uint16), "ushort", "float", True, True, 1, "bf16")
 float32 = DType("float32", np.dtype(np.float32), "float", "float", True, True, 2, "f32")
 float64 = DType("float64", np.dtype(np.float64), "double", "double", True, True, 3, "f64")
 uint8 = DType("uint8", np.dtype(np.uint8), "uchar", "uchar", False, False, 1, "u8")
@@ -54,11 +63,12 @@ int64 = DType("int64", np.dtype(np.int64), "long", "long", False, True, 4, "i64"
 bool_ = DType("bool", np.dtype(np.bool_), "uchar", "uchar", False, False, 0, "b8")
 
 half, float, double = float16, float32, float64
+LOW_FLOATS = (float16, bfloat16)
 short, int, long = int16, int32, int64
 
-ALL = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_)
+ALL = (float16, bfloat16, float32, float64, uint8, int8, int16, int32, int64, bool_)
 _NAMES = {d.name: d for d in ALL}
-_NP = {d.np: d for d in ALL}
+_NP = {d.np: d for d in ALL if d is not bfloat16}     # uint16 bits are not a bfloat16 array
 
 _default_float = float32
 
@@ -118,6 +128,8 @@ def promote(a: DType, b: DType) -> DType:
         # uint8 with a signed type: the signed type if wider, else int16 (int8 + uint8)
         signed, unsigned = (a, b) if a.is_signed else (b, a)
         return signed if signed.itemsize > unsigned.itemsize else int16
+    if a.rank == b.rank and a.category == 2:
+        return float32           # float16 with bfloat16: neither holds the other
     return a if a.rank >= b.rank else b
 
 
@@ -161,6 +173,19 @@ def result_type(*args) -> DType:
 
 def torch_name(d: DType) -> str:
     """PyTorch's name of the tensor type, as in `torch.FloatTensor` (used in error messages)."""
-    return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+    return {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
+            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
             "bool": "Bool"}[d.name]
+
+
+def bf16_bits(a) -> np.ndarray:
+    """float values -> bfloat16 bits (uint16), rounded to nearest even as the kernels store them;
+    for data entering the device, not for computing."""
+    u = np.ascontiguousarray(np.asarray(a, dtype=np.float32)).view(np.uint32)
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(u.view(np.float32)), np.uint16(0x7FC0), rounded)
+
+
+def bf16_values(bits) -> np.ndarray:
+    """bfloat16 bits (uint16) -> the float32 values they hold (exact)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)

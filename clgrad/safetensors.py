@@ -16,7 +16,7 @@ from . import dtypes as dt
 from ._fileio import atomic_write, read_all
 from .tensor import Tensor, storage
 
-_TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32",
+_TO_ST = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
           "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 _FROM_ST = {v: k for k, v in _TO_ST.items()}
 _MAX_HEADER = 100_000_000
@@ -44,6 +44,8 @@ def save(tensors: dict, metadata=None) -> bytes:
             dname = dt.from_numpy_dtype(arr.dtype).name
         if dname not in _TO_ST:
             raise SafetensorError(f"dtype {dname} has no safetensors code")
+        if dname == "bfloat16":
+            arr = dt.bf16_bits(arr)
         le = arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype
         raw = np.ascontiguousarray(arr, dtype=le).tobytes()
         header[name] = {"dtype": _TO_ST[dname], "shape": list(arr.shape),
@@ -123,6 +125,8 @@ def _arrays(data: bytes):
     for begin, end, name, d, shape in sorted(spans, key=lambda s: s[2]):
         le = d.np.newbyteorder("<") if d.itemsize > 1 else d.np
         arr = np.frombuffer(body[begin:end], dtype=le).astype(d.np).reshape(shape)
+        if d is dt.bfloat16:
+            arr = dt.bf16_values(arr)
         out[name] = (arr, d)
     return out
 

@@ -76,6 +76,8 @@ def _encode(obj, tensors, blobs):
 
 def _blob(arr, dname, blobs):
     d = dt._NAMES[dname]
+    if d is dt.bfloat16:
+        arr = dt.bf16_bits(arr)         # the tensor's own bits (numpy() gives their values)
     host = np.ascontiguousarray(arr, dtype=d.np.newbyteorder("<") if d.np.itemsize > 1
                                 else d.np)
     raw = host.view(np.uint8).tobytes() if host.size else b""
@@ -122,6 +124,8 @@ def _decode(node, payload, device):
                                   "corrupted")
         le = d.np.newbyteorder("<") if d.itemsize > 1 else d.np
         arr = np.frombuffer(payload, dtype=le, count=n, offset=off).astype(d.np).reshape(shape)
+        if d is dt.bfloat16:
+            arr = dt.bf16_values(arr)
         if t == "ndarray":
             return arr.copy()
         out = storage.from_host(arr, d, device)

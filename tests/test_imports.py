@@ -17,7 +17,7 @@ FLOORS = {
     "clgrad.ops": 3,
     "clgrad.autograd": 4,
     "clgrad.tensor": 5,
-    "clgrad.nn": 6, "clgrad.optim": 6, "clgrad.utils": 6, "clgrad.serialization": 6,
+    "clgrad.nn": 6, "clgrad.amp": 6, "clgrad.optim": 6, "clgrad.utils": 6, "clgrad.serialization": 6,
     "clgrad.safetensors": 6, "clgrad.linalg": 6, "clgrad.vision": 6, "clgrad.text": 6,
     "clgrad.distributed": 6,
     "clgrad": 7, "clgrad.__main__": 7, "clgrad.cli": 7, "clgrad.selftest": 7, "clgrad.bench": 7,

@@ -111,7 +111,7 @@ def dirac_(tensor, groups: int = 1):
     out_per = sizes[0] // groups
     min_dim = min(out_per, sizes[1])
     # a constant pattern (no randomness): built once on the host and uploaded
-    pat = np.zeros(sizes, dtype=tensor.dtype.np)
+    pat = np.zeros(sizes, dtype=tensor.dtype.host_np)
     centre = tuple(s // 2 for s in sizes[2:])
     for g in range(groups):
         for d in range(min_dim):

@@ -31,6 +31,7 @@ from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_ge
                      avg_pool_planes, resize_planes)
 from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused)
 from .rnn import (lstm_cell, gru_cell, rnn_cell)
+from .amp import unscale_check, update_scale
 
 from . import elementwise as _elementwise, nn_fused as _nn_fused
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..array import Array
-from ..dtypes import DType, bool_, get_default_dtype, result_type, torch_name
+from ..dtypes import DType, bool_, float16, get_default_dtype, result_type, torch_name
 from ..runtime import Buffer, check_dtype, codegen
 from ..view import View, broadcast_shapes, coalesce
 
@@ -55,7 +55,7 @@ _CONST = re.compile(r"F\(([^()]*)\)")
 @functools.lru_cache(maxsize=None)
 def _render_expr(expr: str, compute: str) -> str:
     # a pure function of two short strings, asked on every elementwise launch: render once
-    suffix = "f" if compute == "float" else ""
+    suffix = "f" if compute in ("float", codegen.HALF_COMPUTE) else ""
     return _CONST.sub(lambda m: f"(clg_t){m.group(1)}{suffix}", expr)
 
 
@@ -274,9 +274,13 @@ def _ew_plan(op: Op, args, out):
     plan.convs = None if len(tens) == len(args) else tuple(
         None if isinstance(a, Array) else conv for a in args)
     metas = tuple((a.dtype, a._view) if isinstance(a, Array) else None for a in args)
+    compute = common.compute
+    if common is float16 and not op.preamble:
+        # half arithmetic where the device has cl_khr_fp16 (float elsewhere); ops with helper
+        # functions (tanh, erf, softplus, ...) keep computing in float
+        compute = codegen.HALF_COMPUTE
     plan.launch = _plan_launch(f"ew_{label}", expr, device, out_dtype, out_view, metas,
-                               common.compute,
-                               tuple(op.int_preamble if integer else op.preamble))
+                               compute, tuple(op.int_preamble if integer else op.preamble))
     return plan
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..array import Array
-from ..dtypes import bool_, float32, int32, int64
+from ..dtypes import LOW_FLOATS, bool_, float32, int32, int64
 from ..runtime import codegen
 from ..view import View, coalesce
 from .base import _wide, cast, copy_into, ew, launch_ew, launch_ew_raw
@@ -110,7 +110,7 @@ def sort_rows(x, descending: bool):
     L = x.shape[-1] if x.ndim else 1
     P = 1 << max(0, (L - 1).bit_length())
     lead = tuple(x.shape[:-1])
-    work_dt = float32 if x.dtype.ctype == "half" else x.dtype
+    work_dt = float32 if x.dtype in LOW_FLOATS else x.dtype
     vals = T._empty(lead + (P,), work_dt, x.device)
     pos = T._empty(lead + (P,), int64, x.device)
     rows = vals.numel() // P if P else 0

@@ -23,19 +23,59 @@ def check_dtype(device: Device, dt: DType) -> None:
             "does not report. Use float32.")
 
 
+# float16 storage, one source for every device: where the compiler defines cl_khr_fp16 (the
+# device reports the extension) halves are loaded, stored and computed as `half`; elsewhere they
+# are storage only, converted by the core vload_half/vstore_half_rte, and computed in float.
+# bfloat16 ("ushort" storage) is the high half of a float: a shift in, round-to-nearest-even out.
+_HALF_DEFS = """#ifndef CLG_HALF_DEFS
+#define CLG_HALF_DEFS
+#ifdef cl_khr_fp16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+typedef half clg_half_t;
+#define CLG_LOAD_HALF(i, p) ((p)[i])
+#define CLG_STORE_HALF(v, i, p) ((p)[i] = (half)(v))
+#else
+typedef float clg_half_t;
+#define CLG_LOAD_HALF(i, p) vload_half(i, p)
+#define CLG_STORE_HALF(v, i, p) vstore_half_rte((float)(v), i, p)
+#endif
+#endif"""
+_BF16_DEFS = """#ifndef CLG_BF16_DEFS
+#define CLG_BF16_DEFS
+inline float clg_bf16_load(ushort b) { return as_float(((uint)b) << 16); }
+inline ushort clg_bf16_store(float v)
+{
+    const uint u = as_uint(v);
+    return isnan(v) ? (ushort)0x7FC0 : (ushort)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+#endif"""
+HALF_COMPUTE = "clg_half_t"      # the compute type of float16 arithmetic (half or float)
+
+
 def _extensions(*ctypes) -> str:
-    return "#pragma OPENCL EXTENSION cl_khr_fp64 : enable" if "double" in ctypes else ""
+    parts = []
+    if "double" in ctypes:
+        parts.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if "half" in ctypes or HALF_COMPUTE in ctypes:
+        parts.append(_HALF_DEFS)
+    if "ushort" in ctypes:
+        parts.append(_BF16_DEFS)
+    return "\n".join(parts)
 
 
 def _load(ptr: str, storage: str, off: str, to: str) -> str:
     if storage == "half":
-        return f"(({to})vload_half({off}, {ptr}))"
+        return f"(({to})CLG_LOAD_HALF({off}, {ptr}))"
+    if storage == "ushort":
+        return f"(({to})clg_bf16_load({ptr}[{off}]))"
     return f"(({to}){ptr}[{off}])"
 
 
 def _store(ptr: str, storage: str, off: str, value: str, is_bool: bool) -> str:
     if storage == "half":
-        return f"vstore_half_rte((float)({value}), {off}, {ptr});"
+        return f"CLG_STORE_HALF({value}, {off}, {ptr});"
+    if storage == "ushort":
+        return f"{ptr}[{off}] = clg_bf16_store((float)({value}));"
     if is_bool:
         return f"{ptr}[{off}] = (uchar)(({value}) != 0);"
     return f"{ptr}[{off}] = ({storage})({value});"
@@ -85,8 +125,9 @@ def elementwise_kernel(device, name, expr, out: DType, inputs, rank, wide, compu
         params.append(f"x{i}")
         ctypes.append(load_t)
         if dt is None:
-            args.scalar(load_t, f"clg_s{i}")
-            loads.append(f"    const {load_t} clg_v{i} = clg_s{i};")
+            # a half compute type still takes its scalars as float (the host packs no halves)
+            args.scalar("float" if load_t == HALF_COMPUTE else load_t, f"clg_s{i}")
+            loads.append(f"    const {load_t} clg_v{i} = ({load_t})clg_s{i};")
         else:
             ctypes.append(dt.ctype)
             args.buffer(dt.ctype, f"clg_in{i}", const=True).scalar(idx, f"clg_in{i}_off")
@@ -508,3 +549,19 @@ def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix, **subst)
     return kernel(device, src, f"{kname}_{suffix}",
                   [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
+
+
+# ==== mixed precision (helper: amp) ====
+@memoize
+def amp_kernels(device, dt: DType):
+    """GradScaler's kernels for gradients of dtype `dt` (kernels_cl/amp.cl): (unscale-and-check,
+    scale update)."""
+    acc = "double" if dt.ctype == "double" else "float"
+    name = f"amp_unscale_{dt.short}"
+    src = render("amp", extensions=_extensions(dt.ctype, acc), name=name, g_t=dt.ctype,
+                 acc_t=acc, load=_load("clg_g", dt.ctype, "clg_i", acc),
+                 store="    " + _store("clg_g", dt.ctype, "clg_i", "clg_v * clg_inv", False))
+    L = np.int64
+    return (kernel(device, src, name, [None, L, L, None, None]),
+            kernel(device, src, "amp_update_scale", [None, None, None, np.float32, np.float32,
+                                                     np.int32]))

@@ -41,6 +41,9 @@ class ConversionMixin:
         out = np.empty(src.shape, dtype=np.uint8 if self.dtype is dt.bool_ else self.dtype.np)
         if out.size:
             src._buf.read(out, src._view.offset * self.dtype.itemsize)
+        if self.dtype is dt.bfloat16:
+            # numpy has no bfloat16: its values come out exactly, as float32
+            return dt.bf16_values(out)
         return out.view(np.bool_) if self.dtype is dt.bool_ else out
 
     def contiguous_nograd(self) -> "Tensor":
@@ -136,6 +139,9 @@ class ConversionMixin:
 
     def half(self):
         return self.to(dt.float16)
+
+    def bfloat16(self):
+        return self.to(dt.bfloat16)
 
     def int(self):
         return self.to(dt.int32)

@@ -6,7 +6,7 @@ import math
 from .. import ops
 from ..dtypes import bool_
 from ..view import View, broadcast_shapes
-from .apply import apply
+from .apply import apply, autocast_policy
 
 
 class LinalgMixin:
@@ -78,6 +78,7 @@ class LinalgMixin:
 
     ger = outer
 
+    @autocast_policy("low")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         if mat1.ndim != 2 or mat2.ndim != 2:
             raise RuntimeError("mat1 must be a matrix, got {}-D tensor".format(mat1.ndim)
@@ -85,15 +86,19 @@ class LinalgMixin:
                                "mat2 must be a matrix, got {}-D tensor".format(mat2.ndim))
         return _scaled_add(self, mat1.mm(mat2), beta, alpha)
 
+    @autocast_policy("low")
     def addmv(self, mat, vec, *, beta=1, alpha=1):
         return _scaled_add(self, mat.mv(vec), beta, alpha)
 
+    @autocast_policy("low")
     def addr(self, vec1, vec2, *, beta=1, alpha=1):
         return _scaled_add(self, vec1.outer(vec2), beta, alpha)
 
+    @autocast_policy("low")
     def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
         return _scaled_add(self, batch1.bmm(batch2), beta, alpha)
 
+    @autocast_policy("low")
     def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
         return _scaled_add(self, batch1.bmm(batch2).sum(0), beta, alpha)
 

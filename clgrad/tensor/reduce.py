@@ -10,7 +10,7 @@ from .. import ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
 from . import factory
-from .apply import apply
+from .apply import apply, autocast_policy
 
 values_indices = namedtuple("return_types", ["values", "indices"])
 
@@ -44,6 +44,7 @@ class ReduceMixin:
         return apply(_reduce_fwd, self, kind, _dims(self, dim), keepdim, out_dtype, acc_dtype,
                      backward, save)
 
+    @autocast_policy("fp32")     # autocast: reduce 16-bit inputs in float32
     def sum(self, dim=None, keepdim=False, *, dtype=None):
         x = self.to(to_dtype(dtype)) if dtype is not None else self
         out_dt = x.dtype if x.dtype.is_floating else int64
@@ -57,6 +58,7 @@ class ReduceMixin:
     def nansum(self, dim=None, keepdim=False, *, dtype=None):
         return self.where(self == self, 0).sum(dim, keepdim, dtype=dtype)
 
+    @autocast_policy("fp32")
     def mean(self, dim=None, keepdim=False, *, dtype=None):
         x = self.to(to_dtype(dtype)) if dtype is not None else self
         if not x.dtype.is_floating:
@@ -71,6 +73,7 @@ class ReduceMixin:
             return (_expand_back(g / n, _Shape(shape), ctx.dims, ctx.keepdim),)
         return x._reduce("mean", dim, keepdim, x.dtype, x.dtype, backward)
 
+    @autocast_policy("fp32")
     def prod(self, dim=None, keepdim=False, *, dtype=None):
         x = self.to(to_dtype(dtype)) if dtype is not None else self
         out_dt = x.dtype if x.dtype.is_floating else int64

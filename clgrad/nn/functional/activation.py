@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from ...tensor import Tensor
+from ...tensor.apply import autocast_policy
 from ...tensor.activation import hardtanh, leaky_relu
 from ...tensor.nn_ops import dense
 from ...tensor.creation import rand
@@ -93,6 +94,7 @@ def _prep_softmax(input, dim, dtype):
     return input, dim
 
 
+@autocast_policy("fp32")
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     """x - logsumexp(x, dim), with the max subtracted first (stable)."""
     input, dim = _prep_softmax(input, dim, dtype)
@@ -106,6 +108,7 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
+@autocast_policy("fp32")
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     input, dim = _prep_softmax(input, dim, dtype)
     if hasattr(Tensor, "softmax"):
@@ -118,6 +121,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     return e / e.sum(dim, keepdim=True)
 
 
+@autocast_policy("fp32")
 def softmin(input, dim=None, _stacklevel: int = 3, dtype=None):
     input, dim = _prep_softmax(input, dim, dtype)
     return softmax(-input, dim)

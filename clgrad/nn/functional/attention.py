@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ...tensor import nn_ops
+from ...tensor.apply import autocast_policy
 from ...tensor.creation import zeros
 from ...tensor.shape import cat
 from ...view import broadcast_shapes
@@ -11,6 +12,7 @@ from .dropout import _check_p, dropout
 from .linear import linear
 
 
+@autocast_policy("low")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale=None, enable_gqa: bool = False):
     """softmax(Q K^T * scale + mask) V over the last two dims, batch dims broadcast.

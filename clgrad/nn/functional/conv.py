@@ -6,10 +6,12 @@ device. Three functions hold the whole method, so a faster kernel can replace an
 they are themselves built from differentiable ops, so double backward works."""
 from __future__ import annotations
 
+import functools
 import math
 
 from ... import autograd
-from ...dtypes import torch_name
+from ...dtypes import LOW_FLOATS, float32, torch_name
+from ...tensor.apply import autocast_policy
 from ...tensor import nn_ops
 from ...tensor.shape import check_pad_size
 
@@ -24,6 +26,24 @@ def _tuple(v, n, name="argument"):
                              f"{name}={list(v)}")
         return tuple(int(x) for x in v)
     return (int(v),) * n
+
+
+def in_float32(fn):
+    """Run `fn` in float32 when its input is float16/bfloat16 (the window and im2col kernels are
+    float32/float64 only): 16-bit tensors of the input's dtype go in as float32 and floating
+    results come back in that dtype, the casts on the tape, so gradients keep their dtypes."""
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kw):
+        low = getattr(x, "dtype", None)
+        if low not in LOW_FLOATS:
+            return fn(x, *args, **kw)
+        up = [a.to(float32) if getattr(a, "dtype", None) is low else a for a in (x, *args)]
+        kw = {k: v.to(float32) if getattr(v, "dtype", None) is low else v for k, v in kw.items()}
+        res = fn(*up, **kw)
+        if isinstance(res, tuple):
+            return tuple(r.to(low) if r.dtype is float32 else r for r in res)
+        return res.to(low)
+    return wrapper
 
 
 def _check_float(x, what):
@@ -254,6 +274,7 @@ def _same_or_valid(padding, ksize, dilation, stride, nd):
     return p, p
 
 
+@in_float32
 def _convnd(x, weight, bias, stride, padding, dilation, groups, nd):
     name = f"conv{nd}d"
     x4, w4, stride, dilation, unbatched = _conv_common(x, weight, bias, stride, padding,
@@ -288,6 +309,7 @@ def _convnd(x, weight, bias, stride, padding, dilation, groups, nd):
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_policy("low")
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution (cross-correlation) over (N, C, L) or (C, L) input.
 
@@ -295,6 +317,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
 
 
+@autocast_policy("low")
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) over (N, C, H, W) or (C, H, W) input.
 
@@ -304,6 +327,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
 
 
+@in_float32
 def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, nd,
                       output_size=None):
     name = f"conv_transpose{nd}d"
@@ -344,6 +368,7 @@ def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, 
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_policy("low")
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """1-D transposed convolution (the gradient of conv1d for its input).
@@ -354,6 +379,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                              dilation, 1)
 
 
+@autocast_policy("low")
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """2-D transposed convolution (the gradient of conv2d for its input).

@@ -5,12 +5,14 @@ import math
 
 from ... import autograd
 from ...dtypes import int64, torch_name
+from ...tensor.apply import autocast_policy
 from ...tensor import nn_ops
 from ...tensor.creation import arange
 from .activation import _dense, _where
 from .normalization import _float_for_kernel
 
 
+@autocast_policy("low")
 def linear(input, weight, bias=None):
     """y = input @ weight^T + bias.  Shape: (*, in), (out, in), (out,) -> (*, out).
     With a bias, as PyTorch: the input is viewed as a matrix and one addmm (the bias added in
@@ -30,6 +32,7 @@ def linear(input, weight, bias=None):
     return out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
 
 
+@autocast_policy("low")
 def bilinear(input1, input2, weight, bias=None):
     """y_o = sum_ij x1_i A_oij x2_j + b_o.
 
@@ -104,12 +107,14 @@ def _pnorm(x, p, dim, keepdim):
     return _where(s > 0, (s.log() / p).exp(), 0)
 
 
+@autocast_policy("fp32")
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
     """input / max(||input||_p along dim, eps)."""
     n = _pnorm(input, p, dim, True)
     return input / n.maximum(eps).expand(input.shape)
 
 
+@autocast_policy("fp32")
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
     w12 = (x1 * x2).sum(dim)
     w1 = (x1 * x1).sum(dim)
@@ -117,5 +122,6 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
     return w12 / (w1 * w2).maximum(eps * eps).sqrt()
 
 
+@autocast_policy("fp32")
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
     return _pnorm(x1 - x2 + eps, p, -1, keepdim)

@@ -5,6 +5,7 @@ import math
 import warnings
 
 from ...dtypes import int64
+from ...tensor.apply import autocast_policy
 from ...tensor import nn_ops
 from ...tensor.creation import arange
 from ...tensor.activation import logsigmoid, softplus
@@ -39,6 +40,7 @@ def _check_sizes(input, target, name):
                       "broadcasting. Please ensure they have the same size.", stacklevel=3)
 
 
+@autocast_policy("fp32")
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
             weight=None):
     _check_sizes(input, target, "l1_loss")
@@ -48,6 +50,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
              weight=None):
     _check_sizes(input, target, "mse_loss")
@@ -58,6 +61,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0):
     _check_sizes(input, target, "smooth_l1_loss")
@@ -72,6 +76,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
     _check_sizes(input, target, "huber_loss")
     d = input - target
@@ -82,6 +87,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return _apply_reduction(loss, reduction)
 
 
+@autocast_policy("fp32")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean"):
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch."""
@@ -95,6 +101,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """Sigmoid and binary cross entropy in one stable expression:
@@ -112,6 +119,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False):
     """Pointwise KL divergence with `input` given as log-probabilities."""
@@ -154,6 +162,7 @@ def _check_target(input, target):
         raise RuntimeError(f"Expected target size {list(exp_shape)}, got {list(target.shape)}")
 
 
+@autocast_policy("fp32")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean"):
     """-input[n, target[n]] * weight[target[n]], rows with ignore_index left out."""
@@ -181,6 +190,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     raise ValueError(f"{red} is not a valid value for reduction")
 
 
+@autocast_policy("fp32")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
     """Log-softmax over dim 1 (dim 0 for 1-D input) and negative log-likelihood.
@@ -224,6 +234,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return loss.sum() / wrow.sum()
 
 
+@autocast_policy("fp32")
 def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_average=None,
                           reduce=None, reduction: str = "mean"):
     eps = 1e-12
@@ -238,17 +249,20 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_aver
     return _apply_reduction(pos + neg, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None,
                         reduce=None, reduction: str = "mean"):
     loss = (-target * (input1 - input2) + margin).relu()
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     loss = softplus(-target * input)
     return _apply_reduction(loss, _reduction(size_average, reduce, reduction))
 
 
+@autocast_policy("fp32")
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     zeros = input * 0

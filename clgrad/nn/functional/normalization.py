@@ -6,6 +6,7 @@ import numpy as np
 
 from ... import autograd
 from ...dtypes import float32
+from ...tensor.apply import autocast_policy
 from ...tensor import nn_ops
 from ...tensor.creation import ones, zeros
 from .activation import _dense
@@ -18,6 +19,7 @@ def _float_for_kernel(x):
     return x.to(float32), x.dtype
 
 
+@autocast_policy("fp32")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing `normalized_shape` dims, then scale and shift per element."""
     if isinstance(normalized_shape, int):
@@ -55,6 +57,7 @@ def _channel_shape(input):
     return (1, -1) + (1,) * (input.ndim - 2)
 
 
+@autocast_policy("fp32")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum=0.1, eps: float = 1e-5):
     """Normalise each channel (dim 1) over the batch and spatial dims.
@@ -102,6 +105,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y
 
 
+@autocast_policy("fp32")
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5):
     """Normalise each (sample, channel) plane over its spatial dims."""
@@ -133,6 +137,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return y
 
 
+@autocast_policy("fp32")
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Normalise each sample's channel groups, then scale and shift per channel."""
     if input.ndim < 2:
@@ -158,6 +163,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     return y
 
 
+@autocast_policy("fp32")
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2 over the trailing dims) + eps) * weight; eps defaults to the dtype's
     machine epsilon, as in PyTorch."""
@@ -169,12 +175,15 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
                            f"with shape [*, {', '.join(map(str, normalized_shape))}], but got "
                            f"input of size{list(input.shape)}")
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
+        # bfloat16 keeps 8 significant bits: its epsilon is 2**-7 (numpy has no bfloat16)
+        bf16 = input.dtype.name == "bfloat16"
+        eps = 2.0 ** -7 if bf16 else float(np.finfo(input.dtype.np).eps)
     dims = tuple(range(input.ndim - k, input.ndim))
     y = input / ((input * input).mean(dims, keepdim=True) + eps).sqrt()
     return y * weight if weight is not None else y
 
 
+@autocast_policy("fp32")
 def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0):
     raise NotImplementedError("local_response_norm is not implemented in clgrad")

@@ -6,7 +6,7 @@ import math
 
 from ...dtypes import torch_name
 from ...tensor import nn_ops
-from .conv import _check_float, _tuple
+from .conv import _check_float, _tuple, in_float32
 
 
 def _pool_out(n, k, s, p, d, ceil_mode):
@@ -49,6 +49,7 @@ def _unplanes(y, lead, nd):
     return y.reshape(lead + tuple(y.shape[3 - nd:]))
 
 
+@in_float32
 def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd):
     name = f"max_pool{nd}d"
     k, s, p, d = _pool_args(x, kernel_size, stride, padding, dilation, nd, name)
@@ -85,6 +86,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                        2)
 
 
+@in_float32
 def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                 nd):
     name = f"avg_pool{nd}d"
@@ -144,6 +146,7 @@ def _adaptive_size(x, output_size, nd, name):
     return size
 
 
+@in_float32
 def _adaptive_pool(x, output_size, nd, kind, return_indices=False):
     name = f"adaptive_{kind}_pool{nd}d"
     OH, OW = _adaptive_size(x, output_size, nd, name)
@@ -176,6 +179,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_pool(input, output_size, 2, "max", return_indices)
 
 
+@in_float32
 def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, nd):
     name = f"max_unpool{nd}d"
     _check_float(x, name)
@@ -219,6 +223,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 _INTERP_DIMS = {"nearest": (1, 2), "linear": (1,), "bilinear": (2,)}
 
 
+@in_float32
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """Resize the spatial dims: mode 'nearest' (3-D/4-D input), 'linear' (3-D) or 'bilinear'

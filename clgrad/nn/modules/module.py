@@ -8,7 +8,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import autograd
-from ...dtypes import _NAMES, DType, float16, float32, float64, to_dtype
+from ...dtypes import _NAMES, DType, bfloat16, float16, float32, float64, to_dtype
 from ...tensor import Size, Tensor
 from ...tensor.creation import tensor as _tensor
 from ..parameter import Buffer, Parameter
@@ -427,6 +427,9 @@ class Module:
     def half(self) -> "Module":
         return self._apply(lambda t: t.to(float16) if t.is_floating_point() else t)
 
+    def bfloat16(self) -> "Module":
+        return self._apply(lambda t: t.to(bfloat16) if t.is_floating_point() else t)
+
     def type(self, dst_type) -> "Module":
         return self._apply(lambda t: t.to(dst_type))
 
@@ -500,7 +503,7 @@ class Module:
                             value = value.to(param.device)
                         param.copy_(value)
                     else:
-                        param.copy_(np.asarray(value, dtype=param.dtype.np))
+                        param.copy_(np.asarray(value, dtype=param.dtype.host_np))
             except Exception as e:  # noqa: BLE001 - reported like PyTorch, with the cause
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions '
                                   f"in the model are {param.shape} and whose dimensions in the "
