@@ -2,6 +2,7 @@
  * The input is a contiguous (N, C, S) array (S = product of the extra dims); row r = n * S + s
  * reads classes with stride S. The max is subtracted before exp (stable log-sum-exp). */
 ${extensions}
+${fault}
 typedef ${real} clg_t;
 
 __kernel void clg_ce_forward_${suffix}(__global clg_t* clg_loss, __global clg_t* clg_wrow,
@@ -9,7 +10,7 @@ __kernel void clg_ce_forward_${suffix}(__global clg_t* clg_loss, __global clg_t*
                                        __global const long* clg_target,
                                        __global const clg_t* clg_weight, int clg_has_weight,
                                        long clg_ignore, clg_t clg_smooth, int clg_n, int clg_c,
-                                       int clg_s)
+                                       int clg_s, __global int* clg_err, int clg_code)
 {
     const int row = get_global_id(0);
     if (row >= clg_n * clg_s)
@@ -32,9 +33,11 @@ __kernel void clg_ce_forward_${suffix}(__global clg_t* clg_loss, __global clg_t*
         return;
     }
     if (y < 0 || y >= clg_c) {
-        /* no host sync to raise from here: an out-of-range class poisons the loss */
-        clg_loss[row] = NAN;
-        clg_wrow[row] = NAN;
+        /* an out-of-range class reads nothing: the flag makes the next sync raise, and the row
+         * counts as ignored (the backward gives it no gradient), so no NaN reaches the model */
+        CLG_FAULT(clg_err, clg_code, 0, y, clg_c);
+        clg_loss[row] = 0;
+        clg_wrow[row] = 0;
         return;
     }
     const clg_t wy = clg_has_weight ? clg_weight[y] : (clg_t)1;

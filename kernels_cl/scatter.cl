@@ -2,7 +2,9 @@
  * permutation back to the source positions), so every run of equal destinations is one
  * contiguous stretch. The work-item at the last element of a run finds the run's start by
  * binary search and folds the run's values in source order: deterministic, no atomics (OpenCL
- * 1.2 has no float atomics), duplicates either combined or "last one wins". */
+ * 1.2 has no float atomics), duplicates either combined or "last one wins". A negative
+ * destination is an index the offsets kernel found out of range (it set the device's error
+ * flag): it is written nowhere. */
 ${extensions}
 typedef ${compute} clg_t;
 
@@ -16,7 +18,7 @@ __kernel void ${name}(__global ${dst_t}* clg_dst, __global const long* clg_keys,
     if (clg_q >= clg_n)
         return;
     const long clg_key = clg_keys[clg_q];
-    if (clg_q + 1 < clg_n && clg_keys[clg_q + 1] == clg_key)
+    if (clg_key < 0 || (clg_q + 1 < clg_n && clg_keys[clg_q + 1] == clg_key))
         return;
     long clg_lo = 0, clg_hi = clg_q;
     while (clg_lo < clg_hi) {

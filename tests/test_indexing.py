@@ -94,11 +94,14 @@ def test_read_int_and_bool_dtypes(device):
 def test_read_errors(device):
     x = clgrad.zeros(3, 4, device=device)
     clgrad.runtime.reset_stats()
+    y = x[[0, 3]]                      # the kernel sets the device's error flag, nothing waits
+    assert clgrad.runtime.stats()["d2h"] == 0
     with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
-        x[[0, 3]]
-    assert clgrad.runtime.stats()["d2h"] == 1                   # one bounds flag read
+        y.numpy()                      # ... and the next sync raises
+    assert clgrad.runtime.stats()["d2h"] == 1 and clgrad.runtime.stats()["flag_reads"] == 1
     with pytest.raises(IndexError, match="index -5 is out of bounds for dimension 1 with size 4"):
         x[:, clgrad.tensor([-5], device=device)]
+        clgrad.synchronize(device)
     with pytest.raises(IndexError, match=r"The shape of the mask \[2\] at index 0 does not match "
                                          r"the shape of the indexed tensor \[3, 4\] at index 0"):
         x[clgrad.tensor([True, False], device=device)]
@@ -187,6 +190,7 @@ def test_setitem_errors(device):
         x[[0, 1]] = clgrad.zeros(3, device=device)
     with pytest.raises(IndexError, match="index 4 is out of bounds for dimension 1 with size 4"):
         x[:, [4]] = 1.0
+        clgrad.synchronize(device)
     leaf = clgrad.zeros(3, requires_grad=True, device=device)
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
         leaf[[0]] = 1.0

@@ -23,7 +23,7 @@ from .reduce import (reduce_spec, reduce, softmax_fwd, softmax, scan, cumsum, cu
 from .linalg import addmm_nd, matmul2, matmul_nd
 from .movement import (view_op, scatter_view)
 from .index import (masked_where, index_gather, index_offsets, sort_rows, nonzero_positions,
-                    scatter_sorted)
+                    scatter_sorted, check_nonzero, check_range)
 from .nn_fused import (_fused_guard, NN_BCE, dense, cross_entropy_rows, norm_rows, dropout_apply,
                        embedding_lookup, optim_update)
 from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_geometry,

@@ -5,9 +5,9 @@ import numpy as np
 
 from ..array import Array
 from ..dtypes import LOW_FLOATS, bool_, float32, int32, int64
-from ..runtime import codegen
+from ..runtime import codegen, faults
 from ..view import View, coalesce
-from .base import _wide, cast, copy_into, ew, launch_ew, launch_ew_raw
+from .base import _check_devices, _wide, cast, copy_into, ew, launch_ew, launch_ew_raw
 from .elementwise import WHERE
 
 def masked_where(ctx, cond, a, b, name="MaskedFillBackward0"):
@@ -28,31 +28,13 @@ def _masked_backward(ctx, g):
     return (None, g * m if need[1] else None, g * m.logical_not() if need[2] else None)
 
 
-def _flag_buffer(device):
-    # zeroed by a kernel rather than a blocking write: only the read after the launch waits
-    return copy_into(Array._empty((4,), int32, device), 0)._buf
-
-
-_scratch_flags: dict = {}
-
-
-def _scratch_flag(device):
-    buf = _scratch_flags.get(device)
-    if buf is None:
-        buf = _scratch_flags[device] = _flag_buffer(device)
-    return buf
-
-
-def _read_flag(buf):
-    host = buf.read(np.empty(4, np.int32))
-    if not host[0]:
-        return None
-    return int(host[1]), int(host[2]) & 0xffffffff | int(host[3]) << 32
-
-
-def _index_launch(src, out, offset, base_strides, index, check):
+def _index_launch(src, out, offset, base_strides, index, check, wrap):
     """Shared by index_gather/index_offsets. index: list of (tensor expanded to out's shape,
-    size of the indexed dim, its stride, name of the dim for messages)."""
+    size of the indexed dim, its stride, the dim for messages). `check` is a fault site code
+    (runtime/faults.py) or None for trusted indices (a bad one is still clamped, never read).
+    `wrap`: negative indices count from the end (x[i], take) or are out of range (gather,
+    index_select, as in PyTorch)."""
+    _check_devices([src if src is not None else out, *(t for t, *_ in index)])
     shape = out.shape
     n = out.numel()
     if n == 0:
@@ -71,35 +53,56 @@ def _index_launch(src, out, offset, base_strides, index, check):
     if src is not None:
         args.append(src._buf.raw)
     args += [offset, *cst[1]]
-    for i, (t, size, stride, _) in enumerate(index):
-        args += [t._buf.raw, iv[i].offset, *cst[2 + i], size, stride]
-    # unchecked launches share one scratch flag per device: nobody reads it
-    flag = _flag_buffer(device) if check is not None else _scratch_flag(device)
-    args += [n, *cshape, flag.raw]
+    for i, (t, size, stride, dim) in enumerate(index):
+        args += [t._buf.raw, iv[i].offset, *cst[2 + i], size, stride, int(dim)]
+    flag = faults.flag(device) if check else faults.flag_buffer(device)
+    args += [n, *cshape, flag, check or 0, int(wrap)]
     k.launch_1d(n, *args)
     out._buf.version += 1
-    if check is not None:
-        bad = _read_flag(flag)
-        if bad is not None:
-            t, size, stride, dim = index[bad[0]]
-            check(bad[1], dim, size)
     return out
 
 
-def index_gather(src, view: View, index, check=None):
+def _contiguous_run(x):
+    return x if x._view.is_contiguous() else copy_into(x._plain._empty(x.shape, x.dtype,
+                                                                       x.device), x)
+
+
+def check_nonzero(x, code: int) -> None:
+    """Report a zero element of integer tensor `x` (any view) to the device's error flag at
+    fault site `code`: one launch, no host read (the next sync raises)."""
+    n = x.numel()
+    if n == 0:
+        return
+    c = _contiguous_run(x)
+    k = codegen.fault_check_kernel(x.device, x.dtype, "nonzero")
+    k.launch_1d(n, c._buf.raw, c._view.offset, n, faults.flag(x.device), code)
+
+
+def check_range(x, limit: int, ignore: int, code: int) -> None:
+    """Report an element of integer tensor `x` outside [0, limit) other than `ignore`."""
+    n = x.numel()
+    if n == 0:
+        return
+    c = _contiguous_run(x)
+    k = codegen.fault_check_kernel(x.device, x.dtype, "range")
+    k.launch_1d(n, c._buf.raw, c._view.offset, n, int(limit), int(ignore),
+                faults.flag(x.device), code)
+
+
+def index_gather(src, view: View, index, check=None, wrap=True):
     """out[p] = src[view.offset + p . view.strides + sum_k index_k[p] * stride_k] over
     view.shape (the direct dims in `view`, stride 0 where a dim only comes from an index).
-    `check(value, dim, size)` raises for an out-of-range index (read back once per op)."""
+    `check`: the fault site an out-of-range index reports to (raised at the next sync)."""
     T = src._plain
     out = T._empty(view.shape, src.dtype, src.device)
-    return _index_launch(src, out, view.offset, view.strides, index, check)
+    return _index_launch(src, out, view.offset, view.strides, index, check, wrap)
 
 
-def index_offsets(view: View, index, device, check=None):
+def index_offsets(view: View, index, device, check=None, wrap=True):
     """The element offsets index_gather would read, as an int64 tensor of view.shape."""
     T = index[0][0]._plain       # index: (tensor, ...) entries; outputs match their type
     out = T._empty(view.shape, int64, device)
-    return _index_launch(None, out, view.offset, view.strides, index, check)
+    return _index_launch(None, out, view.offset, view.strides, index, check, wrap)
 
 
 def sort_rows(x, descending: bool):

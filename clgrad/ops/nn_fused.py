@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import capture, codegen
-from .base import Op, _need, ew
+from ..runtime import capture, codegen, faults
+from ..runtime.errors import DeviceIndexError
+from .base import Op, _check_devices, _need, ew
 
 def _fused_guard(ctx, name):
     ctx.forbid_double_backward(name)
@@ -42,6 +43,12 @@ def _nn_real(x):
     return x.dtype.ctype
 
 
+# fault sites (runtime/faults.py): PyTorch's messages, raised at the next sync
+_CE_TARGET = faults.site("cross_entropy", DeviceIndexError, "Target {value} is out of bounds.")
+_EMBEDDING_INDEX = faults.site("embedding", DeviceIndexError, "index out of range in self "
+                               "(index {value}, num_embeddings {limit})")
+
+
 def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: float):
     """Per-row cross entropy of logits x (N, C, S) contiguous against class indices target
     (N*S,) int64. Returns (loss (N*S,), row weight (N*S,)); row weight is 0 for ignored rows and
@@ -49,7 +56,7 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
     T = x._plain
     real = _nn_real(x)
     N, C, S = x.shape
-    dev = x.device
+    dev = _check_devices([x, target] + ([weight] if weight is not None else []))
     loss = T._empty((N * S,), x.dtype, dev)
     wrow = T._empty((N * S,), x.dtype, dev)
     lse = T._empty((N * S,), x.dtype, dev)
@@ -57,11 +64,11 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
         return (loss, wrow), "NllLossBackward0", None
     I = "int"
     k = codegen.nn_kernel(dev, "loss", "clg_ce_forward", real,
-                          [None] * 6 + [I, "long", real, I, I, I])
+                          [None] * 6 + [I, "long", real, I, I, I, None, I])
     wbuf = weight if weight is not None else x
     k.launch_1d(N * S, loss._buf.raw, wrow._buf.raw, lse._buf.raw, x._buf.raw, target._buf.raw,
                 wbuf._buf.raw, int(weight is not None), int(ignore_index), float(smoothing),
-                N, C, S)
+                N, C, S, faults.flag(dev), _CE_TARGET)
     wrow = wrow.detach()
     wsum = None
     if ctx is not None:
@@ -164,15 +171,15 @@ def embedding_lookup(ctx, weight, idx, padding_idx: int):
     real = _nn_real(weight)
     V, D = weight.shape
     n = idx.numel()
-    dev = weight.device
+    dev = _check_devices([weight, idx])
     out = T._empty((n, D), weight.dtype, dev)
     L = "long"
     wv = weight._view
     if n * D:
         k = codegen.nn_kernel(dev, "embedding", "clg_embedding_forward", real,
-                              [None, None, L, L, L, None, L, L, L])
+                              [None, None, L, L, L, None, L, L, L, None, "int"])
         k.launch_1d(n * D, out._buf.raw, weight._buf.raw, wv.offset, wv.strides[0],
-                    wv.strides[1], idx._buf.raw, n, D, V)
+                    wv.strides[1], idx._buf.raw, n, D, V, faults.flag(dev), _EMBEDDING_INDEX)
     def backward(ctx, g):
         _fused_guard(ctx, "embedding")
         g = dense(g)

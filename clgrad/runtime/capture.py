@@ -23,7 +23,7 @@ import threading
 
 import pyopencl as cl
 
-from . import memory, program
+from . import faults, memory, program
 from .memory import count
 
 _active: Recording | None = None
@@ -202,6 +202,9 @@ class Capture:
             kernels.append((k, types))
             self.plan.append((kernel.device.queue, k, g, l))
         self.n_launches = len(self.plan)
+        # launches that may set a device's error flag arm it again at each replay, so the sync
+        # after a replay checks the flag as it would after the eager step
+        self.flags = {a for *_, args in rec.launches for a in faults.flag_raws(args)}
         # random draws: per generator, (kernel, seed position, type, offset from the first draw)
         by_gen: dict = {}
         for gen, offset, n in rec.draws.values():
@@ -235,6 +238,8 @@ class Capture:
         enqueue = cl.enqueue_nd_range_kernel
         for q, k, g, l in self.plan:
             enqueue(q, k, g, l)
+        if self.flags:
+            faults.arm_raws(self.flags)
         count("launches", self.n_launches)
         count("replays")
         count("replay_launches", self.n_launches)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import DType
+from . import faults
 from .device import Device
 from .errors import UnsupportedDTypeError
 from .program import CTYPES as _NP
@@ -387,23 +388,19 @@ def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank,
     for i, dt in enumerate(idx_dts):
         args.buffer(dt.ctype, f"clg_ix{i}", const=True).scalar(idx, f"clg_ix{i}_off")
         args.scalar(idx, *(f"clg_ix{i}_st{d}" for d in range(rank)))
-        args.scalar("long", f"clg_size{i}").scalar(idx, f"clg_dst{i}")
+        args.scalar("long", f"clg_size{i}").scalar(idx, f"clg_dst{i}").scalar("int", f"clg_dim{i}")
         offsets.append(f"    {idx} clg_q{i} = clg_ix{i}_off;")
         operands.append((f"clg_q{i}", f"clg_ix{i}_st"))
         lookups.append(
             f"    long clg_i{i} = (long)clg_ix{i}[clg_q{i}];\n"
-            f"    if (clg_i{i} < 0) clg_i{i} += clg_size{i};\n"
+            f"    if (clg_i{i} < 0 && clg_wrap) clg_i{i} += clg_size{i};\n"
             f"    if (clg_i{i} < 0 || clg_i{i} >= clg_size{i}) {{\n"
-            f"        if (atomic_cmpxchg(clg_flag, 0, 1) == 0) {{\n"
-            f"            long clg_bad = (long)clg_ix{i}[clg_q{i}];\n"
-            f"            clg_flag[1] = {i}; clg_flag[2] = (int)(clg_bad & 0xffffffffL);\n"
-            f"            clg_flag[3] = (int)(clg_bad >> 32);\n"
-            f"        }}\n"
+            f"        CLG_FAULT(clg_err, clg_code, clg_dim{i}, clg_ix{i}[clg_q{i}], clg_size{i});\n"
             f"        clg_i{i} = 0; clg_ok = 0;\n"
             f"    }}\n"
             f"    clg_o += ({idx})clg_i{i} * clg_dst{i};")
     args.scalar(idx, "clg_n", *(f"clg_shape{d}" for d in range(rank)))
-    args.buffer("int", "clg_flag")
+    args.buffer("int", "clg_err").scalar("int", "clg_code", "clg_wrap")
     if src is None:
         store = "    clg_out[clg_gid] = clg_ok ? (long)clg_o : -1L;"
     else:
@@ -411,11 +408,21 @@ def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank,
         store = "    " + _store("clg_out", out.ctype, "clg_gid",
                                 f"clg_ok ? {load} : ({out.compute})0", out.name == "bool")
     name = f"gather_{'off' if src is None else src.short}_k{n_index}_r{rank}"
-    src_text = render("gather", extensions=_extensions(out.ctype, src.ctype if src else ""),
+    src_text = render("gather", extensions=_extensions(out.ctype, src.ctype if src else "") +
+                      faults.C_MACRO,
                       name=name, args=args, idx=idx, offsets="\n".join(offsets),
                       index=_index_lines(rank, [f"clg_shape{d}" for d in range(rank)], operands),
                       lookups="\n".join(lookups), store=store)
     return kernel(device, src_text, name, args)
+
+
+@memoize
+def fault_check_kernel(device, dt: DType, check: str):
+    """A kernel of fault.cl over a contiguous run of `dt` values: check 'nonzero' or 'range'."""
+    layout = {"nonzero": [None, np.int64, np.int64, None, np.int32],
+              "range": [None, np.int64, np.int64, np.int64, np.int64, None, np.int32]}[check]
+    src = render("fault", extensions="", fault=faults.C_MACRO, ctype=dt.ctype, suffix=dt.short)
+    return kernel(device, src, f"clg_check_{check}_{dt.short}", layout)
 
 
 @memoize
@@ -470,7 +477,7 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
     template is rendered once per real type; sizes and flags are arguments."""
     suffix = {"float": "f32", "double": "f64"}[real]
     src = render(family, extensions=_extensions(real), real=real, suffix=suffix,
-                 philox=_preamble(("philox.cl",)))
+                 philox=_preamble(("philox.cl",)), fault=faults.C_MACRO)
     return kernel(device, src, f"{kname}_{suffix}",
                   [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
 

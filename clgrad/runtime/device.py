@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pyopencl as cl
 
-from . import icd
+from . import faults, icd
 from .errors import DeviceNotFoundError, NoOpenCLError
 
 _lock = threading.RLock()
@@ -205,8 +205,10 @@ class Device:
         return self._queue
 
     def synchronize(self) -> None:
+        """Wait for every queued kernel; raise a fault one of them reported (runtime/faults.py)."""
         if self._queue is not None:
             self._queue.finish()
+            faults.sync_check(self, self._queue)
 
 
 def _platforms():

@@ -17,6 +17,16 @@ class OutOfMemoryError(CLGradError, MemoryError):
     """A device allocation failed even after the buffer pool was emptied."""
 
 
+class DeviceIndexError(IndexError, RuntimeError):
+    """A kernel met an index out of range (reported at the next sync, runtime/faults.py); an
+    IndexError, and a RuntimeError where PyTorch raises one for the same op (gather, scatter)."""
+
+
+class DeviceZeroDivisionError(ZeroDivisionError, RuntimeError):
+    """A kernel met an integer division or remainder by zero (PyTorch: RuntimeError
+    'ZeroDivisionError')."""
+
+
 class UnsupportedDTypeError(CLGradError, TypeError):
     """The device lacks the extension a dtype needs (cl_khr_fp64, cl_khr_fp16)."""
 

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pyopencl as cl
 
+from . import faults
 from .device import Device
 from .errors import OutOfMemoryError
 
@@ -23,10 +24,14 @@ def count(name: str, n: int = 1) -> None:
 def stats() -> dict:
     """Counters since the last reset: kernel launches, transfers (and bytes; a copy from one
     device to another also counts as d2d, on top of the host legs it takes), program builds,
-    captured-step replays (clgrad.jit; each replay's launches also count as launches)."""
+    captured-step replays (clgrad.jit; each replay's launches also count as launches), and
+    reads of the device error flag (runtime/faults.py: at most one per sync, queued with it)."""
     keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "d2d", "d2d_bytes", "builds",
-            "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches")
+            "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches", "flag_reads")
     return {k: _counters.get(k, 0) for k in keys}
+
+
+faults.count = count
 
 
 def reset_stats() -> None:
@@ -181,7 +186,14 @@ class Buffer:
         count("d2h_bytes", out.nbytes)
         if _on_transfer is not None:
             _on_transfer("d2h")
-        cl.enqueue_copy(self.device.queue, out, self.raw, src_offset=byte_offset, is_blocking=True)
+        device = self.device
+        queue = device.queue
+        # a kernel since the last sync may have reported a fault: its flag comes back with this
+        # read (same in-order queue), so checking it costs no extra wait
+        pending = faults.enqueue_read(device, queue) if device.index in faults._armed else None
+        cl.enqueue_copy(queue, out, self.raw, src_offset=byte_offset, is_blocking=True)
+        if pending is not None:
+            faults.check(device, pending)
         return out
 
 

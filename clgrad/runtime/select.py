@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -58,8 +59,10 @@ def save_default_spec(spec: str | None) -> Path:
         cfg["device"] = spec
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2))
+    # a temp file of its own: two processes saving at once must not write one temp file
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(cfg, indent=2))
     os.replace(tmp, path)
     reset_default()
     return path

@@ -1,10 +1,11 @@
 """Advanced indexing (integer and boolean tensor indices) for reading and assignment, and the two
 differentiable primitives every gather/scatter op is built from: gather_map and put_map.
 
-Bounds: gather kernels clamp a bad index to 0 and raise a device-side flag; the host reads that
-flag back once per op that takes user indices (one small blocking read) and raises IndexError or
-RuntimeError with PyTorch's message. Internal indices (sort results, nonzero, backward passes)
-are trusted and skip the read."""
+Bounds: gather kernels clamp a bad index to 0 and set the device's error flag
+(runtime/faults.py); the next sync (a host read, synchronize()) raises IndexError (also a
+RuntimeError where PyTorch raises one) with PyTorch's message and the op's name. No op waits
+for its own check. Internal indices (sort results, nonzero, backward passes) are trusted and
+leave the device unarmed."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +15,8 @@ from . import factory
 from .apply import apply
 from .indexing import basic_view_fn, int_index, plan_fn, slice_bounds
 from ..dtypes import bool_, int64, uint8
+from ..runtime import faults
+from ..runtime.errors import DeviceIndexError
 from ..view import View, broadcast_shapes
 
 
@@ -21,14 +24,15 @@ def _is_t(x) -> bool:
     return hasattr(x, "_view")
 
 
-def out_of_bounds(exc=IndexError):
-    def check(value, dim, size):
-        raise exc(f"index {value} is out of bounds for dimension {dim} with size {size}")
-    return check
+def out_of_bounds(op: str) -> int:
+    """The fault site of PyTorch's 'index i is out of bounds for dimension d with size n'."""
+    return faults.site(op, DeviceIndexError,
+                       "index {value} is out of bounds for dimension {aux} with size {limit}")
 
 
-def out_of_range_in_self(value, dim, size):
-    raise IndexError("index out of range in self")
+def out_of_range_in_self(op: str) -> int:
+    return faults.site(op, DeviceIndexError, "index out of range in self (index {value} for "
+                       "dimension {aux} with size {limit})")
 
 
 class IndexMap:
@@ -39,16 +43,19 @@ class IndexMap:
     (out_dim, target_dim)) or the broadcast shape of index tensors, each of which picks along
     one target dim (`indexed`: pairs (target_dim, int tensor viewed with out_shape))."""
 
-    def __init__(self, x_shape, out_shape, direct, indexed, view_fn=None, check=None):
+    def __init__(self, x_shape, out_shape, direct, indexed, view_fn=None, check=None,
+                 wrap=True):
         self.x_shape = tuple(x_shape)
         self.out_shape = tuple(out_shape)
         self.direct = tuple(direct)
         self.indexed = tuple(indexed)
         self.view_fn = view_fn
         self.check = check
+        self.wrap = wrap        # negative indices count from the end (x[i], take), or not
 
     def trusted(self) -> "IndexMap":
-        return IndexMap(self.x_shape, self.out_shape, self.direct, self.indexed, self.view_fn)
+        return IndexMap(self.x_shape, self.out_shape, self.direct, self.indexed, self.view_fn,
+                        wrap=self.wrap)
 
     def layout(self, xview: View):
         tv = self.view_fn(xview) if self.view_fn is not None else xview
@@ -75,7 +82,7 @@ def gather_map(x, m: IndexMap):
 
 def _gather(ctx, x, m: IndexMap):
     view, index = m.layout(x._view)
-    out = ops.index_gather(x, view, index, m.check)
+    out = ops.index_gather(x, view, index, m.check, m.wrap)
     tm = m.trusted()
     shape = x.shape
 
@@ -107,7 +114,7 @@ def put_into(dst, m: IndexMap, values, mode: str):
     """Write through `m` straight into dst's storage (no autograd): mode 'set', 'add' or
     'multiply'. Duplicate destinations fold in index order (set: the last one wins)."""
     view, index = m.layout(dst._view)
-    offs = ops.index_offsets(view, index, dst.device, m.check)
+    offs = ops.index_offsets(view, index, dst.device, m.check, m.wrap)
     vals = _values(dst._plain, values, m, dst.dtype, dst.device)
     ops.scatter_sorted(dst, offs, vals, mode)
     return dst
@@ -215,6 +222,9 @@ def _parse(x, idx):
             d += i.ndim
         elif _is_t(i):
             trusted = False
+            if x.shape[src] == 0 and i.numel():
+                # every index into an empty dim is out of range: known without the device
+                raise IndexError(f"index is out of bounds for dimension {src} with size 0")
             adv.append((d, i))
             src += 1
             d += 1
@@ -251,7 +261,7 @@ def _advanced_map(x, idx) -> IndexMap:
     indexed = [(d, placed(t, b_shape, out_shape, len(before))) for d, t in vec]
     indexed += [(d, placed(t, (), out_shape, 0)) for d, t in scal]
     return IndexMap(x.shape, out_shape, direct, indexed, fn,
-                    None if trusted else out_of_bounds(IndexError))
+                    None if trusted else out_of_bounds("index"))
 
 
 def advanced_getitem(x, idx):

@@ -5,6 +5,8 @@ import math
 
 from .. import autograd, ops
 from ..dtypes import int64
+from ..runtime import faults
+from ..runtime.errors import DeviceIndexError
 from ..view import broadcast_shapes, normalize_dim
 from .advanced import IndexMap, _advanced_map, gather_map, index_put_map_, put_map
 from .shape import (_check_index_dtype, _gather_map, _is_t, _restore, _select_map,
@@ -16,8 +18,9 @@ class GatherMixin:
     def gather(self, dim, index, *, sparse_grad=False):
         """Values along `dim` at `index`: out[i][j][k] = self[i][index[i][j][k]][k] (dim=1).
 
-        Shape: out has index's shape; index.size(d) <= self.size(d) for d != dim. Negative
-        indices count from the end; one out of range raises RuntimeError (one flag read back).
+        Shape: out has index's shape; index.size(d) <= self.size(d) for d != dim. An index
+        outside [0, self.size(dim)) (negative ones too, as in PyTorch) raises IndexError (also a
+        RuntimeError) at the next sync (runtime/faults.py).
         Example: ``x.gather(1, clgrad.tensor([[0, 0], [1, 0]]))``"""
         m, _ = _gather_map(self, dim, index, "gather")
         return gather_map(self, m)
@@ -41,11 +44,9 @@ class GatherMixin:
     def take(self, index):
         _check_index_dtype(index, "take")
         flat = self.reshape(-1)
-        n = flat.shape[0]
-
-        def check(value, dim, size):
-            raise IndexError(f"out of range: tried to access index {value} on a tensor of {n} "
-                             "elements.")
+        check = faults.site("take", DeviceIndexError,
+                            "out of range: tried to access index {value} on a tensor of {limit} "
+                            "elements.")
         m = IndexMap(flat.shape, index.shape, [], [(0, index)], None, check)
         return gather_map(flat, m)
 

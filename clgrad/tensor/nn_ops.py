@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from .. import ops
+from ..runtime import faults
+from ..runtime.errors import DeviceIndexError
 from .shape import stack
+
+_NLL_TARGET = faults.site("nll_loss", DeviceIndexError, "Target {value} is out of bounds.")
 
 # the longest value row the fused attention kernel keeps in private memory
 MAX_FUSED_DV = ops.MAX_FUSED_DV
@@ -29,6 +33,14 @@ def binary_cross_entropy(input, target):
 def cross_entropy_rows(rows, target, weight, ignore_index: int, smoothing: float):
     """(N, C, S) log-softmax + NLL in one kernel: (loss (N*S,), weight of each row)."""
     return rows._apply(ops.cross_entropy_rows, rows, target, weight, ignore_index, smoothing)
+
+
+def check_class_targets(target, n_classes: int, ignore_index: int) -> None:
+    """Class indices outside [0, n_classes) other than ignore_index make the next sync raise
+    PyTorch's 'Target t is out of bounds.' (a check kernel, no host read)."""
+    if target.dtype.is_floating or target.dtype.name == "bool":
+        return
+    ops.check_range(target.detach(), n_classes, ignore_index, _NLL_TARGET)
 
 
 def norm_rows(rows, weight, bias, eps: float, per_row=False):

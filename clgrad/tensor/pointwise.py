@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .. import ops
 from ..dtypes import float64, get_default_dtype, result_type
+from ..runtime import faults
+from ..runtime.errors import DeviceZeroDivisionError
 from .apply import apply
 
 
@@ -32,15 +34,30 @@ def _check_alpha(x, other, alpha):
 _ROUNDING = (None, "trunc", "floor")
 
 
+def _zero_divisor(name, a, b, out):
+    """Integer division and remainder by zero raise, as PyTorch's CPU kernels do: at once for a
+    Python 0, at the next sync for a tensor holding a zero (a check kernel sets the device's
+    error flag; the division itself yields 0 there and never traps)."""
+    if _floating(a, b) or out.numel() == 0:     # an empty result divides nothing
+        return
+    if not _is_t(b):
+        if b == 0:
+            raise DeviceZeroDivisionError(f"ZeroDivisionError: integer {name} by zero")
+        return
+    if b.dtype.name != "bool":
+        ops.check_nonzero(b, faults.site(name, DeviceZeroDivisionError,
+                                         "ZeroDivisionError: integer " + name + " by zero"))
+
+
 def _divide(a, b, rounding_mode):
     if rounding_mode not in _ROUNDING:
         raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     if rounding_mode is None:
         return apply(ops.DIV, a, b)
-    if rounding_mode == "trunc":
-        return apply(ops.DIV_TRUNC, a, b)
-    return apply(ops.DIV_FLOOR, a, b)
+    out = apply(ops.DIV_TRUNC if rounding_mode == "trunc" else ops.DIV_FLOOR, a, b)
+    _zero_divisor("division", a, b, out)
+    return out
 
 
 def _power(base, exp):
@@ -52,7 +69,9 @@ def _power(base, exp):
 
 
 def _remainder(a, b):
-    return apply(ops.REMAINDER, a, b)
+    out = apply(ops.REMAINDER, a, b)
+    _zero_divisor("remainder", a, b, out)
+    return out
 
 
 def _bitwise_not(x):
@@ -158,7 +177,9 @@ class MathMixin:
     sgn = sign
 
     def fmod(self, other):
-        return apply(ops.FMOD, self, other)
+        out = apply(ops.FMOD, self, other)
+        _zero_divisor("fmod", self, other, out)
+        return out
 
     def remainder(self, other):
         return _remainder(self, other)

@@ -54,19 +54,23 @@ def diagonal_view(v: View, offset: int, d1: int, d2: int) -> View:
 
 def _select_map(x, dim, index, n_out=None, trusted=False):
     """The map of index_select along dim (index: 1-D), also used by index_add/fill/copy.
-    `trusted` indices are made by clgrad itself and skip the out-of-range read-back."""
+    `trusted` indices are made by clgrad itself and report no fault."""
     idx = index.reshape(-1) if index.ndim == 0 else index
     if idx.ndim != 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     nd = max(x.ndim, 1)
     d = normalize_dim(dim, nd)
     xs = x.shape if x.ndim else (1,)
+    if xs[d] == 0 and idx.numel() and not trusted:
+        # every index into an empty dim is out of range: known without the device
+        raise IndexError("index_select(): self indexing axis dim should be positive (index "
+                         f"into dimension {d} of size 0)")
     out_shape = xs[:d] + (idx.shape[0],) + xs[d + 1:]
     direct = [(i, i) for i in range(nd) if i != d]
     fn = (lambda v: v.unsqueeze(0)) if x.ndim == 0 else None
     m = IndexMap(x.shape, out_shape, direct,
                  [(d, placed(idx, (idx.shape[0],), out_shape, d))], fn,
-                 None if trusted else out_of_range_in_self)
+                 None if trusted else out_of_range_in_self("index_select"), wrap=trusted)
     return m, d
 
 
@@ -84,12 +88,12 @@ def _gather_map(x, dim, index, name):
     else:
         xv, xs, ishape, idx = None, x.shape, index.shape, index
     for i in range(len(xs)):
-        if i != d and ishape[i] > xs[i]:
+        if i != d and ishape[i] > xs[i] and math.prod(ishape):    # PyTorch skips empty ones
             raise RuntimeError(f"Size does not match at dimension {i} expected index "
                                f"{list(index.shape)} to be smaller than self {list(x.shape)} "
                                f"apart from dimension {d}")
     direct = [(i, i) for i in range(len(xs)) if i != d]
-    m = IndexMap(x.shape, ishape, direct, [(d, idx)], xv, out_of_bounds(RuntimeError))
+    m = IndexMap(x.shape, ishape, direct, [(d, idx)], xv, out_of_bounds(name), wrap=False)
     return m, d
 
 

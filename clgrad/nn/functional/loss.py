@@ -173,6 +173,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     N, C, S = _class_shape(input)
     x = input.reshape(N, C, S)
     t = target.reshape(N, 1, S)
+    nn_ops.check_class_targets(t, C, ignore_index)
     hit = t == arange(C, device=input.device).reshape(1, C, 1)     # (N, C, S)
     picked = _where(hit, x, 0).sum(1)                                  # (N, S)
     valid = (t.reshape(N, S) != ignore_index).to(input.dtype)
