@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pyopencl as cl
 
-from . import icd
+from . import icd, lazy
 from .errors import DeviceNotFoundError, NoOpenCLError
 
 _lock = threading.RLock()
@@ -205,6 +205,7 @@ class Device:
         return self._queue
 
     def synchronize(self) -> None:
+        lazy.flush()
         if self._queue is not None:
             self._queue.finish()
 

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pyopencl as cl
 
+from . import lazy
 from .device import Device
 from .errors import OutOfMemoryError
 
@@ -22,9 +23,12 @@ def count(name: str, n: int = 1) -> None:
 
 def stats() -> dict:
     """Counters since the last reset: kernel launches, transfers (and bytes), program builds,
-    captured-step replays (clgrad.jit; each replay's launches also count as launches)."""
+    captured-step replays (clgrad.jit; each replay's launches also count as launches), fused
+    kernels launched for chains of two or more elementwise ops (`fused`) and the ops they
+    computed (`fused_ops`: `fused_ops - fused` launches saved)."""
     keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "builds", "disk_cache_hits",
-            "allocs", "pool_hits", "replays", "replay_launches")
+            "allocs", "pool_hits", "replays", "replay_launches", "fused", "fused_ops")
+    lazy.flush()        # pending results count once they would have launched
     return {k: _counters.get(k, 0) for k in keys}
 
 
@@ -167,6 +171,8 @@ class Buffer:
         host = np.ascontiguousarray(host)
         if host.nbytes == 0:
             return
+        if lazy.pending:
+            lazy.realize()
         count("h2d")
         count("h2d_bytes", host.nbytes)
         if _on_transfer is not None:
@@ -176,6 +182,8 @@ class Buffer:
     def read(self, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
         if out.nbytes == 0:
             return out
+        if lazy.pending:
+            lazy.realize()       # a pending write may be on its way into this buffer
         count("d2h")
         count("d2h_bytes", out.nbytes)
         if _on_transfer is not None:
