@@ -4,6 +4,7 @@ subclasses Array, so the ops floor takes and returns Arrays and works on Tensors
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import numpy as np
@@ -98,7 +99,7 @@ class Array:
             if len(lazy.pending) >= MAX_PENDING or id(buf) in lazy.reads:
                 lazy.realize()              # a pending read of this buffer goes first
             node = _Lazy(plan, args)
-            node.target = self
+            node.target = (buf, self._view, self.dtype)    # what it is now, as for reads
             node.ref = _nothing
             lazy.pending.append(lambda: node)   # held strongly: a write happens regardless
         buf.version += 1
@@ -184,7 +185,7 @@ class _Lazy:
         self.size, self.leaves = size, leaves
         self.keep = None                      # weakly, autograd's handle on it as a saved output
         self.buf = None
-        self.target = None                    # the Array a pending write stores into
+        self.target = None                    # (buffer, view, dtype) a pending write stores into
 
     def value(self):
         """The buffer holding this node's value, launching what is pending first (a saved
@@ -208,67 +209,78 @@ MAX_OPERANDS = 24       # buffers of one launch, all chains together
 
 def _realize():
     with lazy.lock:
-        pending = lazy.pending
-        if len(pending) == 1:
-            # the common case (an op whose result is read at once): no grouping to do
-            n = pending[0]()
-            pending.clear()
-            lazy.reads.clear()
-            if n is not None and not n.deep:
-                _launch_one(n, alone=True)
-                return
-            nodes = [] if n is None else [n]
-        else:
-            nodes = [n for n in map(lambda r: r(), pending) if n is not None]
-            pending.clear()
-        lazy.reads.clear()
-        if not nodes:
-            return
-        for n in nodes:
-            a = n.ref()
-            n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
-            keep = n.keep
-            n.mat = n.used = (n.arr is not None or n.target is not None or
-                              (keep is not None and keep() is not None))
-            n.grp = None
-        # consumers before their inputs: mark what is needed and what must be stored (a
-        # result something holds, or one read by an op of another shape or compute type)
-        for n in reversed(nodes):
-            if not n.used:
-                continue
-            for x in n.args:
-                if type(x) is _Lazy and x.buf is None:
-                    x.used = True
-                    if x.view.shape != n.view.shape or x.compute != n.compute or \
-                            x.device is not n.device:
-                        x.mat = True
-        groups, key, ops, leaves = [], None, 0, 0
-        for n in nodes:
-            if n.mat:
-                k = (n.device.index, n.view.shape, n.compute)
-                if k != key or ops + n.size > 2 * MAX_OPS or leaves + n.leaves > MAX_LEAVES \
-                        or len(groups[-1]) >= MAX_SEGMENTS:
-                    groups.append([])
-                    key, ops, leaves = k, 0, 0
-                n.grp = len(groups)
-                groups[-1].append(n)
-                ops += n.size
-                leaves += n.leaves
-                if n.target is not None:
-                    key = None          # a write ends its chain: later ops may read it
+        me = threading.get_ident()
+        if lazy.owner == me:
+            return                      # this flush's own launches
+        lazy.owner = me
         try:
-            run = []
-            for g in groups:
-                seg = _Segment(g)
-                if run and not _joins(run, seg):
-                    _launch(run)
-                    run = []
-                run.append(seg)
-            if run:
-                _launch(run)
+            _realize_pending()
         finally:
-            for n in nodes:
-                n.args = n.arr = n.plan = n.target = None
+            # cleared only now: another thread that saw pending work waits on the lock
+            # until it is enqueued, so its next launch cannot overtake it
+            lazy.pending.clear()
+            lazy.reads.clear()
+            lazy.owner = None
+
+
+def _realize_pending():
+    pending = lazy.pending
+    if len(pending) == 1:
+        # the common case (an op whose result is read at once): no grouping to do
+        n = pending[0]()
+        if n is not None and not n.deep:
+            _launch_one(n, alone=True)
+            return
+        nodes = [] if n is None else [n]
+    else:
+        nodes = [n for n in map(lambda r: r(), pending) if n is not None]
+    if not nodes:
+        return
+    for n in nodes:
+        a = n.ref()
+        n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+        keep = n.keep
+        n.mat = n.used = (n.arr is not None or n.target is not None or
+                          (keep is not None and keep() is not None))
+        n.grp = None
+    # consumers before their inputs: mark what is needed and what must be stored (a
+    # result something holds, or one read by an op of another shape or compute type)
+    for n in reversed(nodes):
+        if not n.used:
+            continue
+        for x in n.args:
+            if type(x) is _Lazy and x.buf is None:
+                x.used = True
+                if x.view.shape != n.view.shape or x.compute != n.compute or \
+                        x.device is not n.device:
+                    x.mat = True
+    groups, key, ops, leaves = [], None, 0, 0
+    for n in nodes:
+        if n.mat:
+            k = (n.device.index, n.view.shape, n.compute)
+            if k != key or ops + n.size > 2 * MAX_OPS or leaves + n.leaves > MAX_LEAVES \
+                    or len(groups[-1]) >= MAX_SEGMENTS:
+                groups.append([])
+                key, ops, leaves = k, 0, 0
+            n.grp = len(groups)
+            groups[-1].append(n)
+            ops += n.size
+            leaves += n.leaves
+            if n.target is not None:
+                key = None          # a write ends its chain: later ops may read it
+    try:
+        run = []
+        for g in groups:
+            seg = _Segment(g)
+            if run and not _joins(run, seg):
+                _launch(run)
+                run = []
+            run.append(seg)
+        if run:
+            _launch(run)
+    finally:
+        for n in nodes:
+            n.args = n.arr = n.plan = n.target = None
 
 
 class _Segment:
@@ -288,7 +300,7 @@ class _Segment:
         self.device, self.compute = first.device, first.compute
         self.outputs = tuple(self.temps[id(n)] for n in group)
         self.single = len(group) == 1 and len(self.body) == 1
-        self.writes = [(n.target._buf, *n.target._view.extent()) for n in group
+        self.writes = [(n.target[0], *n.target[1].extent()) for n in group
                        if n.target is not None]
 
     def visit(self, n) -> int:
@@ -357,8 +369,9 @@ def _launch_one(n, alone=False):
     pending node, launched only if something can still read it."""
     try:
         if n.target is not None:
-            n.plan.store(n.target, [Array._make(*_leaf_of(x)) if type(x) is _Lazy or
-                                    type(x) is tuple else x for x in n.args])
+            args = [Array._make(*_leaf_of(x)) if type(x) is _Lazy or type(x) is tuple else x
+                    for x in n.args]
+            n.plan.store(Array._make(*n.target), args)
             return
         if alone:
             a = n.ref()
@@ -390,7 +403,7 @@ def _launch(run):
         outs = []
         for n in seg.group:
             if n.target is not None:
-                outs.append((n.target._buf, n.target._view))
+                outs.append(n.target[:2])
             else:
                 b = Buffer(n.device, numel * n.dtype.itemsize)
                 fresh.append((n, b))

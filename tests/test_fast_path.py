@@ -33,6 +33,7 @@ def test_contiguous_operands_use_the_flat_kernel(device):
     assert _kernel_names(lambda: (a * _t(2.0, device))._buf) == ["ew_mul_f32_flat"]
     # a transposed operand needs the strided kernel
     bt = b.t().contiguous()
+    clgrad.synchronize(device)   # launch the pending copy before counting kernels
     assert _kernel_names(lambda: (a.t() + bt)._buf) == ["ew_add_f32"]
 
 

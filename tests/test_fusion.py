@@ -133,6 +133,13 @@ def test_pending_reads_inputs_as_they_were(device):
     w = x + 1
     x.copy_(clgrad.tensor(np.ones(6, np.float32), device=device))
     np.testing.assert_array_equal(w.numpy(), np.ones(6, np.float32))
+    # a pending write goes to the memory the tensor had when it was asked for
+    p = clgrad.tensor(np.zeros(6, np.float32), device=device)
+    old = p.detach()
+    p.copy_(clgrad.tensor(a, device=device))
+    p.data = clgrad.tensor(np.full(6, 7, np.float32), device=device)
+    np.testing.assert_array_equal(old.numpy(), a)
+    np.testing.assert_array_equal(p.numpy(), np.full(6, 7, np.float32))
 
 
 def test_unused_chain_never_launches_and_frees_its_inputs(device):

@@ -12,6 +12,7 @@ enabled = os.environ.get("CLGRAD_FUSION", "1").strip().lower() not in ("0", "fal
 pending: list = []          # pending nodes in the order they were asked for
 reads: set = set()          # ids of the buffers pending nodes read (a write must wait for them)
 lock = threading.RLock()
+owner = None                # the thread whose flush is under way
 realize = None              # clgrad/array.py installs the function that launches `pending`
 
 
