@@ -4,13 +4,17 @@ subclasses Array, so the ops floor takes and returns Arrays and works on Tensors
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import numpy as np
 
 from . import dtypes as dt
 from .dtypes import DType
-from .runtime import Buffer, Device, check_dtype
-from .view import View
+from .runtime import Buffer, Device, check_dtype, lazy
+from .runtime.fusion import fused_kernel
+from .runtime.memory import count
+from .view import View, coalesce
 
 
 # contiguous View by shape: most outputs are fresh contiguous tensors of a shape seen before
@@ -29,7 +33,16 @@ class Size(tuple):
 
 class Array:
     """buffer + view + dtype. `_make` builds one over an existing buffer (a view costs no copy),
-    `_empty` allocates, `_from_numpy` uploads."""
+    `_empty` allocates, `_from_numpy` uploads, `_pending` defers an elementwise op."""
+
+    _lazy = None            # the _Lazy node of a pending Array (then it has no _buf yet)
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails: `_buf` of a pending Array launches it
+        if name == "_buf" and self.__dict__.get("_lazy") is not None:
+            lazy.realize()
+            return self.__dict__["_buf"]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @classmethod
     def _make(cls, buf: Buffer, view: View, dtype: DType) -> "Array":
@@ -64,9 +77,41 @@ class Array:
         a._buf.write(host)
         return a
 
+    @classmethod
+    def _pending(cls, plan, args) -> "Array":
+        """A pending result of the elementwise plan `plan` (ops/base.py's _EwPlan: its output
+        view, dtype and device, `fuse` = (name, expression, compute type, preamble files) and
+        `launch_for_run()`) over `args`: Arrays and converted scalars."""
+        with lazy.lock:
+            if len(lazy.pending) >= MAX_PENDING:
+                lazy.realize()              # also forgets the chains nobody holds any more
+            node = _Lazy(plan, args)
+            a = cls._make(None, plan.out_view, plan.out_dtype)
+            del a._buf                      # reading it now reaches __getattr__
+            a._lazy = node
+            node.ref = weakref.ref(a)
+            lazy.pending.append(weakref.ref(node))  # a chain nobody holds is simply dropped
+        return a
+
+    def _write_pending(self, plan, args) -> "Array":
+        """Write the result of the store plan `plan` (ops/base.py's _StorePlan: `fuse`,
+        `out_view`, `out_dtype`, `device`, `store(dst, args)`) into this real Array, pending:
+        its version counts the write now, the data arrive at the next launch."""
+        buf = self._buf
+        with lazy.lock:
+            if len(lazy.pending) >= MAX_PENDING or id(buf) in lazy.reads:
+                lazy.realize()              # a pending read of this buffer goes first
+            node = _Lazy(plan, args)
+            node.target = (buf, self._view, self.dtype)    # what it is now, as for reads
+            node.ref = _nothing
+            lazy.pending.append(lambda: node)   # held strongly: a write happens regardless
+        buf.version += 1
+        return self
+
     @property
     def device(self) -> Device:
-        return self._buf.device
+        lz = self._lazy
+        return self._buf.device if lz is None else lz.device
 
     @property
     def shape(self) -> Size:
@@ -92,3 +137,330 @@ class Array:
     @property
     def nbytes(self) -> int:
         return self.numel() * self.dtype.itemsize
+
+
+# ---- fusion: pending elementwise results ---------------------------------------------------------
+MAX_OPS = 16            # ops in one fused kernel (register pressure, compile time)
+MAX_LEAVES = 12         # distinct input tensors of one fused kernel (kernel argument space)
+MAX_PENDING = 256       # pending results before they launch anyway
+# storage types whose values a fused kernel keeps in a C variable exactly as memory would
+FUSIBLE = frozenset(("float32", "float64", "bool", "uint8", "int8", "int16", "int32", "int64"))
+
+
+def _nothing():
+    return None
+
+
+class _Lazy:
+    """A pending elementwise op: its plan, its arguments (a pending input is its node), how big
+    the chain behind it is, and once launched, the buffer holding its value."""
+
+    __slots__ = ("plan", "args", "device", "view", "dtype", "compute", "ref", "keep", "buf",
+                 "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "__weakref__")
+
+    def __init__(self, plan, args):
+        size, leaves, out = 1, 0, []
+        # a real input is kept as (buffer, view, dtype): what it is now, whatever later
+        # happens to the Array object (`.data = ...` gives it another buffer)
+        for a in args:
+            if isinstance(a, Array):
+                lz = a._lazy
+                if lz is None:
+                    leaves += 1
+                    a = (a._buf, a._view, a.dtype)
+                    lazy.reads.add(id(a[0]))     # a write into it must wait for this read
+                else:
+                    size += lz.size
+                    leaves += lz.leaves
+                    a = lz
+            out.append(a)
+        if size > MAX_OPS or leaves > MAX_LEAVES:
+            lazy.realize()                    # start a new chain over launched inputs
+            self.__init__(plan, args)
+            return
+        self.args = tuple(out)
+        self.deep = size > 1                  # some input is pending too
+        self.plan = plan
+        self.device = plan.device
+        self.view = plan.out_view
+        self.dtype = plan.out_dtype
+        self.compute = plan.fuse[2]
+        self.size, self.leaves = size, leaves
+        self.keep = None                      # weakly, autograd's handle on it as a saved output
+        self.buf = None
+        self.target = None                    # (buffer, view, dtype) a pending write stores into
+
+    def value(self):
+        """The buffer holding this node's value, launching what is pending first (a saved
+        output's handle calls this)."""
+        if self.buf is None:
+            lazy.realize()
+        return self.buf
+
+
+def _leaf_of(x):
+    """(buffer, view, dtype) of a launched argument: a real input or an already stored node."""
+    if type(x) is _Lazy:
+        return x.buf, x.view, x.dtype
+    return x
+
+
+_fused: dict = {}       # structure key (names and types only, all hashed in C) -> Kernel
+MAX_SEGMENTS = 8        # independent chains in one launch
+MAX_OPERANDS = 24       # buffers of one launch, all chains together
+
+
+def _realize():
+    with lazy.lock:
+        me = threading.get_ident()
+        if lazy.owner == me:
+            return                      # this flush's own launches
+        lazy.owner = me
+        try:
+            _realize_pending()
+        finally:
+            # cleared only now: another thread that saw pending work waits on the lock
+            # until it is enqueued, so its next launch cannot overtake it
+            lazy.pending.clear()
+            lazy.reads.clear()
+            lazy.owner = None
+
+
+def _realize_pending():
+    pending = lazy.pending
+    if len(pending) == 1:
+        # the common case (an op whose result is read at once): no grouping to do
+        n = pending[0]()
+        if n is not None and not n.deep:
+            _launch_one(n, alone=True)
+            return
+        nodes = [] if n is None else [n]
+    else:
+        nodes = [n for n in map(lambda r: r(), pending) if n is not None]
+    if not nodes:
+        return
+    for n in nodes:
+        a = n.ref()
+        n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+        keep = n.keep
+        n.mat = n.used = (n.arr is not None or n.target is not None or
+                          (keep is not None and keep() is not None))
+        n.grp = None
+    # consumers before their inputs: mark what is needed and what must be stored (a
+    # result something holds, or one read by an op of another shape or compute type)
+    for n in reversed(nodes):
+        if not n.used:
+            continue
+        for x in n.args:
+            if type(x) is _Lazy and x.buf is None:
+                x.used = True
+                if x.view.shape != n.view.shape or x.compute != n.compute or \
+                        x.device is not n.device:
+                    x.mat = True
+    groups, key, ops, leaves = [], None, 0, 0
+    for n in nodes:
+        if n.mat:
+            k = (n.device.index, n.view.shape, n.compute)
+            if k != key or ops + n.size > 2 * MAX_OPS or leaves + n.leaves > MAX_LEAVES \
+                    or len(groups[-1]) >= MAX_SEGMENTS:
+                groups.append([])
+                key, ops, leaves = k, 0, 0
+            n.grp = len(groups)
+            groups[-1].append(n)
+            ops += n.size
+            leaves += n.leaves
+            if n.target is not None:
+                key = None          # a write ends its chain: later ops may read it
+    try:
+        run = []
+        for g in groups:
+            seg = _Segment(g)
+            if run and not _joins(run, seg):
+                _launch(run)
+                run = []
+            run.append(seg)
+        if run:
+            _launch(run)
+    finally:
+        for n in nodes:
+            n.args = n.arr = n.plan = n.target = None
+
+
+class _Segment:
+    """One group's kernel part: its ops in launch order with their references (temporaries:
+    ops of the group and pending ops inlined into it; leaves: launched Arrays and stored
+    nodes; scalars), outputs (fresh buffers or write targets) and indexing."""
+
+    def __init__(self, group):
+        self.group = group
+        self.grp = group[0].grp
+        self.body, self.temps, self.leaves, self.leaf_ids = [], {}, [], {}
+        self.scalars, self.preamble, self.deps = [], [], set()
+        for n in group:
+            if id(n) not in self.temps:
+                self.visit(n)
+        first = group[0]
+        self.device, self.compute = first.device, first.compute
+        self.outputs = tuple(self.temps[id(n)] for n in group)
+        self.single = len(group) == 1 and len(self.body) == 1
+        self.writes = [(n.target[0], *n.target[1].extent()) for n in group
+                       if n.target is not None]
+
+    def visit(self, n) -> int:
+        refs = []
+        for x in n.args:
+            if type(x) is _Lazy and (x.grp == self.grp or not x.mat):
+                t = self.temps.get(id(x))
+                refs.append(("t", self.visit(x) if t is None else t))
+            elif type(x) is _Lazy or type(x) is tuple:
+                lid = id(x) if type(x) is _Lazy else (id(x[0]), x[1].shape, x[1].strides,
+                                                       x[1].offset, x[2].name)
+                j = self.leaf_ids.get(lid)
+                if j is None:
+                    j = self.leaf_ids[lid] = len(self.leaves)
+                    self.leaves.append(_leaf_of(x) if type(x) is not _Lazy else x)
+                    if type(x) is _Lazy:
+                        self.deps.add(x.grp)
+                refs.append(("l", j))
+            else:
+                refs.append(("s", len(self.scalars)))
+                self.scalars.append(x)
+        name, expr, _, pre = n.plan.fuse
+        for f in pre:
+            if f not in self.preamble:
+                self.preamble.append(f)
+        self.temps[id(n)] = t = len(self.body)
+        self.body.append((name, expr, n.dtype, tuple(refs)))
+        return t
+
+    def read_bufs(self):
+        return [leaf[0] for leaf in self.leaves if type(leaf) is tuple]
+
+
+def _overlap(a, b) -> bool:
+    return a[0] is b[0] and a[1] <= b[2] and b[1] <= a[2]
+
+
+def _joins(run, seg) -> bool:
+    """Whether seg can run in the same launch as the segments of `run`: same device and compute
+    type, room for its operands, and no data passing between them (nothing of the run read or
+    written by seg, nothing seg writes read by the run)."""
+    first = run[0]
+    if len(run) >= MAX_SEGMENTS or seg.device is not first.device or \
+            seg.compute != first.compute:
+        return False
+    if sum(len(r.leaves) + len(r.outputs) for r in run) + len(seg.leaves) + \
+            len(seg.outputs) > MAX_OPERANDS:
+        return False
+    grps = {r.grp for r in run}
+    if seg.deps & grps:
+        return False
+    reads = seg.read_bufs()
+    for r in run:
+        for w in r.writes:
+            if any(b is w[0] for b in reads) or any(_overlap(w, x) for x in seg.writes):
+                return False
+        if seg.writes:
+            rr = r.read_bufs()
+            if any(b is w[0] for w in seg.writes for b in rr):
+                return False
+    return True
+
+
+def _launch_one(n, alone=False):
+    """A chain of one: the op's own (unfused) kernel, exactly as eager. `alone`: the only
+    pending node, launched only if something can still read it."""
+    try:
+        if n.target is not None:
+            args = [Array._make(*_leaf_of(x)) if type(x) is _Lazy or type(x) is tuple else x
+                    for x in n.args]
+            n.plan.store(Array._make(*n.target), args)
+            return
+        if alone:
+            a = n.ref()
+            n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+            keep = n.keep
+            if n.arr is None and (keep is None or keep() is None):
+                return                  # nobody can read it: never launched
+        buf = Buffer(n.device, n.view.numel * n.dtype.itemsize)
+        n.plan.launch_for_run().run_leaves(buf.raw, n.args)
+        _store(n, buf)
+    finally:
+        n.args = n.arr = n.plan = n.target = None
+
+
+def _launch(run):
+    if len(run) == 1 and run[0].single:
+        _launch_one(run[0].group[0])
+        return
+    specs, args, fresh, begin, n_ops = [], [], [], 0, 0
+    preamble = []
+    multi = len(run) > 1
+    for seg in run:
+        for f in seg.preamble:
+            if f not in preamble:
+                preamble.append(f)
+        leaves = [_leaf_of(x) if type(x) is _Lazy else x for x in seg.leaves]
+        shape = seg.group[0].view.shape
+        numel = seg.group[0].view.numel
+        outs = []
+        for n in seg.group:
+            if n.target is not None:
+                outs.append(n.target[:2])
+            else:
+                b = Buffer(n.device, numel * n.dtype.itemsize)
+                fresh.append((n, b))
+                outs.append((b, n.view))
+        views = [v if v.shape == shape else v.expand(shape) for _, v in outs] + \
+                [v if v.shape == shape else v.expand(shape) for _, v, _ in leaves]
+        cshape, cst = coalesce(shape, *(v.strides for v in views))
+        rank = len(cshape)
+        flat = None
+        no = len(outs)
+        if rank == 1 and all(st[0] == 1 for st in cst[:no]) and \
+                all(st[0] in (0, 1) for st in cst[no:]):
+            flat = tuple(numel > 1 and st[0] == 1 for st in cst[no:])
+        elif rank == 1 and numel == 1:
+            flat = (False,) * len(leaves)
+        specs.append((tuple(seg.body), tuple(d for _, _, d in leaves), len(seg.scalars),
+                      seg.outputs, flat, rank))
+        if multi:
+            args.append(begin)
+        bufs = [b for b, _ in outs] + [b for b, _, _ in leaves]
+        for b, v, st in zip(bufs, views, cst):
+            args += (b.raw, v.offset)
+            if flat is None:
+                args += st
+        args += seg.scalars
+        args.append(numel)
+        if flat is None:
+            args += cshape
+        begin += numel
+        n_ops += len(seg.body)
+    first = run[0]
+    key = (first.device.index, first.compute, tuple(preamble),
+           tuple((tuple((b[1], b[2].name, b[3]) for b in body), tuple(d.name for d in lv), ns,
+                  outs, flat, rank) for body, lv, ns, outs, flat, rank in specs))
+    k = _fused.get(key)
+    if k is None:
+        if len(_fused) >= 4096:
+            _fused.clear()
+        k = _fused[key] = fused_kernel(first.device, first.compute, tuple(preamble),
+                                       tuple(specs))
+    count("fused")
+    count("fused_ops", n_ops)
+    k.launch_1d(begin, *args)
+    for n, b in fresh:
+        _store(n, b)
+
+
+def _store(n, buf):
+    buf.version = 1                  # as an eager op's output after its launch
+    n.buf = buf
+    a = n.arr
+    if a is not None:
+        a._buf = buf
+        a._lazy = None
+
+
+lazy.realize = _realize

@@ -102,7 +102,9 @@ def test_bench_first_step_cold_then_warm(device):
     # saved); the warm one, on the same cache folder, builds nothing and loads every binary
     assert c["builds"] > 0
     assert w["builds"] == 0
-    assert w["disk_cache_hits"] == c["builds"] + c["disk_cache_hits"] == cold["cache_entries"]
+    # (the second step, also run by both, may build a program the first did not need: a fused
+    # chain that appears once the optimizer has its state; cache_entries counts it too)
+    assert w["disk_cache_hits"] == c["builds"] + c["disk_cache_hits"] <= cold["cache_entries"]
     assert c["launches"] == w["launches"] > 0
     assert c["first_step_s"] == pytest.approx(c["context_s"] + c["model_s"] + c["step_s"])
 

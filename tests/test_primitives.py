@@ -6,6 +6,7 @@ import pytest
 
 import clgrad
 from clgrad import runtime
+from clgrad.runtime import lazy
 from helpers import check_op, inputs_for, make
 
 INT_DTYPES = ["int64", "int32", "int16", "int8", "uint8"]
@@ -547,5 +548,6 @@ def test_ops_stay_on_device(device):
     y = ((x @ w).relu() * 2 + 1).sum(dim=1).tanh().amax()
     s = runtime.stats()
     assert s["d2h"] == 0 and s["h2d"] == 0, "an op read back to the host"
-    assert s["launches"] == 7 and s["builds"] == 0
+    # 7 launches op by op; with fusion the relu, * 2 and + 1 are one kernel
+    assert s["launches"] == (5 if lazy.enabled else 7) and s["builds"] == 0
     assert np.isfinite(y.item())

@@ -451,6 +451,7 @@ def test_pool_reuses_buffers(device):
     s = runtime.stats()
     assert s["allocs"] == 1 and s["pool_hits"] == 1
     x = clgrad.ones(1000, device=device)
+    clgrad.synchronize(device)    # a pending fill holds its buffer until it is launched
     del x
     runtime.reset_stats()
     y = clgrad.ones(1000, device=device)

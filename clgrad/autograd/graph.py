@@ -29,13 +29,14 @@ class _Saved:
     output -> node -> context -> output forms no reference cycle."""
 
     __slots__ = ("tensor", "ref", "buf", "view", "dtype", "requires_grad", "version", "out_idx",
-                 "producer", "shape", "plain")
+                 "producer", "shape", "plain", "pending", "__weakref__")
 
     def __init__(self, t):
         self.tensor = t
         self.plain = t._plain       # rebuilds a weakly held output as a plain Tensor
         self.ref = None
-        self.version = t._buf.version
+        self.pending = None
+        self.version = t._version
         self.shape = t._view.shape
         self.dtype = t.dtype
         grad_fn = t._ctx if t.requires_grad else None
@@ -45,7 +46,14 @@ class _Saved:
     def weaken(self, out_idx: int, producer: str):
         t = self.tensor
         self.ref = weakref.ref(t)
-        self.buf, self.view = t._buf, t._view
+        lz = t._lazy
+        if lz is None:
+            self.buf = t._buf
+        else:
+            # a pending output stays pending: its node is told to store the value
+            lz.keep = weakref.ref(self)
+            self.pending, self.buf = lz, None
+        self.view = t._view
         self.requires_grad = t.requires_grad
         self.out_idx = out_idx
         self.producer = producer
@@ -54,6 +62,8 @@ class _Saved:
     def unpack(self, node):
         t = self.tensor
         if t is None:
+            if self.pending is not None:
+                self.buf, self.pending = self.pending.value(), None
             t = self.ref()
             if t is None or t._buf is not self.buf or t._view != self.view:
                 t = self.plain._make(self.buf, self.view, self.dtype)
@@ -205,7 +215,7 @@ class Node:
         self.edges = tuple(edges)
         self.in_meta = tuple(meta)
         self.outputs = [weakref.ref(t) for t in outputs]
-        self.out_meta = [(t._view.shape, t.dtype, t._buf.device, t._plain) for t in outputs]
+        self.out_meta = [(t._view.shape, t.dtype, t.device, t._plain) for t in outputs]
         self.trace = _forward_trace() if _anomaly["enabled"] else None
         self.hooks = None
         self.prehooks = None

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..array import Array
+from ..array import FUSIBLE, Array
 from ..dtypes import DType, bool_, float16, get_default_dtype, result_type, torch_name
-from ..runtime import Buffer, check_dtype, codegen
+from ..runtime import Buffer, check_dtype, codegen, lazy
 from ..view import View, broadcast_shapes, coalesce
 
 @dataclass(frozen=True, eq=False)     # identity: the fast path keys plans on the record
@@ -95,6 +95,16 @@ class _Launch:
         for pos, i, is_t in self.slots:
             a = inputs[i]
             args[pos] = a._buf.raw if is_t else a
+        self.kernel(self.gsize, self.lsize, *args)
+
+    def run_leaves(self, out_raw, inputs):
+        """run() for a pending node's arguments (clgrad/array.py): a tensor is a (buffer, view,
+        dtype) tuple or a stored node (its `buf`)."""
+        args = self.args.copy()
+        args[0] = out_raw
+        for pos, i, is_t in self.slots:
+            a = inputs[i]
+            args[pos] = (a[0].raw if type(a) is tuple else a.buf.raw) if is_t else a
         self.kernel(self.gsize, self.lsize, *args)
 
 
@@ -202,9 +212,18 @@ def _compute_type(op: Op, args) -> tuple[DType, DType]:
 
 class _EwPlan:
     """What `ew` derived for one (op, argument dtypes, views, scalar types, device): the output's
-    dtype and view, how each scalar is converted, and the launch."""
+    dtype and view, how each scalar is converted, and the launch. `fuse` = (name, expression,
+    compute type, preamble files) when the result may stay pending (clgrad/array.py), and then
+    the unfused launch is built only if a chain of one is launched (`launch_for_run`)."""
 
-    __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first")
+    __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first",
+                 "fuse", "spec")
+
+    def launch_for_run(self):
+        launch = self.launch
+        if launch is None:
+            launch = self.launch = _plan_launch(*self.spec)
+        return launch
 
 
 _ew_plans: dict = {}
@@ -215,7 +234,9 @@ def _ew_key(op, args, out):
     for a in args:
         if isinstance(a, Array):
             v = a._view
-            key += (a._buf.device.index, a.dtype, v.shape, v.strides, v.offset)
+            lz = a._lazy
+            key += (a._buf.device.index if lz is None else lz.device.index, a.dtype, v.shape,
+                    v.strides, v.offset)
         else:
             key.append(type(a))
     if out is not None:
@@ -232,14 +253,19 @@ def ew(op: Op, *args, out=None):
     plan = _ew_plans.get(key)
     if plan is None:
         plan = _keep(_ew_plans, key, _ew_plan(op, args, out))
+    convs = plan.convs
+    if convs:
+        args = [c(a) if c is not None else a for c, a in zip(convs, args)]
     if out is None:
+        if plan.fuse is not None and lazy.enabled:
+            return args[plan.first]._plain._pending(plan, args)
         out = args[plan.first]._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view,
                                             plan.out_dtype)
-    if plan.launch is not None:
-        convs = plan.convs
-        if convs:
-            args = [c(a) if c is not None else a for c, a in zip(convs, args)]
-        plan.launch.run(out._buf.raw, args)
+    launch = plan.launch
+    if launch is None and plan.fuse is not None:
+        launch = plan.launch_for_run()
+    if launch is not None:
+        launch.run(out._buf.raw, args)
         out._buf.version += 1
     return out
 
@@ -279,8 +305,16 @@ def _ew_plan(op: Op, args, out):
         # half arithmetic where the device has cl_khr_fp16 (float elsewhere); ops with helper
         # functions (tanh, erf, softplus, ...) keep computing in float
         compute = codegen.HALF_COMPUTE
-    plan.launch = _plan_launch(f"ew_{label}", expr, device, out_dtype, out_view, metas,
-                               compute, tuple(op.int_preamble if integer else op.preamble))
+    preamble = tuple(op.int_preamble if integer else op.preamble)
+    plan.spec = (f"ew_{label}", expr, device, out_dtype, out_view, metas, compute, preamble)
+    plan.fuse = None
+    plan.launch = None
+    if (out is None and plan.first is not None and out_view.numel > 0
+            and out_dtype.name in FUSIBLE and all(t.dtype.name in FUSIBLE for t in tens)
+            and not _wide([out_view, *(t._view for t in tens)])):
+        plan.fuse = (op.name, _render_expr(expr, compute), compute, preamble)
+    else:
+        plan.launch = _plan_launch(*plan.spec)
     return plan
 
 
@@ -318,13 +352,50 @@ def _copy_name(kind, dst: DType, src: DType | None) -> str:
     return f"copy_{dst.short}_{src.short}" if src is not None else f"fill_{dst.short}"
 
 
+class _StorePlan:
+    """A pending write of `x0` into an existing tensor (clgrad/array.py: Array._write_pending):
+    the fields a pending node reads, and the unfused launch for a chain of one."""
+
+    __slots__ = ("fuse", "out_view", "out_dtype", "device")
+
+    def __init__(self, name, compute, dst):
+        self.fuse = (name, "x0", compute, ())
+        self.out_view, self.out_dtype, self.device = dst._view, dst.dtype, dst._buf.device
+
+    def store(self, dst, args):
+        name, expr, compute, preamble = self.fuse
+        plan = _launch_for(name, expr, dst, args, compute, preamble)
+        if plan is not None:
+            plan.run(dst._buf.raw, args)
+
+
 def copy_into(dst, src):
-    """dst[...] = src with broadcasting and conversion (no autograd; callers record it)."""
+    """dst[...] = src with broadcasting and conversion (no autograd; callers record it). With
+    fusion on, the write may stay pending: dst's version counts it at once, and its data
+    arrive before anything else reads or writes that memory."""
     is_t = isinstance(src, Array)
     compute = src.dtype.compute if is_t and dst.dtype is bool_ else dst.dtype.compute
-    launch_ew(_copy_name("copy", dst.dtype, src.dtype if is_t else None), "x0", dst,
-              [src if is_t else _scalar(src, dst.dtype)], compute)
+    name = _copy_name("copy", dst.dtype, src.dtype if is_t else None)
+    val = src if is_t else _scalar(src, dst.dtype)
+    if lazy.enabled and dst._lazy is None and _can_defer(dst, src if is_t else None):
+        return dst._write_pending(_StorePlan(name, compute, dst), (val,))
+    launch_ew(name, "x0", dst, [val], compute)
     return dst
+
+
+def _can_defer(dst, src) -> bool:
+    v = dst._view
+    if v.numel == 0 or dst.dtype.name not in FUSIBLE or _wide([v]):
+        return False
+    if src is not None:
+        if src.dtype.name not in FUSIBLE or src.device != dst._buf.device:
+            return False
+        sv = src._view
+        if sv.shape != v.shape:
+            sv = sv.expand(v.shape)          # raises the broadcast error now, as eager would
+        if _wide([sv]):
+            return False
+    return True
 
 
 def launch_ew_raw(name, expr, out, compute, preamble, scalars):

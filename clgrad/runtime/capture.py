@@ -23,7 +23,7 @@ import threading
 
 import pyopencl as cl
 
-from . import faults, memory, program
+from . import faults, lazy, memory, program
 from .memory import count
 
 _active: Recording | None = None
@@ -78,6 +78,7 @@ def vary(positions, provider) -> None:
     """The next launch's arguments at `positions` come from `provider()` at each replay."""
     rec = _active
     if rec is not None and threading.get_ident() == rec.thread:
+        lazy.flush()        # a pending result's launch must not take the next launch's mark
         rec.pending = (tuple(positions), provider)
 
 
@@ -127,6 +128,8 @@ class Recording:
 
     def __exit__(self, *exc) -> None:
         global _active
+        if exc[0] is None:
+            lazy.flush()    # results still pending belong to the recorded call
         _active = None
         program._record = None
         memory._on_transfer = None
@@ -227,6 +230,7 @@ class Capture:
 
     def replay(self) -> None:
         """Enqueue every launch again (never waits); step-dependent arguments are set first."""
+        lazy.flush()        # pending results may read buffers this replay overwrites
         for gen, total, sites in self.random:
             seed, base = gen._take(total)
             for put, j, tseed, toff, rel in sites:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pyopencl as cl
 
-from . import faults, icd
+from . import faults, icd, lazy
 from .errors import DeviceNotFoundError, NoOpenCLError
 
 _lock = threading.RLock()
@@ -206,6 +206,7 @@ class Device:
 
     def synchronize(self) -> None:
         """Wait for every queued kernel; raise a fault one of them reported (runtime/faults.py)."""
+        lazy.flush()
         if self._queue is not None:
             self._queue.finish()
             faults.sync_check(self, self._queue)

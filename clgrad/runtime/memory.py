@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pyopencl as cl
 
-from . import faults
+from . import faults, lazy
 from .device import Device
 from .errors import OutOfMemoryError
 
@@ -24,10 +24,14 @@ def count(name: str, n: int = 1) -> None:
 def stats() -> dict:
     """Counters since the last reset: kernel launches, transfers (and bytes; a copy from one
     device to another also counts as d2d, on top of the host legs it takes), program builds,
-    captured-step replays (clgrad.jit; each replay's launches also count as launches), and
-    reads of the device error flag (runtime/faults.py: at most one per sync, queued with it)."""
+    captured-step replays (clgrad.jit; each replay's launches also count as launches), fused
+    kernels launched for chains of two or more elementwise ops (`fused`) and the ops they
+    computed (`fused_ops`: `fused_ops - fused` launches saved), and reads of the device error
+    flag (runtime/faults.py: at most one per sync, queued with it)."""
     keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "d2d", "d2d_bytes", "builds",
-            "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches", "flag_reads")
+            "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches", "fused",
+            "fused_ops", "flag_reads")
+    lazy.flush()        # pending results count once they would have launched
     return {k: _counters.get(k, 0) for k in keys}
 
 
@@ -173,6 +177,8 @@ class Buffer:
         host = np.ascontiguousarray(host)
         if host.nbytes == 0:
             return
+        if lazy.pending:
+            lazy.realize()
         count("h2d")
         count("h2d_bytes", host.nbytes)
         if _on_transfer is not None:
@@ -182,6 +188,8 @@ class Buffer:
     def read(self, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
         if out.nbytes == 0:
             return out
+        if lazy.pending:
+            lazy.realize()       # a pending write may be on its way into this buffer
         count("d2h")
         count("d2h_bytes", out.nbytes)
         if _on_transfer is not None:

@@ -17,6 +17,7 @@ import numpy as np
 import pyopencl as cl
 
 from ..version import __version__
+from . import lazy
 from .device import Device
 from .errors import KernelBuildError
 from .memory import _counters, count
@@ -343,6 +344,8 @@ class Kernel:
     def __call__(self, global_size, local_size, *args):
         """Set the arguments (packed by the layout's types) and enqueue; never waits. Every
         clgrad launch passes through here."""
+        if lazy.pending:
+            lazy.realize()       # pending results read what this launch may overwrite
         _counters["launches"] += 1
         if _record is not None:
             _record(self, global_size, local_size, args)

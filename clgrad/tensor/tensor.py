@@ -100,7 +100,8 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
     @property
     def _version(self) -> int:
         """The storage's version counter (shared by views), bumped by every in-place write."""
-        return self._buf.version
+        # a pending result (clgrad/array.py) will be at 1 when launched, as an eager op's output
+        return self._buf.version if self._lazy is None else 1
 
     @property
     def requires_grad(self) -> bool:
@@ -169,7 +170,10 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
 
     @data.setter
     def data(self, other: "Tensor"):
-        self._buf, self._view, self.dtype = other._buf, other._view, other.dtype
+        buf = other._buf
+        if self._lazy is not None:
+            self._buf      # launch what is pending while it still reads its old inputs
+        self._buf, self._view, self.dtype = buf, other._view, other.dtype
 
     # ---- autograd API ----------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
@@ -355,7 +359,7 @@ class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, Lina
         if src.device != self.device:
             src = src.to(self.device)
         broadcast_shapes(self.shape, src.shape)
-        if src._buf is self._buf and src._view == self._view:
+        if src._lazy is None and src._buf is self._buf and src._view == self._view:
             return self
         return self._inplace(lambda s, v: apply(_copy_node, s, v), src,
                              fast=lambda: ops.copy_into(self, src))

@@ -1,0 +1,103 @@
+"""The fused elementwise kernel: one program per chain structure (kernels_cl/fused.cl, and
+kernels_cl/fused_multi.cl for independent chains launched together).
+
+A chain (a *segment*) arrives as a hashable spec built by the Array seam (clgrad/array.py): its
+ops in an order where each comes after its inputs, each as (name, rendered expression, output
+DType, references to its inputs), the leaves' storage dtypes, how many scalar arguments, which
+ops' values are stored, and the indexing (flat, or strided of a rank). A kernel runs one or
+several segments over consecutive ranges of work-items. `fused_kernel` is memoized by the
+spec, so a structure seen before renders nothing."""
+from __future__ import annotations
+
+from .codegen import _extensions, _index_lines, _preamble
+from .program import Args, kernel, memoize, render
+
+
+def _ref(p: str, r) -> str:
+    kind, i = r
+    if kind == "s":
+        return f"clg_{p}s{i}"
+    return f"((clg_t)clg_{p}{'v' if kind == 'l' else 't'}{i})"
+
+
+def _segment(args: Args, s, seg, compute: str, gid: str, ind: str):
+    """Arguments (added to `args`), macro definitions and statements of segment number s (None:
+    the kernel's only one). seg = (body, leaves, n_scalars, outputs, flat, rank)."""
+    body, leaves, n_scalars, outputs, flat, rank = seg
+    p = "" if s is None else f"{s}_"
+    idx = "int"
+    offsets, operands, loads = [], [], []
+    names = [(f"clg_{p}out{k}", f"clg_{p}oo{k}", body[k][2], False) for k in outputs]
+    names += [(f"clg_{p}in{j}", f"clg_{p}o{j}", dt, True) for j, dt in enumerate(leaves)]
+    for arg, off, dt, const in names:
+        args.buffer(dt.ctype, arg, const=const).scalar(idx, f"{arg}_off")
+        if flat is None:
+            args.scalar(idx, *(f"{arg}_st{d}" for d in range(rank)))
+        offsets.append(f"{ind}{idx} {off} = {arg}_off;")
+        operands.append((off, f"{arg}_st"))
+    for j, dt in enumerate(leaves):
+        loads.append(f"{ind}const {dt.ctype} clg_{p}v{j} = clg_{p}in{j}[clg_{p}o{j}];")
+    for j in range(n_scalars):
+        args.scalar(compute, f"clg_{p}s{j}")
+    args.scalar(idx, f"clg_{p}n")
+    if flat is None:
+        args.scalar(idx, *(f"clg_{p}shape{d}" for d in range(rank)))
+        index = _index_lines(rank, [f"clg_{p}shape{d}" for d in range(rank)], operands,
+                             indent=ind)
+    else:
+        unit = [off for (_, off, _, _), f in zip(names, (True,) * len(outputs) + flat) if f]
+        index = "\n".join(f"{ind}{off} += {gid};" for off in unit)
+    defs, lines = [], []
+    for k, (_, expr, out, refs) in enumerate(body):
+        params = ", ".join(f"x{i}" for i in range(len(refs))) or "clg_unused"
+        defs.append(f"#define CLG_OP{p}{k}({params}) ({expr})")
+        call = f"CLG_OP{p}{k}({', '.join(_ref(p, r) for r in refs) or '0'})"
+        value = f"(uchar)(({call}) != 0)" if out.name == "bool" else f"({out.ctype})({call})"
+        lines.append(f"{ind}const {out.ctype} clg_{p}t{k} = {value};")
+    stores = [f"{ind}clg_{p}out{k}[clg_{p}oo{k}] = clg_{p}t{k};" for k in outputs]
+    ctypes = [dt.ctype for _, _, dt, _ in names]
+    return defs, offsets, index, loads, lines, stores, ctypes
+
+
+@memoize
+def fused_kernel(device, compute: str, preamble: tuple, segments: tuple):
+    """segments: per segment (body, leaves, n_scalars, outputs, flat, rank). body: per op
+    (name, expression over x0.., output DType, refs); a ref is ('l', leaf), ('t', op) or ('s',
+    scalar). leaves: storage DType per leaf. outputs: the ops whose value is stored, each
+    through an output buffer, offset (and strides). flat: None when outputs and leaves are
+    strided (rank strides each), else per leaf True (element i at offset + i) or False
+    (broadcast: always its offset); outputs are then unit-stride."""
+    args = Args()
+    first, last = segments[0][0][0], segments[-1][0][-1]
+    ctypes = [compute]
+    if len(segments) == 1:
+        seg = segments[0]
+        defs, offsets, index, loads, lines, stores, ct = _segment(args, None, seg, compute,
+                                                                  "clg_gid", "    ")
+        ctypes += ct
+        name = f"fused_{first[0]}_{last[0]}_{len(seg[0])}_{last[2].short}" + \
+            ("_flat" if seg[4] is not None else f"_r{seg[5]}")
+        src = render("fused", extensions=_extensions(*ctypes), compute=compute,
+                     preamble=_preamble(preamble), ops="\n".join(defs), name=name, args=args,
+                     idx="int", offsets="\n".join(offsets), index=index,
+                     loads="\n".join(loads), body="\n".join(lines), stores="\n".join(stores))
+        return kernel(device, src, name, args)
+    all_defs, blocks = [], []
+    ind = "        "
+    for s, seg in enumerate(segments):
+        args.scalar("int", f"clg_{s}_begin")
+        defs, offsets, index, loads, lines, stores, ct = _segment(args, s, seg, compute,
+                                                                  "clg_i", ind)
+        ctypes += ct
+        all_defs += defs
+        blocks.append("\n".join([
+            f"    {'else ' if s else ''}if (clg_gid < clg_{s}_begin + clg_{s}_n) {{",
+            f"{ind}const int clg_i = clg_gid - clg_{s}_begin;",
+            f"{ind}int clg_rest = clg_i;", f"{ind}int clg_c;", *offsets, index, *loads, *lines,
+            *stores, "    }"]))
+    n_ops = sum(len(seg[0]) for seg in segments)
+    name = f"fused{len(segments)}_{first[0]}_{last[0]}_{n_ops}_{last[2].short}"
+    src = render("fused_multi", extensions=_extensions(*ctypes), compute=compute,
+                 preamble=_preamble(preamble), ops="\n".join(all_defs), name=name, args=args,
+                 segments="\n".join(blocks))
+    return kernel(device, src, name, args)
