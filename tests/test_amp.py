@@ -11,6 +11,7 @@ import clgrad
 import clgrad.nn as nn
 import clgrad.nn.functional as F
 from clgrad import runtime
+from clgrad.runtime import lazy
 
 LOW = ["float16", "bfloat16"]
 
@@ -261,9 +262,13 @@ def test_grad_scaler_one_host_read_per_step(device):
         s = runtime.stats()
         # the flag read of step(); the six gradients lie in one arena: one unscale launch (plus
         # the flag's fill, Adam's update and the scale update; Adam's first step also fills
-        # its state)
+        # its state; with fusion on, the fills launch together, and elementwise work that
+        # backward left pending launches here, fused)
         assert s["d2h"] == 1 and s["h2d"] == 0
-        assert s["launches"] == (4 if i else 6)
+        if lazy.enabled:
+            assert 1 <= s["launches"] <= (4 if i else 6)
+        else:
+            assert s["launches"] == (4 if i else 6)
 
 
 def test_grad_scaler_state_and_errors(device):
