@@ -5,11 +5,14 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from ...tensor import creation, nn_ops
 from ...tensor.shape import cat, stack
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, _pack, pad_packed_sequence
 from .module import Module
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -137,7 +140,31 @@ class RNNBase(Module):
             raise RuntimeError(f"Expected {what} size {tuple(shape)}, got {tuple(h.shape)}")
 
     def _run(self, input, hx):
-        """The stacked recurrence. input (B, T, I) or (T, B, I); hx: (h0, c0) or h0 or None."""
+        """The stacked recurrence. input (B, T, I) or (T, B, I) or a PackedSequence; hx:
+        (h0, c0) or h0 or None."""
+        if isinstance(input, PackedSequence):
+            return self._run_packed(input, hx)
+        return self._run_padded(input, hx)
+
+    def _run_packed(self, packed, hx):
+        # the padded batch in its original order; a step past a sequence's end keeps its state
+        # and outputs zeros, so h_n is each sequence's state after its own last step
+        padded, lengths = pad_packed_sequence(packed)                  # (T, B, I)
+        lengths = [int(n) for n in lengths.tolist()]
+        T_ = padded.shape[0]
+        steps = np.arange(T_)[:, None] < np.asarray(lengths)[None, :]  # (T, B)
+        alive = creation.tensor(steps[:, :, None], device=padded.device)
+        masks = nn_ops.time_steps(alive)
+        batch_first, self.batch_first = self.batch_first, False
+        try:
+            out, state = self._run_padded(padded, hx, masks)
+        finally:
+            self.batch_first = batch_first
+        order = None if packed.sorted_indices is None else \
+            [int(i) for i in packed.sorted_indices.tolist()]
+        return _pack(out, lengths, order), state
+
+    def _run_padded(self, input, hx, masks=None):
         cls = type(self).__name__
         if input.ndim not in (2, 3):
             raise ValueError(f"{cls}: Expected input to be 2D or 3D, got {input.ndim}D tensor "
@@ -182,10 +209,16 @@ class RNNBase(Module):
                 steps = [None] * T_
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
                     gh = F.linear(h, w_hh, b_hh)                     # (B, G*H)
+                    hp, cp = h, c
                     h, c = _step(self.mode, gis[t], gh, h, c)
                     if w_hr is not None:
                         h = F.linear(h, w_hr)                        # (B, H) -> (B, P)
-                    steps[t] = h
+                    if masks is not None:
+                        steps[t] = h.where(masks[t], 0)
+                        h = h.where(masks[t], hp)
+                        c = c.where(masks[t], cp) if lstm else None
+                    else:
+                        steps[t] = h
                 outs.append(stack(steps, 0) if T_ else
                             creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
                 hn.append(h)
