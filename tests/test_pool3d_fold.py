@@ -210,3 +210,79 @@ def test_pool3d_fold_match_torch(fp64):
     np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
     assert gradcheck(lambda t: F.max_pool3d(t, 2, stride=1), [clgrad.tensor(
         rng.standard_normal((1, 1, 3, 4, 4)), device=fp64, requires_grad=True)])
+
+
+# ---- conv3d ----------------------------------------------------------------------------------
+def _np_conv3d(x, w, b, s, p, d, groups):
+    N, C, D, H, W = x.shape
+    O, Cg, KD, KH, KW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]), (p[2], p[2])))
+    out_sz = [(n + 2 * pp - dd * (k - 1) - 1) // ss + 1
+              for n, k, ss, pp, dd in zip((D, H, W), (KD, KH, KW), s, p, d)]
+    out = np.zeros((N, O) + tuple(out_sz))
+    og = O // groups
+    for o in range(O):
+        g = o // og
+        xs = xp[:, g * Cg:(g + 1) * Cg]
+        for i, j, k in itertools.product(range(KD), range(KH), range(KW)):
+            tap = xs[:, :, i * d[0]:i * d[0] + s[0] * (out_sz[0] - 1) + 1:s[0],
+                     j * d[1]:j * d[1] + s[1] * (out_sz[1] - 1) + 1:s[1],
+                     k * d[2]:k * d[2] + s[2] * (out_sz[2] - 1) + 1:s[2]]
+            out[:, o] += np.einsum("ncdhw,c->ndhw", tap, w[o, :, i, j, k])
+        if b is not None:
+            out[:, o] += b[o]
+    return out
+
+
+CONV3D = [((3, 2, 2, 2, 2), dict(s=(1, 1, 1), p=(0, 0, 0), d=(1, 1, 1), groups=1)),
+          ((4, 2, 3, 2, 3), dict(s=(2, 1, 2), p=(1, 0, 1), d=(1, 2, 1), groups=1)),
+          ((4, 1, 2, 3, 1), dict(s=(1, 2, 1), p=(1, 1, 0), d=(2, 1, 1), groups=2))]
+
+
+@pytest.mark.parametrize("wshape,kw", CONV3D)
+def test_conv3d(device, wshape, kw):
+    s, p, d, g = kw["s"], kw["p"], kw["d"], kw["groups"]
+    check_op([(2, 2, 4, 5, 5), wshape, (wshape[0],)],
+             lambda x, w, b: F.conv3d(x, w, b, s, p, d, g),
+             lambda x, w, b: _np_conv3d(x, w, b, s, p, d, g), device=device, atol=1e-5,
+             layouts=("contiguous", "permuted"))
+
+
+def test_conv3d_module_and_errors(device):
+    m = nn.Conv3d(2, 3, 3, padding="same", device=device)
+    x = clgrad.randn(1, 2, 4, 5, 6, device=device)
+    assert m(x).shape == (1, 3, 4, 5, 6)
+    assert m(x[0]).shape == (3, 4, 5, 6)
+    r = nn.Conv3d(2, 3, 3, padding=1, padding_mode="replicate", device=device)
+    want = _np_conv3d(np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1), (1, 1)), mode="edge"),
+                      r.weight.detach().numpy(), r.bias.detach().numpy(), (1, 1, 1), (0, 0, 0),
+                      (1, 1, 1), 1)
+    with clgrad.no_grad():
+        np.testing.assert_allclose(r(x).numpy(), want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="channels"):
+        F.conv3d(x, clgrad.randn(3, 3, 1, 1, 1, device=device))
+    with pytest.raises(RuntimeError, match="5D"):
+        F.conv3d(clgrad.randn(2, 3, device=device), clgrad.randn(3, 3, 1, 1, 1, device=device))
+
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed: parity test skipped")
+def test_conv3d_matches_torch(fp64):
+    import torch.nn.functional as TF
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 5, 6, 7))
+    for kw, ws in [(dict(stride=(2, 1, 2), padding=(1, 0, 2), dilation=(1, 2, 1)),
+                    (6, 4, 2, 3, 2)), (dict(groups=2, padding=1), (4, 2, 3, 1, 3)),
+                   (dict(padding="same"), (2, 4, 2, 3, 4))]:
+        w, b = rng.standard_normal(ws), rng.standard_normal(ws[0])
+        t = TF.conv3d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw)
+        c = F.conv3d(clgrad.tensor(x, device=fp64), clgrad.tensor(w, device=fp64),
+                     clgrad.tensor(b, device=fp64), **kw)
+        np.testing.assert_allclose(c.numpy(), t.numpy(), atol=1e-10)
+    for mode in ("reflect", "circular"):
+        tm = torch.nn.Conv3d(4, 3, 3, padding=1, padding_mode=mode).double()
+        cm = nn.Conv3d(4, 3, 3, padding=1, padding_mode=mode, device=fp64, dtype=clgrad.float64)
+        cm.load_state_dict({k: clgrad.tensor(v.detach().numpy(), device=fp64)
+                            for k, v in tm.state_dict().items()})
+        with clgrad.no_grad():
+            np.testing.assert_allclose(cm(clgrad.tensor(x, device=fp64)).numpy(),
+                                       tm(torch.tensor(x)).detach().numpy(), atol=1e-10)
