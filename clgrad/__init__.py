@@ -144,6 +144,7 @@ tril, triu, diag, diagonal, diag_embed = (Tensor.tril, Tensor.triu, Tensor.diag,
 sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msort, Tensor.topk,
                                         Tensor.kthvalue)
 from .tensor.compat import bucketize, searchsorted
+logaddexp, logaddexp2, copysign = Tensor.logaddexp, Tensor.logaddexp2, Tensor.copysign
 multinomial, scatter_reduce, index_reduce, cummax, cummin, logcumsumexp, movedim, moveaxis = (
     Tensor.multinomial, Tensor.scatter_reduce, Tensor.index_reduce, Tensor.cummax, Tensor.cummin,
     Tensor.logcumsumexp, Tensor.movedim, Tensor.movedim)
@@ -157,7 +158,8 @@ from .tensor.out import with_out  # noqa: E402
  addcdiv, exp2, expm1, log2, log10, log1p, atan2, logical_not, logical_and, logical_or,
  logical_xor, sum, mean, prod, amax, amin, nansum, logsumexp, cumsum, cumprod, matmul, mm, bmm,
  mv, dot, outer, addmm, baddbmm, cat, concat, concatenate, stack, gather, index_select, take,
- where, cummax, cummin, logcumsumexp, sort, topk, searchsorted, bucketize) = (
+ where, cummax, cummin, logcumsumexp, sort, topk, searchsorted, bucketize, logaddexp,
+ logaddexp2, copysign) = (
     with_out(f) for f in (
         add, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, maximum,
         minimum, eq, ne, lt, le, gt, ge, exp, log, sqrt, sin, cos, tanh, sigmoid, abs, absolute,
@@ -166,7 +168,7 @@ from .tensor.out import with_out  # noqa: E402
         logical_and, logical_or, logical_xor, sum, mean, prod, amax, amin, nansum, logsumexp,
         cumsum, cumprod, matmul, mm, bmm, mv, dot, outer, addmm, baddbmm, cat, concat,
         concatenate, stack, gather, index_select, take, where, cummax, cummin, logcumsumexp,
-        sort, topk, searchsorted, bucketize))
+        sort, topk, searchsorted, bucketize, logaddexp, logaddexp2, copysign))
 
 
 # ---- nn, serialization

@@ -349,3 +349,18 @@ def test_movedim(device):
     for s, d in [(0, -1), (-1, 0), ((0, 1), (2, 0)), (1, 1)]:
         got = clgrad.movedim(_t(a, device), s, d)
         np.testing.assert_array_equal(got.numpy(), np.moveaxis(a, s, d))
+
+
+# ---- logaddexp / logaddexp2 / copysign (op-table records; tests/test_op_table.py runs their
+# samples forward and through gradcheck): the edges here ---------------------------------------
+def test_logaddexp_copysign_edges(device):
+    a = np.array([1.0, -np.inf, np.inf, 2.0, 800.0, np.nan], np.float32)
+    b = np.array([2.0, -np.inf, np.inf, -1000.0, 800.0, 1.0], np.float32)
+    ta, tb = _t(a, device), _t(b, device)
+    np.testing.assert_allclose(clgrad.logaddexp(ta, tb).numpy(), np.logaddexp(a, b), rtol=1e-6)
+    np.testing.assert_allclose(clgrad.logaddexp2(ta, tb).numpy(), np.logaddexp2(a, b),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(np.signbit(clgrad.copysign(ta, -0.0).numpy()),
+                                  np.ones(6, bool))
+    got = clgrad.copysign(_t([1, -2, 3], device), _t([-0.0, 1.0, -1.0], device, "float32"))
+    assert got.dtype is clgrad.float32 and got.tolist() == [-1.0, 2.0, -3.0]

@@ -32,9 +32,10 @@ from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_ge
                      avg_pool_planes, resize_planes)
 from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused)
 from .rnn import (lstm_cell, gru_cell, rnn_cell)
-from .compat import cum_extreme, logcumsumexp, multinomial_draw, searchsorted_rows
+from .compat import (COPYSIGN, LOGADDEXP, LOGADDEXP2, cum_extreme, logcumsumexp,
+                     multinomial_draw, searchsorted_rows)
 
-from . import elementwise as _elementwise, nn_fused as _nn_fused
+from . import compat as _compat, elementwise as _elementwise, nn_fused as _nn_fused
 
 # the op table: every Op record by its name (tools/render_kernel.py and tests/test_op_table.py)
-TABLE = {r.name: r for r in _elementwise.RECORDS + _nn_fused.RECORDS}
+TABLE = {r.name: r for r in _elementwise.RECORDS + _nn_fused.RECORDS + _compat.RECORDS}

@@ -1,5 +1,6 @@
 """Kernels behind PyTorch's long-tail ops: searchsorted, multinomial draws, cummax/cummin and
-logcumsumexp scans (kernels_cl/search.cl, scan_index.cl and the scan template)."""
+logcumsumexp scans (kernels_cl/search.cl, scan_index.cl and the scan template), and the
+elementwise records logaddexp, logaddexp2 and copysign."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from ..dtypes import float32, float64, int64
 from ..runtime import codegen
 from ..runtime.program import kernel, memoize, render
 from ..view import normalize_dim
-from .base import _wide, cast
+from .base import Op, _binary_grads, _wide, cast
 from .reduce import _row_layout
 
 _L = np.int64
@@ -145,3 +146,24 @@ def logcumsumexp(x, dim: int, reverse: bool = False):
     codegen.launch_scan(k, out._buf.raw, out._view.offset, o_st, o_rst, x._buf.raw,
                         x._view.offset, i_st, i_rst, shape, n, reverse)
     return out
+
+
+# ---- elementwise records ---------------------------------------------------------------------
+# max + log1p(exp(-|a - b|)) never overflows; equal infinities give themselves, NaN propagates
+LOGADDEXP = Op("logaddexp", "(isinf(x0) && x0 == x1) ? x0 : "
+               "fmax(x0, x1) + log1p(exp(-fabs(x0 - x1)))",
+               _binary_grads(lambda c, g: g * (c.arg(0) - c.arg(1)).sigmoid(),
+                             lambda c, g: g * (c.arg(1) - c.arg(0)).sigmoid()),
+               dtype="float", save="x", ref=np.logaddexp, sample=((-3.0, 3.0), (-3.0, 3.0)))
+_LN2 = 0.6931471805599453
+LOGADDEXP2 = Op("logaddexp2", "(isinf(x0) && x0 == x1) ? x0 : "
+                "fmax(x0, x1) + log1p(exp2(-fabs(x0 - x1))) * F(1.4426950408889634)",
+                _binary_grads(lambda c, g: g * ((c.arg(0) - c.arg(1)) * _LN2).sigmoid(),
+                              lambda c, g: g * ((c.arg(1) - c.arg(0)) * _LN2).sigmoid()),
+                dtype="float", save="x", ref=np.logaddexp2, sample=((-3.0, 3.0), (-3.0, 3.0)))
+# |x0| with x1's sign; as in PyTorch the gradient reaches only x0 (and is 0 where x0 is 0)
+COPYSIGN = Op("copysign", "copysign(x0, x1)",
+              _binary_grads(lambda c, g: g * c.arg(0).sign() * c.out().sign(),
+                            lambda c, g: g * 0),
+              dtype="float", save="xo", ref=np.copysign, sample=((-2.0, 2.0), (-2.0, 2.0)))
+RECORDS = (LOGADDEXP, LOGADDEXP2, COPYSIGN)

@@ -181,7 +181,8 @@ class CompatMixin:
             raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
         if empty:
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if replacement:
+        if replacement or k == 1:
+            # one draw without replacement is a draw with it: the single search, no race
             seed, offset = gen._take(rows * k)
             out = ops.multinomial_draw(p.cumsum(1).contiguous(), k, seed, offset)
         else:
@@ -254,6 +255,19 @@ class CompatMixin:
             raise RuntimeError('"logcumsumexp_out_cpu" not implemented for '
                                f"'{torch_name(self.dtype).split('.')[-1].capitalize()}'")
         return apply(_logcumsumexp, self, normalize_dim(dim, max(self.ndim, 1)), False)
+
+    # ---- elementwise -------------------------------------------------------------------------
+    def logaddexp(self, other):
+        """log(exp(self) + exp(other)), without overflow."""
+        return apply(ops.LOGADDEXP, self, other)
+
+    def logaddexp2(self, other):
+        """log2(2**self + 2**other), without overflow."""
+        return apply(ops.LOGADDEXP2, self, other)
+
+    def copysign(self, other):
+        """|self| with the sign of other (signed zeros included)."""
+        return apply(ops.COPYSIGN, self, other)
 
     # ---- windows and reinterpretation --------------------------------------------------------
     def unfold(self, dimension, size, step):
