@@ -139,10 +139,13 @@ def test_packed_matches_torch(fp64, kind):
     cm.load_state_dict({k: _t(v.detach().numpy(), fp64) for k, v in tm.state_dict().items()})
     x = np.random.default_rng(5).standard_normal((3, 5, 3))
     lengths = [3, 5, 2]
+    h0 = np.random.default_rng(6).standard_normal((4, 3, 4))
+    th0 = (torch.tensor(h0), torch.tensor(h0 * 0.5)) if kind == "LSTM" else torch.tensor(h0)
+    ch0 = (_t(h0, fp64), _t(h0 * 0.5, fp64)) if kind == "LSTM" else _t(h0, fp64)
     to, th = tm(TR.pack_padded_sequence(torch.tensor(x), lengths, batch_first=True,
-                                        enforce_sorted=False))
+                                        enforce_sorted=False), th0)
     co, ch = cm(R.pack_padded_sequence(_t(x, fp64), lengths, batch_first=True,
-                                       enforce_sorted=False))
+                                       enforce_sorted=False), ch0)
     np.testing.assert_allclose(co.data.detach().numpy(), to.data.detach().numpy(), atol=1e-10)
     assert co.batch_sizes.tolist() == to.batch_sizes.tolist()
     for a, b in zip(ch if kind == "LSTM" else [ch], th if kind == "LSTM" else [th]):

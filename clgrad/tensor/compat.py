@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 
-import numpy as np
-
 from .. import autograd, ops
 from ..dtypes import float32, float64, int64, to_dtype, torch_name
 from ..view import View, normalize_dim
@@ -373,8 +371,9 @@ def _unfold_backward(g, in_shape, d, size, step):
     if not len(in_shape):
         return g.sum(-1).reshape(())
     windows = g.shape[d]
-    pos = (np.arange(windows)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
-    idx = factory.from_host(g._plain, pos.astype(np.int64), int64, g.device)
+    starts = factory.arange(g._plain, 0, windows * step, step, int64, g.device)
+    taps = factory.arange(g._plain, 0, size, 1, int64, g.device)
+    idx = (starts.reshape(windows, 1) + taps.reshape(1, size)).reshape(-1)
     moved = g.movedim(-1, d + 1)                     # (.., windows, size, ..)
     flat = moved.reshape(tuple(in_shape[:d]) + (windows * size,) + tuple(in_shape[d + 1:]))
     zeros = g._plain._zeros(tuple(in_shape), g.dtype, g.device)
