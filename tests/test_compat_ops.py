@@ -179,7 +179,7 @@ def test_scatter_reduce_matches_numpy_and_grad(device, reduce, include_self):
 
 def test_scatter_reduce_ties_zeros_and_dim1(device, fp64):
     # amax ties share the gradient; prod with one and with two zeros at a position
-    x = np.array([[1.0, 0.0, 3.0], [2.0, 5.0, -1.0]])
+    x = np.array([[1.0, 0.0, 3.0, 0.0], [2.0, 5.0, -1.0, 0.0]])
     src = np.array([[1.0, 2.0, 0.0, 3.0], [5.0, 0.0, 0.0, 2.0]])
     index = np.array([[0, 0, 1, 2], [1, 1, 1, 0]])
     for reduce in REDUCES:

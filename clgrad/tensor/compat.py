@@ -86,22 +86,20 @@ def _scatter_reduce(ctx, x, src, m, mode, include_self):
     if ctx is None:
         return out, None, None
     xd, sd = x.detach(), src.detach()
-    scattered = hits != 0
-    # where x itself takes part in the result
-    keep = scattered.logical_not() if not include_self else None
-
-    def gx_only(g):
-        return g if keep is None else g.where(keep, 0)
+    # without include_self, x reaches the result only where nothing was scattered (as itself)
+    keep = None if include_self else (hits == 0)
 
     def backward(c, g):
         need = c.needs_input_grad
         gx = gs = None
+        if need[0] and keep is not None:
+            gx = g.where(keep, 0)
         if mode == "sum":
-            gx = gx_only(g) if need[0] else None
+            gx = g if need[0] and keep is None else gx
             gs = gather_map(g, tm) if need[1] else None
         elif mode == "mean":
             n = (hits + 1 if include_self else hits).clamp_min(1)
-            gx = gx_only(g / n) if need[0] else None
+            gx = g / n if need[0] and keep is None else gx
             gs = gather_map(g / n, tm) if need[1] else None
         elif mode in ("amax", "amin"):
             # the gradient is shared evenly between every element equal to the result
@@ -110,7 +108,7 @@ def _scatter_reduce(ctx, x, src, m, mode, include_self):
                 self_w = self_w.where(keep, 0)
             src_w = (sd == gather_map(out, tm)).to(g.dtype)
             ties = put_map(self_w, tm, src_w, True)
-            gx = g * self_w / ties if need[0] else None
+            gx = g * self_w / ties if need[0] and keep is None else gx
             gs = gather_map(g / ties, tm) * src_w if need[1] else None
         else:
             # products of the others: out / value where the value is nonzero; at a position's
@@ -119,14 +117,13 @@ def _scatter_reduce(ctx, x, src, m, mode, include_self):
             zeros = put_map(zx, tm, (sd == 0).to(g.dtype), True)
             base = xd.where(xd != 0, 1) if keep is None else T._full(x.shape, 1, x.dtype,
                                                                      x.device)
-            nz_prod = _scatter_reduce(None, base, sd.where(sd != 0, 1), tm, "prod", True)[0]
-            if need[0]:
-                gx = (g * nz_prod).where(zeros == 1, 0).where(xd == 0,
-                                                                g * out / xd.where(xd != 0, 1))
-                gx = gx_only(gx)
+            nz_prod = apply(_scatter_reduce, base, sd.where(sd != 0, 1), tm, "prod", True)
+            at_zero = (g * nz_prod).where(zeros == 1, 0)
+            if need[0] and keep is None:
+                gx = at_zero.where(xd == 0, g * out / xd.where(xd != 0, 1))
             if need[1]:
-                at_zero = gather_map((g * nz_prod).where(zeros == 1, 0), tm)
-                gs = at_zero.where(sd == 0, gather_map(g * out, tm) / sd.where(sd != 0, 1))
+                gs = gather_map(at_zero, tm).where(sd == 0, gather_map(g * out, tm) /
+                                                   sd.where(sd != 0, 1))
         return gx, gs
     return out, "ScatterReduceBackward0", backward
 
