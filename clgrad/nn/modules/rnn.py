@@ -155,27 +155,24 @@ class RNNBase(Module):
         steps = np.arange(T_)[:, None] < np.asarray(lengths)[None, :]  # (T, B)
         alive = creation.tensor(steps[:, :, None], device=padded.device)
         masks = nn_ops.time_steps(alive)
-        batch_first, self.batch_first = self.batch_first, False
-        try:
-            out, state = self._run_padded(padded, hx, masks)
-        finally:
-            self.batch_first = batch_first
+        out, state = self._run_padded(padded, hx, masks, batch_first=False)
         order = None if packed.sorted_indices is None else \
             [int(i) for i in packed.sorted_indices.tolist()]
         return _pack(out, lengths, order), state
 
-    def _run_padded(self, input, hx, masks=None):
+    def _run_padded(self, input, hx, masks=None, batch_first=None):
         cls = type(self).__name__
+        bf = self.batch_first if batch_first is None else batch_first
         if input.ndim not in (2, 3):
             raise ValueError(f"{cls}: Expected input to be 2D or 3D, got {input.ndim}D tensor "
                              "instead")
         batched = input.ndim == 3
         if not batched:
-            input = input.unsqueeze(0 if self.batch_first else 1)
+            input = input.unsqueeze(0 if bf else 1)
             if hx is not None:
                 hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) \
                     else hx.unsqueeze(1)
-        x = input.transpose(0, 1) if self.batch_first else input      # (T, B, I)
+        x = input.transpose(0, 1) if bf else input                    # (T, B, I)
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {x.shape[-1]}")
@@ -227,11 +224,11 @@ class RNNBase(Module):
             x = outs[0] if D == 1 else cat(outs, 2)                  # (T, B, D*real_h)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        out = x.transpose(0, 1) if self.batch_first else x
+        out = x.transpose(0, 1) if bf else x
         h_n = stack(hn, 0)                                           # (L*D, B, real_h)
         c_n = stack(cn, 0) if lstm else None
         if not batched:
-            out = out.squeeze(0 if self.batch_first else 1)
+            out = out.squeeze(0 if bf else 1)
             h_n = h_n.squeeze(1)
             c_n = c_n.squeeze(1) if lstm else None
         return out, ((h_n, c_n) if lstm else h_n)
