@@ -364,3 +364,18 @@ def test_logaddexp_copysign_edges(device):
                                   np.ones(6, bool))
     got = clgrad.copysign(_t([1, -2, 3], device), _t([-0.0, 1.0, -1.0], device, "float32"))
     assert got.dtype is clgrad.float32 and got.tolist() == [-1.0, 2.0, -3.0]
+
+
+def test_numpy_axis_and_keepdims_names(device):
+    a = np.arange(12.0).reshape(3, 4)
+    x = _t(a, device)
+    np.testing.assert_allclose(x.sum(axis=1).numpy(), a.sum(axis=1))
+    np.testing.assert_allclose(clgrad.mean(x, axis=0, keepdims=True).numpy(),
+                               a.mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(x.std(axis=0).numpy(), a.std(axis=0, ddof=1), rtol=1e-6)
+    assert x.amax(axis=(0, 1)).item() == 11.0
+    assert clgrad.argmax(x, axis=1).tolist() == [3, 3, 3]
+    assert x.any(axis=0).shape == (4,) and x.max(axis=1, keepdims=True).values.shape == (3, 1)
+    np.testing.assert_allclose(x.cumsum(axis=0).numpy(), a.cumsum(axis=0))
+    with pytest.raises(TypeError, match="both 'axis' and 'dim'"):
+        x.sum(dim=0, axis=1)

@@ -2,6 +2,7 @@
 cummax/cummin/logcumsumexp, unfold (a view), view(dtype) and movedim, each on the device."""
 from __future__ import annotations
 
+import functools
 import math
 from collections import namedtuple
 
@@ -21,6 +22,28 @@ _REDUCE_MODES = {"sum": "add", "mean": "add", "prod": "multiply", "amax": "amax"
                  "amin": "amin"}
 # dtypes whose C type the index scans read directly; others scan a float32 copy
 _PLAIN_CTYPES = ("float", "double", "long", "int", "short", "char", "uchar")
+
+
+# methods that take numpy's names as PyTorch's argument parser does: axis for dim, keepdims for
+# keepdim (tensor.py wraps these, by name)
+NUMPY_NAMED = ("sum", "nansum", "mean", "nanmean", "prod", "amax", "amin", "max", "min",
+               "argmax", "argmin", "all", "any", "count_nonzero", "var", "std", "var_mean",
+               "std_mean", "logsumexp", "softmax", "log_softmax", "cumsum", "cumprod", "cummax",
+               "cummin", "logcumsumexp", "sort", "argsort", "topk", "kthvalue")
+
+
+def numpy_names(fn):
+    """fn accepting `axis=` for `dim=` and `keepdims=` for `keepdim=`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got both '{alias}' and '{name}'")
+                    kwargs[name] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+    return wrapper
 
 
 def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,

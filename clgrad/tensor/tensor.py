@@ -12,7 +12,7 @@ from ..dtypes import DType
 from ..runtime import Buffer, Device
 from ..view import View, broadcast_shapes, normalize_dim
 from .apply import apply
-from .compat import CompatMixin
+from .compat import NUMPY_NAMED, CompatMixin, numpy_names
 from .conversion import ConversionMixin
 from .gather import GatherMixin
 from .inplace import InplaceMixin
@@ -404,6 +404,10 @@ def _copy_node(ctx, s, src):
     if ctx is not None:
         ctx.needs_input_grad = (s.requires_grad, src.requires_grad and s.dtype.is_floating)
     return out, "CopyBackwards", _copy_backward
+
+
+for _name in NUMPY_NAMED:
+    setattr(Tensor, _name, numpy_names(getattr(Tensor, _name)))
 
 
 def _zeros_like(g):
