@@ -101,7 +101,7 @@ def test_save_whole_module(tmp_path, device):
     x = clgrad.randn(4, 1, 3, device=device)
     with pytest.raises(pickle.UnpicklingError, match="(?s)Weights only load failed.*weights_only.*False.*_Net"):
         clgrad.load(path)
-    m2 = clgrad.load(path, weights_only=False)
+    m2 = clgrad.load(path, weights_only=False, map_location=device)
     assert isinstance(m2, _Net) and m2.note == {"epochs": 3}
     assert isinstance(m2.fc.weight, nn.Parameter) and m2.fc.weight.requires_grad
     with clgrad.no_grad():
