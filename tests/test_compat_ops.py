@@ -357,9 +357,10 @@ def test_logaddexp_copysign_edges(device):
     a = np.array([1.0, -np.inf, np.inf, 2.0, 800.0, np.nan], np.float32)
     b = np.array([2.0, -np.inf, np.inf, -1000.0, 800.0, 1.0], np.float32)
     ta, tb = _t(a, device), _t(b, device)
-    np.testing.assert_allclose(clgrad.logaddexp(ta, tb).numpy(), np.logaddexp(a, b), rtol=1e-6)
-    np.testing.assert_allclose(clgrad.logaddexp2(ta, tb).numpy(), np.logaddexp2(a, b),
-                               rtol=1e-6)
+    with np.errstate(invalid="ignore"):                 # numpy warns on the NaN it propagates
+        want, want2 = np.logaddexp(a, b), np.logaddexp2(a, b)
+    np.testing.assert_allclose(clgrad.logaddexp(ta, tb).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(clgrad.logaddexp2(ta, tb).numpy(), want2, rtol=1e-6)
     np.testing.assert_array_equal(np.signbit(clgrad.copysign(ta, -0.0).numpy()),
                                   np.ones(6, bool))
     got = clgrad.copysign(_t([1, -2, 3], device), _t([-0.0, 1.0, -1.0], device, "float32"))
