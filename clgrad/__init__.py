@@ -22,6 +22,22 @@ from .autograd.autocast_mode import autocast, get_autocast_dtype, is_autocast_en
 from . import amp
 
 
+class memory_format:
+    """PyTorch's memory-format tags, accepted where PyTorch takes `memory_format=` (empty_like,
+    clone, contiguous, to): a clgrad tensor's layout is its strides, so they change nothing."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"clgrad.{self.name}"
+
+
+preserve_format, contiguous_format, channels_last, channels_last_3d = (
+    memory_format(n) for n in ("preserve_format", "contiguous_format", "channels_last",
+                               "channels_last_3d"))
+
+
 def memory_stats(device=None) -> dict:
     """Bytes allocated by live tensors, reserved by the pool, and the peak since reset."""
     return _memory.memory_stats(runtime.get_device(device))
@@ -129,6 +145,32 @@ tril, triu, diag, diagonal, diag_embed = (Tensor.tril, Tensor.triu, Tensor.diag,
                                           Tensor.diag_embed)
 sort, argsort, msort, topk, kthvalue = (Tensor.sort, Tensor.argsort, Tensor.msort, Tensor.topk,
                                         Tensor.kthvalue)
+from .tensor.compat import bucketize, searchsorted
+logaddexp, logaddexp2, copysign = Tensor.logaddexp, Tensor.logaddexp2, Tensor.copysign
+multinomial, scatter_reduce, index_reduce, cummax, cummin, logcumsumexp, movedim, moveaxis = (
+    Tensor.multinomial, Tensor.scatter_reduce, Tensor.index_reduce, Tensor.cummax, Tensor.cummin,
+    Tensor.logcumsumexp, Tensor.movedim, Tensor.movedim)
+
+
+# ---- out=: the functional forms PyTorch gives an `out` keyword write into it (tensor/out.py)
+from .tensor.out import with_out  # noqa: E402
+(add, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, maximum, minimum, eq,
+ ne, lt, le, gt, ge, exp, log, sqrt, sin, cos, tanh, sigmoid, abs, absolute, sign, square, pow,
+ remainder, fmod, floor, ceil, round, trunc, frac, reciprocal, rsqrt, clamp, clip, lerp, addcmul,
+ addcdiv, exp2, expm1, log2, log10, log1p, atan2, logical_not, logical_and, logical_or,
+ logical_xor, sum, mean, prod, amax, amin, nansum, logsumexp, cumsum, cumprod, matmul, mm, bmm,
+ mv, dot, outer, addmm, baddbmm, cat, concat, concatenate, stack, gather, index_select, take,
+ where, cummax, cummin, logcumsumexp, sort, topk, searchsorted, bucketize, logaddexp,
+ logaddexp2, copysign) = (
+    with_out(f) for f in (
+        add, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, maximum,
+        minimum, eq, ne, lt, le, gt, ge, exp, log, sqrt, sin, cos, tanh, sigmoid, abs, absolute,
+        sign, square, pow, remainder, fmod, floor, ceil, round, trunc, frac, reciprocal, rsqrt,
+        clamp, clip, lerp, addcmul, addcdiv, exp2, expm1, log2, log10, log1p, atan2, logical_not,
+        logical_and, logical_or, logical_xor, sum, mean, prod, amax, amin, nansum, logsumexp,
+        cumsum, cumprod, matmul, mm, bmm, mv, dot, outer, addmm, baddbmm, cat, concat,
+        concatenate, stack, gather, index_select, take, where, cummax, cummin, logcumsumexp,
+        sort, topk, searchsorted, bucketize, logaddexp, logaddexp2, copysign))
 
 
 # ---- nn, serialization
@@ -142,6 +184,8 @@ from . import nn  # noqa: E402
 from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, conv1d, conv2d,
                             conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d,
                             pixel_shuffle, pixel_unshuffle)
+from .nn.functional import (adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d,
+                            max_pool3d)
 
 
 # ---- optim, utils

@@ -10,10 +10,14 @@ raises CheckpointError and never yields a partial object."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
 import math
+import pickle
 import struct
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -69,9 +73,37 @@ def _encode(obj, tensors, blobs):
         return {"t": "list", "items": [_encode(v, tensors, blobs) for v in obj]}
     if isinstance(obj, (set, frozenset)):
         return {"t": "set", "items": [_encode(v, tensors, blobs) for v in obj]}
-    raise TypeError(f"clgrad.save cannot store objects of type {type(obj).__name__}: only "
-                    "tensors, numpy arrays, dicts, lists, tuples, sets, numbers, strings, bytes "
-                    "and None")
+    return _pickled(obj, blobs)
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles an object with its tensors kept out of the pickle, as checkpoint blobs."""
+
+    def __init__(self, f, blobs):
+        super().__init__(f, protocol=4)
+        self.blobs = blobs
+        self.refs: list = []
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Tensor):
+            self.refs.append(_encode(obj, None, self.blobs))
+            return len(self.refs) - 1
+        return None
+
+
+def _pickled(obj, blobs):
+    # objects the JSON tree cannot describe (whole modules, user classes) are pickled, as
+    # PyTorch does; only load(weights_only=False) or allowlisted globals unpickle them
+    buf = io.BytesIO()
+    pickler = _Pickler(buf, blobs)
+    try:
+        pickler.dump(obj)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise TypeError(f"clgrad.save cannot store objects of type {type(obj).__name__}: it is "
+                        f"not a tensor, container or plain value, and pickling failed ({e})") \
+            from None
+    return {"t": "pickled", "v": base64.b64encode(buf.getvalue()).decode(),
+            "refs": pickler.refs}
 
 
 def _blob(arr, dname, blobs):
@@ -87,10 +119,12 @@ def _blob(arr, dname, blobs):
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
-    """Write `obj` (nested dicts/lists/tuples of tensors and plain values) to path or file
-    object `f`; a path is written atomically (temp file, fsync, rename)."""
+    """Write `obj` to path or file object `f`; a path is written atomically (temp file, fsync,
+    rename). Nested dicts/lists/tuples of tensors and plain values are stored without pickle;
+    any other object (a whole nn.Module, a user class) is pickled with its tensors stored as
+    raw blobs, and loads only with `weights_only=False` or its classes allowlisted."""
     if pickle_module is not None:
-        raise ValueError("clgrad.save never pickles: pickle_module is not supported")
+        raise ValueError("clgrad.save never pickles with a custom pickle_module: it is not supported")
     blobs: list = []
     tree = _encode(obj, None, blobs)
     payload = b"".join(blobs)
@@ -150,7 +184,99 @@ def _decode(node, payload, device):
         return tuple(_decode(v, payload, device) for v in node["items"])
     if t == "set":
         return set(_hashable(_decode(v, payload, device)) for v in node["items"])
+    if t == "pickled":
+        return _unpickle(node, payload, device)
     raise CheckpointError(f"unknown entry type {t!r} in checkpoint")
+
+
+# what a weights_only load unpickles without being told: plain containers
+_SAFE_DEFAULT = {("collections", "OrderedDict"): OrderedDict, ("builtins", "set"): set,
+                 ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
+                 ("builtins", "complex"): complex}
+_safe_globals: dict = {}
+_load_state = threading.local()
+
+
+def _global_name(obj) -> tuple:
+    return (obj.__module__, obj.__qualname__)
+
+
+def add_safe_globals(safe_globals) -> None:
+    """Allow these classes/functions in a weights_only load (PyTorch's allowlist)."""
+    for g in safe_globals:
+        obj = g[0] if isinstance(g, tuple) else g
+        _safe_globals[_global_name(obj)] = obj
+
+
+def _allowlisted() -> list:
+    return list(_safe_globals.values())
+
+
+def _clear_allowlist() -> None:
+    _safe_globals.clear()
+
+
+# PyTorch's names for reading and clearing the allowlist
+get_safe_globals, clear_safe_globals = _allowlisted, _clear_allowlist
+
+
+@contextlib.contextmanager
+def safe_globals(safe_globals):
+    """Allow `safe_globals` in weights_only loads inside the with-block only."""
+    saved = dict(_safe_globals)
+    add_safe_globals(safe_globals)
+    try:
+        yield
+    finally:
+        _safe_globals.clear()
+        _safe_globals.update(saved)
+
+
+_WEIGHTS_ONLY_HELP = (
+    "Weights only load failed. This file can still be loaded, to do so you have two options, "
+    "do those steps only if you trust the source of the checkpoint. \n\t(1) As in PyTorch "
+    "2.6+, the default value of the `weights_only` argument of `clgrad.load` is `True`. "
+    "Re-running `clgrad.load` with `weights_only` set to `False` will likely succeed, but it "
+    "can result in arbitrary code execution. Do it only if you got the file from a trusted "
+    "source.\n\t(2) Alternatively, to load with `weights_only=True` please check the "
+    "recommended steps in the following error message.\n\tWeightsUnpickler error: ")
+
+
+class _Unpickler(pickle.Unpickler):
+    """Resolves the tensors a checkpoint's pickle refers to; with `weights_only`, only the
+    allowlisted globals (nothing else can run code)."""
+
+    def __init__(self, f, refs, payload, device, weights_only):
+        super().__init__(f)
+        self.refs, self.payload, self.device = refs, payload, device
+        self.weights_only = weights_only
+
+    def persistent_load(self, pid):
+        if not isinstance(pid, int) or not 0 <= pid < len(self.refs):
+            raise CheckpointError("malformed checkpoint: a pickled object refers to a tensor "
+                                  "that is not in the file")
+        return _decode(self.refs[pid], self.payload, self.device)
+
+    def find_class(self, module, name):
+        if not self.weights_only:
+            return super().find_class(module, name)
+        obj = _SAFE_DEFAULT.get((module, name)) or _safe_globals.get((module, name))
+        if obj is None:
+            raise pickle.UnpicklingError(
+                _WEIGHTS_ONLY_HELP + f"Unsupported global: GLOBAL {module}.{name} was not an "
+                "allowed global by default. Please use `clgrad.serialization.add_safe_globals("
+                f"[{name}])` or the `clgrad.serialization.safe_globals([{name}])` context "
+                "manager to allowlist this global if you trust this class/function.")
+        return obj
+
+
+def _unpickle(node, payload, device):
+    refs = node.get("refs")
+    if not isinstance(refs, list) or not isinstance(node.get("v"), str):
+        raise CheckpointError("malformed checkpoint header: bad pickled entry")
+    data = base64.b64decode(node["v"])
+    weights_only = getattr(_load_state, "weights_only", True)
+    return _Unpickler(io.BytesIO(data), refs, payload, device, weights_only).load()
 
 
 def _hashable(k):
@@ -171,10 +297,14 @@ def _target_device(map_location):
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
     """Read a checkpoint written by `clgrad.save`; tensors land on `map_location` (a device or
-    device spec; default: the default device). Never executes code from the file: the format
-    holds no pickle, so `weights_only=False` changes nothing, and `pickle_module` is refused."""
+    device spec; default: the default device). Tensors and plain containers are JSON and raw
+    bytes: loading them runs no code. Other objects (whole modules, user classes) were pickled:
+    as in PyTorch 2.6+, the default `weights_only=True` unpickles only allowlisted globals
+    (`add_safe_globals`, `safe_globals`) and refuses the rest with PyTorch's message;
+    `weights_only=False` unpickles anything, which can run code: only for trusted files.
+    `pickle_module` is refused."""
     if pickle_module is not None:
-        raise ValueError("clgrad.load never unpickles: pickle_module is not supported")
+        raise ValueError("clgrad.load never unpickles with a custom pickle_module: it is not supported")
     data = read_all(f)
     if len(data) < _PREFIX.size:
         raise CheckpointError(f"checkpoint is truncated: {len(data)} bytes is shorter than the "
@@ -212,9 +342,10 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
                               f"bytes, header says {meta['payload_len']}")
     if hashlib.sha256(payload).hexdigest() != meta.get("payload_sha256"):
         raise CheckpointError("checkpoint payload checksum mismatch: the file is corrupted")
+    _load_state.weights_only = weights_only is not False
     try:
         return _decode(meta["obj"], payload, _target_device(map_location))
-    except CheckpointError:
+    except (CheckpointError, pickle.UnpicklingError):
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"malformed checkpoint header: {type(e).__name__}: {e}") from None

@@ -58,7 +58,7 @@ def _args(rec, device, dtype, requires_grad=False):
 
 
 def test_one_record_per_name():
-    records = ops.elementwise.RECORDS + ops.nn_fused.RECORDS
+    records = ops.elementwise.RECORDS + ops.nn_fused.RECORDS + ops.compat.RECORDS
     assert len({r.name for r in records}) == len(records) == len(ops.TABLE)
 
 

@@ -3,7 +3,8 @@
 base (the Op record, the elementwise launcher, casts, fills, random), elementwise, reduce,
 linalg (matmul), movement (views), index, nn_fused (activations, losses, norms, dropout,
 embedding, optimizer updates), window (conv, pool, pad, resize), attention (the streaming
-scaled-dot-product kernel), rnn (fused LSTM, GRU and Elman cell steps)."""
+scaled-dot-product kernel), rnn (fused LSTM, GRU and Elman cell steps), compat (searchsorted,
+multinomial draws, cummax/cummin, logcumsumexp)."""
 from .base import (Op, _check_devices, launch_ew, ew, cast, copy_into, launch_ew_raw,
                    random_fill, torch_name)
 from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, COPY, ADD,
@@ -32,8 +33,10 @@ from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_ge
 from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused)
 from .rnn import (lstm_cell, gru_cell, rnn_cell)
 from .amp import unscale_check, update_scale
+from .compat import (COPYSIGN, LOGADDEXP, LOGADDEXP2, cum_extreme, logcumsumexp,
+                     multinomial_draw, searchsorted_rows)
 
-from . import elementwise as _elementwise, nn_fused as _nn_fused
+from . import compat as _compat, elementwise as _elementwise, nn_fused as _nn_fused
 
 # the op table: every Op record by its name (tools/render_kernel.py and tests/test_op_table.py)
-TABLE = {r.name: r for r in _elementwise.RECORDS + _nn_fused.RECORDS}
+TABLE = {r.name: r for r in _elementwise.RECORDS + _nn_fused.RECORDS + _compat.RECORDS}

@@ -161,10 +161,11 @@ def nonzero_positions(mask):
     return out
 
 
-def scatter_sorted(dst, offsets, values, mode: str):
+def scatter_sorted(dst, offsets, values, mode: str, include_self: bool = True):
     """dst's buffer at each element offset (int64, any shape) combined with the value at the
     same position (`values`: dst's dtype, same shape) by `mode` ('set': the last duplicate
-    wins; 'add'; 'multiply'); duplicates fold in order, deterministically."""
+    wins; 'add'; 'multiply'; 'amax'; 'amin'), starting from dst's value unless not
+    `include_self`; duplicates fold in order, deterministically."""
     n = offsets.numel()
     if n == 0:
         return dst
@@ -172,7 +173,7 @@ def scatter_sorted(dst, offsets, values, mode: str):
     keys, perm = sort_rows(offsets.reshape(n), False)
     vals = values if values.is_contiguous() and values._view.offset == 0 else \
         values.detach().clone()
-    k = codegen.scatter_kernel(dst.device, dst.dtype, mode)
+    k = codegen.scatter_kernel(dst.device, dst.dtype, mode, bool(include_self))
     k.launch_1d(n, dst._buf.raw, keys._buf.raw, perm._buf.raw, vals._buf.raw, n)
     dst._buf.version += 1
     return dst

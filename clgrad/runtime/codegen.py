@@ -426,17 +426,25 @@ def fault_check_kernel(device, dt: DType, check: str):
 
 
 @memoize
-def scatter_kernel(device, dst: DType, mode: str):
-    """Fold sorted runs of values into dst: mode 'set' (last wins), 'add', 'multiply'."""
+def scatter_kernel(device, dst: DType, mode: str, include_self: bool = True):
+    """Fold sorted runs of values into dst: mode 'set' (last wins), 'add', 'multiply', 'amax',
+    'amin' (NaN wins); without `include_self` the run starts from its first value instead of
+    dst's (scatter_reduce's include_self=False)."""
     compute = dst.compute
     load_dst = _load("clg_dst", dst.ctype, "clg_key", "clg_t")
-    combine = {"set": "b", "add": "a + b", "multiply": "a * b"}[mode]
+    load_val = _load("clg_vals", dst.ctype, "clg_perm[clg_j]", "clg_t")
+    nan = " || isnan(a)" if dst.is_floating else ""
+    combine = {"set": "b", "add": "a + b", "multiply": "a * b",
+               "amax": f"(a > b{nan}) ? a : b", "amin": f"(a < b{nan}) ? a : b"}[mode]
     init = "(clg_t)0" if mode == "set" else load_dst
     start = "clg_q" if mode == "set" else "clg_lo"
-    name = f"scatter_{mode}_{dst.short}"
+    if not include_self and mode != "set":
+        init = _load("clg_vals", dst.ctype, "clg_perm[clg_lo]", "clg_t")
+        start = "clg_lo + 1"
+    name = f"scatter_{mode}{'' if include_self else '_noself'}_{dst.short}"
     src = render("scatter", extensions=_extensions(dst.ctype), compute=compute, combine=combine,
                  name=name, dst_t=dst.ctype, val_t=dst.ctype, init=init, start=start,
-                 load_val=_load("clg_vals", dst.ctype, "clg_perm[clg_j]", "clg_t"),
+                 load_val=load_val,
                  store="    " + _store("clg_dst", dst.ctype, "clg_key", "clg_acc",
                                        dst.name == "bool"))
     return kernel(device, src, name, [None, None, None, None, np.int64])

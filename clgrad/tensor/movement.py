@@ -18,7 +18,7 @@ class MovementMixin:
     # ---- movement (views: no kernel) ---------------------------------------------------------
     def view(self, *shape) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (DType, str)):
-            raise NotImplementedError("view(dtype) reinterpretation is not supported")
+            return self._view_dtype(shape[0])
         shape = self._infer_shape(shape)
         v = self._view.reshape(shape)
         if v is None:

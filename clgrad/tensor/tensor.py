@@ -12,6 +12,7 @@ from ..dtypes import DType
 from ..runtime import Buffer, Device
 from ..view import View, broadcast_shapes, normalize_dim
 from .apply import apply
+from .compat import NUMPY_NAMED, CompatMixin, numpy_names
 from .conversion import ConversionMixin
 from .gather import GatherMixin
 from .inplace import InplaceMixin
@@ -24,7 +25,7 @@ from .shape import ShapeMixin
 
 
 class Tensor(MathMixin, InplaceMixin, ReduceMixin, ShapeMixin, GatherMixin, LinalgMixin,
-             ConversionMixin, MovementMixin, Array):
+             ConversionMixin, MovementMixin, CompatMixin, Array):
     """An n-dimensional array on an OpenCL device with PyTorch's semantics."""
 
     __array_priority__ = 1000     # make numpy defer to our reflected operators
@@ -407,6 +408,10 @@ def _copy_node(ctx, s, src):
     if ctx is not None:
         ctx.needs_input_grad = (s.requires_grad, src.requires_grad and s.dtype.is_floating)
     return out, "CopyBackwards", _copy_backward
+
+
+for _name in NUMPY_NAMED:
+    setattr(Tensor, _name, numpy_names(getattr(Tensor, _name)))
 
 
 def _zeros_like(g):

@@ -28,6 +28,9 @@ try:
     from .upsampling import *  # noqa: F401,F403
 except ImportError:
     pass
+from .pooling3d import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, Fold, MaxPool3d,
+                        Unfold)
+from .conv3d import Conv3d
 
 # ---- sequence models
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase

@@ -5,11 +5,14 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from ...tensor import creation, nn_ops
 from ...tensor.shape import cat, stack
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, _pack, pad_packed_sequence
 from .module import Module
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -137,18 +140,39 @@ class RNNBase(Module):
             raise RuntimeError(f"Expected {what} size {tuple(shape)}, got {tuple(h.shape)}")
 
     def _run(self, input, hx):
-        """The stacked recurrence. input (B, T, I) or (T, B, I); hx: (h0, c0) or h0 or None."""
+        """The stacked recurrence. input (B, T, I) or (T, B, I) or a PackedSequence; hx:
+        (h0, c0) or h0 or None."""
+        if isinstance(input, PackedSequence):
+            return self._run_packed(input, hx)
+        return self._run_padded(input, hx)
+
+    def _run_packed(self, packed, hx):
+        # the padded batch in its original order; a step past a sequence's end keeps its state
+        # and outputs zeros, so h_n is each sequence's state after its own last step
+        padded, lengths = pad_packed_sequence(packed)                  # (T, B, I)
+        lengths = [int(n) for n in lengths.tolist()]
+        T_ = padded.shape[0]
+        steps = np.arange(T_)[:, None] < np.asarray(lengths)[None, :]  # (T, B)
+        alive = creation.tensor(steps[:, :, None], device=padded.device)
+        masks = nn_ops.time_steps(alive)
+        out, state = self._run_padded(padded, hx, masks, batch_first=False)
+        order = None if packed.sorted_indices is None else \
+            [int(i) for i in packed.sorted_indices.tolist()]
+        return _pack(out, lengths, order), state
+
+    def _run_padded(self, input, hx, masks=None, batch_first=None):
         cls = type(self).__name__
+        bf = self.batch_first if batch_first is None else batch_first
         if input.ndim not in (2, 3):
             raise ValueError(f"{cls}: Expected input to be 2D or 3D, got {input.ndim}D tensor "
                              "instead")
         batched = input.ndim == 3
         if not batched:
-            input = input.unsqueeze(0 if self.batch_first else 1)
+            input = input.unsqueeze(0 if bf else 1)
             if hx is not None:
                 hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) \
                     else hx.unsqueeze(1)
-        x = input.transpose(0, 1) if self.batch_first else input      # (T, B, I)
+        x = input.transpose(0, 1) if bf else input                    # (T, B, I)
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {x.shape[-1]}")
@@ -182,10 +206,16 @@ class RNNBase(Module):
                 steps = [None] * T_
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
                     gh = F.linear(h, w_hh, b_hh)                     # (B, G*H)
+                    hp, cp = h, c
                     h, c = _step(self.mode, gis[t], gh, h, c)
                     if w_hr is not None:
                         h = F.linear(h, w_hr)                        # (B, H) -> (B, P)
-                    steps[t] = h
+                    if masks is not None:
+                        steps[t] = h.where(masks[t], 0)
+                        h = h.where(masks[t], hp)
+                        c = c.where(masks[t], cp) if lstm else None
+                    else:
+                        steps[t] = h
                 outs.append(stack(steps, 0) if T_ else
                             creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
                 hn.append(h)
@@ -194,11 +224,11 @@ class RNNBase(Module):
             x = outs[0] if D == 1 else cat(outs, 2)                  # (T, B, D*real_h)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        out = x.transpose(0, 1) if self.batch_first else x
+        out = x.transpose(0, 1) if bf else x
         h_n = stack(hn, 0)                                           # (L*D, B, real_h)
         c_n = stack(cn, 0) if lstm else None
         if not batched:
-            out = out.squeeze(0 if self.batch_first else 1)
+            out = out.squeeze(0 if bf else 1)
             h_n = h_n.squeeze(1)
             c_n = c_n.squeeze(1) if lstm else None
         return out, ((h_n, c_n) if lstm else h_n)
