@@ -1,6 +1,6 @@
 """Train a character-level LSTM language model, printing samples as it learns.
 
-    python examples/char_lstm.py --device cl:0                   # the default run, 1000 steps
+    python examples/char_lstm.py --device cl:0                   # the default run, 600 steps
     python examples/char_lstm.py --data book.txt --steps 3000    # your own text
     python examples/char_lstm.py --checkpoint lstm.ckpt --resume # continue a killed run
     python examples/char_lstm.py --dry-run                       # three tiny steps, for CI
@@ -87,13 +87,13 @@ def generate(model, corpus, prompt: str, length: int, device, temperature: float
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_args(p, steps=1000, batch_size=32, lr=3e-3)
+    common.add_common_args(p, steps=600, batch_size=32, lr=3e-3)
     p.add_argument("--data", default=None, help="a UTF-8 text file (default: the stdlib text)")
     p.add_argument("--max-bytes", type=int, default=_corpus.DEFAULT_BYTES,
                    help="read at most this many bytes of text")
     p.add_argument("--block", type=int, default=64, help="characters per training window")
     p.add_argument("--embed", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=200,
                    help="steps between evaluations, samples and checkpoints (one 'epoch')")
@@ -162,9 +162,9 @@ def main(argv=None):
         result = report(model, corpus, vx, vy, prompt, args, device, step, 0.0, run)
     nats, acc = result
     clgrad.save(model.state_dict(), str(run.out / "model.ckpt"))
-    print(f"final val loss {nats:.4f} nats/char = {_corpus.bits_per_char(nats):.3f} bits/char "
-          f"after {step} steps in {run.elapsed():.1f} s", flush=True)
-    print(f"test accuracy {acc:.3f} (next character on the validation text)", flush=True)
+    print(f"final val loss {nats:.4f} nats/char = {_corpus.bits_per_char(nats):.3f} bits/char, "
+          f"next-character accuracy {acc:.3f}, after {step} steps in {run.elapsed():.1f} s",
+          flush=True)
     run.finish(losses=("loss", "val_loss"), accuracies=("accuracy",), smooth=20)
 
 

@@ -227,9 +227,9 @@ def main(argv=None):
         result = report(model, corpus, vx, vy, prompt, args, device, step, 0.0, run)
     nats, acc = result
     clgrad.save(model.state_dict(), str(run.out / "model.ckpt"))
-    print(f"final val loss {nats:.4f} nats/char = {_corpus.bits_per_char(nats):.3f} bits/char "
-          f"after {step} steps in {run.elapsed():.1f} s", flush=True)
-    print(f"test accuracy {acc:.3f} (next character on the validation text)", flush=True)
+    print(f"final val loss {nats:.4f} nats/char = {_corpus.bits_per_char(nats):.3f} bits/char, "
+          f"next-character accuracy {acc:.3f}, after {step} steps in {run.elapsed():.1f} s",
+          flush=True)
     run.finish(losses=("loss", "val_loss"), accuracies=("accuracy",), smooth=20)
 
 
