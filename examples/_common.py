@@ -20,8 +20,8 @@ this module only does what every script would otherwise copy. A typical script::
     step = state["step"]
     for epoch in range(state["epoch"], epochs):
         sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
-        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        bar.update(sampler.skip)
+        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}",
+                           initial=sampler.skip)
         for batch, (x, y) in enumerate(loader, start=sampler.skip):
             loss = step_fn(x, y).item()
             step += 1
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import random
 import sys
 import time
@@ -64,14 +63,17 @@ def add_common_args(parser: argparse.ArgumentParser, *, epochs: int | None = Non
                     seed: int = 0) -> argparse.ArgumentParser:
     """Add the flags every example takes, with the script's own defaults.
 
-    Training length: --epochs E and/or --steps N (N caps the total number of optimizer steps;
-    with only --steps, epochs repeat until N steps are done). --dry-run runs a few tiny steps.
+    Training length: --epochs E and/or --steps N. With --steps alone, epochs repeat until N
+    optimizer steps are done; with both, whichever ends first; with neither, the script's
+    `epochs` (or `steps`). --dry-run runs a few tiny steps.
     """
+    parser.set_defaults(default_epochs=epochs)
     g = parser.add_argument_group("common example options")
     g.add_argument("--device", default=None,
                    help="clgrad device spec (cl:N as `python -m clgrad devices` lists, gpu, cpu, "
                         "a name substring); default: clgrad's default device")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default {epochs})" if epochs else "epochs")
     g.add_argument("--steps", type=int, default=steps,
                    help="stop after this many optimizer steps" +
                         (f" (default {steps})" if steps else " (default: all epochs)"))
@@ -110,6 +112,31 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def plan(args: argparse.Namespace, batches_per_epoch: int) -> tuple[int, int]:
+    """(epochs, total_steps) from --epochs, --steps and --dry-run.
+
+    --steps alone runs as many epochs as it takes; both given cap each other; neither: the
+    script's default epochs; --dry-run runs DRY_RUN_STEPS steps in one epoch.
+    """
+    if batches_per_epoch < 1:
+        raise ValueError("the data loader yields no batch: lower --batch-size")
+    if args.dry_run:
+        return 1, min(DRY_RUN_STEPS, batches_per_epoch)
+    epochs = args.epochs
+    if epochs is None and args.steps is None:
+        epochs = getattr(args, "default_epochs", None)
+        if epochs is None:
+            raise ValueError("give --epochs or --steps")
+    if epochs is None:
+        epochs = math.ceil(args.steps / batches_per_epoch)
+    total = epochs * batches_per_epoch
+    if args.steps is not None:
+        total = min(total, args.steps)
+    if total < 1:
+        raise ValueError(f"nothing to train: --epochs {epochs}, --steps {args.steps}")
+    return epochs, total
+
+
 class Run:
     """What one run of an example shares: its flags, device, output folder and metrics log.
 
@@ -139,33 +166,15 @@ class Run:
 
     # training length ------------------------------------------------------------------------
     def plan(self, batches_per_epoch: int) -> tuple[int, int]:
-        """(epochs, total_steps) from --epochs, --steps and --dry-run.
-
-        --steps alone runs as many epochs as it takes; both cap each other; --dry-run runs
-        DRY_RUN_STEPS steps in one epoch.
-        """
-        a = self.args
-        if batches_per_epoch < 1:
-            raise ValueError("the data loader yields no batch: lower --batch-size")
-        if a.dry_run:
-            steps = min(DRY_RUN_STEPS, batches_per_epoch)
-            return 1, steps
-        if a.epochs is None and a.steps is None:
-            raise ValueError("give --epochs or --steps")
-        if a.epochs is None:
-            epochs = math.ceil(a.steps / batches_per_epoch)
-        else:
-            epochs = a.epochs
-        total = epochs * batches_per_epoch
-        if a.steps is not None:
-            total = min(total, a.steps)
-        if total < 1:
-            raise ValueError(f"nothing to train: --epochs {a.epochs}, --steps {a.steps}")
-        return epochs, total
+        """(epochs, total_steps) for this run: see `plan`."""
+        return plan(self.args, batches_per_epoch)
 
     # helpers ----------------------------------------------------------------------------------
-    def progress(self, total: int, desc: str = "", unit: str = "samples") -> "Progress":
-        return Progress(total, desc, unit=unit, enabled=not self.args.no_progress)
+    def progress(self, total: int, desc: str = "", unit: str = "samples",
+                 initial: int = 0) -> "Progress":
+        """A Progress bar on stderr, silent with --no-progress."""
+        return Progress(total, desc, unit=unit, initial=initial,
+                        enabled=not self.args.no_progress)
 
     def jit(self, fn, **kwargs):
         """`clgrad.jit(fn)` unless --no-jit (then `fn` itself)."""
@@ -261,17 +270,18 @@ class Progress:
 
     On a terminal it redraws one line (at most 10 times a second); otherwise (a log file, a
     pipe, CI) it prints a plain line every `interval` seconds and one at the end. Disabled, it
-    prints nothing.
+    prints nothing. `initial` steps count as done already (a resumed epoch) but not in the ETA.
     """
 
     def __init__(self, total: int, desc: str = "", *, unit: str = "samples", enabled=True,
-                 stream=None, interval: float = 10.0, width: int = 24):
+                 stream=None, interval: float = 10.0, width: int = 24, initial: int = 0):
         self.total, self.desc, self.unit, self.width = max(int(total), 1), desc, unit, width
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = 0.1 if self.tty else interval
-        self.n = self.samples = 0
+        self.n = self.initial = int(initial)
+        self.samples = 0
         self.values: dict = {}
         self.t0 = time.perf_counter()
         self._last = self.t0
@@ -301,7 +311,8 @@ class Progress:
         bar = "#" * filled + "-" * (self.width - filled)
         vals = "  ".join(f"{k} {_fmt(v)}" for k, v in self.values.items())
         rate = f"{self.samples / dt:,.0f} {self.unit}/s" if dt > 0 and self.samples else ""
-        eta = _clock(dt / self.n * (self.total - self.n)) if self.n else "?"
+        done = self.n - self.initial
+        eta = _clock(dt / done * (self.total - self.n)) if done > 0 else "?"
         parts = [self.desc, f"[{bar}] {self.n}/{self.total}", vals, rate,
                  f"ETA {eta}" if self.n < self.total else f"in {_clock(dt)}"]
         return "  ".join(p for p in parts if p)
@@ -421,37 +432,43 @@ def _pyplot():
 
 def plot_metrics(log: MetricsLog, path, *, x: str = "step", losses=("loss",),
                  accuracies=("accuracy",), title: str = "", smooth: int = 0):
-    """Loss curve(s) against `x` and, on a second axis, accuracy column(s); returns the PNG
-    path, or None when matplotlib is not installed. `smooth` > 1 adds a running mean."""
+    """Loss curve(s) against `x` (log scale) and, in a second panel when the log has any,
+    accuracy column(s); returns the PNG path, or None when matplotlib is not installed.
+    `smooth` > 1 adds a running mean of that many points to each loss curve."""
     plt = _pyplot()
     if plt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=90)
+    acc = [(name, log.column(name, x)) for name in accuracies]
+    acc = [(n, c) for n, c in acc if c[0]]
+    fig, axes = plt.subplots(1, 2 if acc else 1, figsize=(10 if acc else 6, 3.6), dpi=80,
+                             squeeze=False)
+    ax = axes[0][0]
     for name in losses:
         xs, ys = log.column(name, x)
         if xs:
-            ax.plot(xs, ys, lw=0.8, alpha=0.5 if smooth > 1 else 1.0, label=name)
+            ax.plot(xs, ys, lw=0.7, alpha=0.45 if smooth > 1 else 1.0, label=name)
             if smooth > 1 and len(ys) >= smooth:
                 k = np.ones(smooth) / smooth
                 ax.plot(xs[smooth - 1:], np.convolve(ys, k, mode="valid"), lw=1.6,
-                        label=f"{name} (mean of {smooth})")
+                        label=f"{name}, mean of {smooth}")
     ax.set_xlabel(x)
     ax.set_ylabel("loss")
-    ax.set_yscale("log")
+    if any(v > 0 for name in losses for v in log.column(name, x)[1]):
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    acc = [(name, log.column(name, x)) for name in accuracies]
-    acc = [(n, c) for n, c in acc if c[0]]
+    ax.legend(loc="upper right")
+    ax.set_title(f"{title} training loss" if title else "training loss")
     if acc:
-        ax2 = ax.twinx()
+        ax2 = axes[0][1]
         for name, (xs, ys) in acc:
-            ax2.plot(xs, ys, "o-", color="tab:green", label=name)
+            ax2.plot(xs, ys, "o-", label=name)
+            ax2.annotate(f"{ys[-1]:.3f}", (xs[-1], ys[-1]), textcoords="offset points",
+                         xytext=(-10, -14), ha="right")
+        ax2.set_xlabel(x)
         ax2.set_ylabel("held-out accuracy")
-        h2, l2 = ax2.get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    if handles:
-        ax.legend(handles, labels, loc="center right")
-    ax.set_title(title)
+        ax2.grid(alpha=0.3)
+        ax2.legend(loc="lower right")
+        ax2.set_title("held-out accuracy")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

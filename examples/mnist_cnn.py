@@ -73,7 +73,7 @@ def predict(model, images, batch=500):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_args(p, epochs=8, batch_size=64, lr=0.05)
+    common.add_common_args(p, epochs=10, batch_size=64, lr=0.08)
     p.add_argument("--data", default=None, help="folder with MNIST IDX files")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N digits")
     p.add_argument("--no-augment", action="store_true", help="no random shifts of the digits")
@@ -120,8 +120,8 @@ def main():
         if step >= total_steps:
             break
         sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
-        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        bar.update(sampler.skip)
+        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}",
+                           initial=sampler.skip)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for batch, (x, y) in enumerate(loader, start=sampler.skip):
             loss = step_fn(x, y).item()     # read now: the next jit replay overwrites it
