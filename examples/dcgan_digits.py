@@ -1,0 +1,324 @@
+"""Train a small DCGAN on the bundled handwritten digits and check that its digits are readable.
+
+    python examples/dcgan_digits.py --device cl:0                   # the default run, 12 epochs
+    python examples/dcgan_digits.py --checkpoint gan.ckpt --resume  # continue a killed run
+    python examples/dcgan_digits.py --dry-run                       # three tiny steps, for CI
+
+Data: the 5,000 bundled MNIST digits (examples/data/mnist_5k.npz through examples/_mnist.py;
+--data DIR reads standard MNIST IDX files instead), scaled to [-1, 1]. The GAN trains on the
+4,500 training digits; the 500 held out show what the judge below says of real digits.
+
+The models (DCGAN, Radford et al. 2015, sized for 28x28 and a CPU):
+  generator: z (64) -> ConvTranspose2d to 7x7 -> 14x14 -> 28x28, BatchNorm2d + ReLU between,
+             Tanh at the end;
+  discriminator: Conv2d 28x28 -> 14x14 -> 7x7 -> 1 logit, LeakyReLU(0.2), BatchNorm2d inside;
+trained with BCEWithLogitsLoss and Adam(lr 2e-4, betas (0.5, 0.999)), the discriminator on a
+real and a generated batch, then the generator to make the discriminator say "real".
+A grid of 64 digits from fixed noise is saved as PNG after every epoch (runs/dcgan_digits/
+samples_epoch_NN.png, --out), with metrics.csv and loss.png; the checkpoint is written after
+every epoch.
+
+Quality check (printed at the end): a small CNN "judge" is trained on the 4,500 real training
+digits plus made-up non-digits (class 10), then labels 500 generated digits. The check passes
+when at least half of them get a digit label with confidence > 0.9 and the labels are not
+collapsed (at least 8 of the 10 digits each make up >= 3% of the 500, none more than 30%).
+Noise, blobs, overlaid strokes and a generator stuck on one digit all fail.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _common, _mnist from any cwd
+
+import numpy as np  # noqa: E402
+
+import clgrad  # noqa: E402
+from clgrad import nn  # noqa: E402
+from clgrad.nn import functional as F  # noqa: E402
+
+import _common as common  # noqa: E402
+import _mnist  # noqa: E402
+
+NZ = 64
+
+
+class Generator(nn.Module):
+    def __init__(self, nz: int = NZ, width: int = 64, device=None):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(nz, 2 * width, 7, 1, 0, bias=False, device=device),   # -> 7x7
+            nn.BatchNorm2d(2 * width, device=device), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False, device=device),  # 14x14
+            nn.BatchNorm2d(width, device=device), nn.ReLU(True),
+            nn.ConvTranspose2d(width, 1, 4, 2, 1, device=device),                    # 28x28
+            nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z.view(z.shape[0], -1, 1, 1))                 # (B, nz) -> (B, 1, 28, 28)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, width: int = 64, device=None):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 4, 2, 1, device=device),                             # -> 14x14
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False, device=device),         # -> 7x7
+            nn.BatchNorm2d(2 * width, device=device), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(2 * width, 1, 7, 1, 0, device=device))                         # -> 1x1
+
+    def forward(self, x):
+        return self.net(x).view(-1)                                   # (B, 1, 28, 28) -> (B,)
+
+
+def dcgan_init(module):
+    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+# ---- the quality check -------------------------------------------------------------------------
+
+class Judge(nn.Module):
+    """A small CNN that labels a 28x28 image as one of the digits 0-9 or as class 10, "not a
+    digit" (about 97% on held-out digits when trained on the 4,500)."""
+
+    def __init__(self, device=None):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 5, padding=2, device=device), nn.ReLU(), nn.MaxPool2d(2),  # 14x14
+            nn.Conv2d(16, 32, 5, padding=2, device=device), nn.ReLU(), nn.MaxPool2d(2),  # 7x7
+            nn.Flatten(), nn.Dropout(0.3),
+            nn.Linear(32 * 7 * 7, 11, device=device))
+
+    def forward(self, x):
+        return self.net(x)                                            # (B, 1, 28, 28) -> (B, 11)
+
+
+def not_digits(images, n: int, rng) -> np.ndarray:
+    """n images that are not digits, made from real ones (float [0, 1], (N, 28, 28)): uniform
+    and sparse noise, two digits overlaid, a digit with its 7x7 patches shuffled, and the mean
+    digit plus noise. A classifier trained only on digits labels much of this confidently (in a
+    trial, 45% of uniform noise as a "3" and 61% of overlaid pairs with confidence > 0.9), so a
+    generator making such images would pass; the judge learns them as class 10 instead."""
+    kinds = rng.integers(0, 5, size=n)
+    pick = rng.integers(0, len(images), size=(n, 2))
+    out = np.empty((n, 28, 28), np.float32)
+    mean = images.mean(0)
+    for i, (kind, (a, b)) in enumerate(zip(kinds, pick)):
+        if kind == 0:
+            img = rng.random((28, 28)) * rng.uniform(0.3, 1.0)
+        elif kind == 1:
+            img = (rng.random((28, 28)) < rng.uniform(0.05, 0.3)).astype(np.float32)
+        elif kind == 2:
+            img = np.maximum(images[a], np.roll(images[b], rng.integers(-4, 5, 2), (0, 1)))
+        elif kind == 3:
+            patches = images[a].reshape(4, 7, 4, 7).transpose(0, 2, 1, 3).reshape(16, 7, 7)
+            img = patches[rng.permutation(16)].reshape(4, 4, 7, 7).transpose(0, 2, 1, 3)
+            img = img.reshape(28, 28)
+        else:
+            img = np.clip(mean + rng.normal(0, 0.3, (28, 28)), 0, 1)
+        out[i] = img
+    return out
+
+
+def train_judge(images, labels, device, epochs: int = 4, batch: int = 64, seed: int = 0,
+                jit: bool = True):
+    """Train a Judge on real digits (float [0, 1], (N, 28, 28)) plus half as many non-digits
+    (class 10); returns it in eval mode."""
+    rng = np.random.default_rng([seed, 3])
+    clgrad.manual_seed(seed)
+    judge = Judge(device)
+    opt = clgrad.optim.Adam(judge.parameters(), lr=2e-3)
+
+    def step(x, y):
+        loss = F.cross_entropy(judge(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = clgrad.jit(step) if jit else step
+    for _ in range(epochs):
+        fakes = not_digits(images, len(images) // 2, rng)
+        xs = np.concatenate([images, fakes])
+        ys = np.concatenate([labels, np.full(len(fakes), 10, np.int64)])
+        order = rng.permutation(len(ys))
+        order = order[:len(order) // batch * batch].reshape(-1, batch)
+        for idx in order:
+            step(clgrad.tensor(xs[idx, None], device=device), clgrad.tensor(ys[idx], device=device))
+    judge.eval()
+    return judge
+
+
+def judge_probs(judge, images, device, batch: int = 250) -> np.ndarray:
+    """The judge's class probabilities (N, 11) for images (float [0, 1], (N, 28, 28))."""
+    probs = []
+    with clgrad.no_grad():
+        for i in range(0, len(images), batch):
+            x = clgrad.tensor(np.ascontiguousarray(images[i:i + batch, None]), device=device)
+            probs.append(F.softmax(judge(x), dim=1).numpy())         # read to count labels
+    return np.concatenate(probs)
+
+
+def judge_digits(judge, images, device, threshold: float = 0.9):
+    """Label images (float [0, 1], (N, 28, 28)) and apply the pass rule.
+
+    Returns a dict: confident (fraction given a digit label with probability > threshold),
+    histogram (how many of the N got each digit label; "not a digit" is not counted),
+    classes_present (digits with >= 3% of N), largest (the most common digit's share) and
+    passed."""
+    probs = judge_probs(judge, images, device)                        # (N, 11)
+    n = len(probs)
+    label = probs.argmax(1)
+    hist = np.bincount(label[label < 10], minlength=10)
+    confident = float(((label < 10) & (probs.max(1) > threshold)).mean())
+    present = int((hist >= 0.03 * n).sum())
+    largest = float(hist.max() / n)
+    passed = confident >= 0.5 and present >= 8 and largest <= 0.3
+    return {"confident": confident, "histogram": hist.tolist(), "rejected": int(n - hist.sum()),
+            "classes_present": present,
+            "largest": largest, "passed": passed}
+
+
+def describe(result) -> str:
+    return (f"{result['confident']:.1%} of the digits labelled with confidence > 0.9 "
+            f"(need >= 50%); {result['classes_present']} digits with >= 3% of the labels "
+            f"(need >= 8), the most common has {result['largest']:.1%} (need <= 30%); "
+            f"labels 0-9: {result['histogram']}, not a digit: {result['rejected']} -> "
+            f"{'PASS' if result['passed'] else 'FAIL'}")
+
+
+def generate(G, n: int, device, seed: int, batch: int = 250) -> np.ndarray:
+    """n generated digits as float [0, 1], (n, 28, 28), from noise drawn with `seed`."""
+    z = np.random.default_rng(seed).standard_normal((n, NZ)).astype(np.float32)
+    out = []
+    G.eval()
+    with clgrad.no_grad():
+        for i in range(0, n, batch):
+            out.append(G(clgrad.tensor(z[i:i + batch], device=device)).numpy())
+    G.train()
+    return (np.concatenate(out)[:, 0] + 1) / 2
+
+
+# ---- training -----------------------------------------------------------------------------------
+
+LOG_FIELDS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "confident",
+              "samples_per_s", "time_s")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_args(p, epochs=12, batch_size=32, lr=2e-4)
+    p.add_argument("--data", default=None, help="folder with MNIST IDX files")
+    p.add_argument("--width", type=int, default=32, help="channels of the widest conv layer / 2")
+    p.add_argument("--train-size", type=int, default=None, help="train on the first N digits")
+    p.add_argument("--judge-epochs", type=int, default=4, help="epochs of the judge's training")
+    args = p.parse_args(argv)
+    if args.dry_run:
+        args.width, args.batch_size, args.judge_epochs = 4, 8, 1
+    run = common.Run("dcgan_digits", args, log_fields=LOG_FIELDS)
+    device = run.device
+    train_x, train_y, held_x, _ = _mnist.load(args.data, seed=args.seed)
+    if args.train_size:
+        train_x, train_y = train_x[:args.train_size], train_y[:args.train_size]
+    if args.dry_run:
+        train_x, train_y, held_x = train_x[:200], train_y[:200], held_x[:100]
+    real = clgrad.tensor(train_x[:, None] * 2 - 1, device=device)   # (N, 1, 28, 28) in [-1, 1]
+
+    G = Generator(NZ, args.width, device)
+    D = Discriminator(args.width, device)
+    dcgan_init(G)
+    dcgan_init(D)
+    opt_g = clgrad.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = clgrad.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    B = args.batch_size
+    ones = clgrad.ones(B, device=device)
+    zeros = clgrad.zeros(B, device=device)
+    sampler = common.EpochSampler(len(train_x), B, seed=args.seed)
+    epochs, total_steps = run.plan(sampler.batches_per_epoch)
+    print(f"{len(train_x):,} training digits; {epochs} epochs, {total_steps} steps of {B}; "
+          f"generator {sum(p.numel() for p in G.parameters()):,} and discriminator "
+          f"{sum(p.numel() for p in D.parameters()):,} parameters", flush=True)
+
+    def d_step(x, z):
+        fake = G(z).detach()                                          # (B, 1, 28, 28)
+        real_logits, fake_logits = D(x), D(fake)                      # (B,), (B,)
+        loss = bce(real_logits, ones) + bce(fake_logits, zeros)
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+        # D's mean belief that real digits are real and that fakes are real
+        return loss, real_logits.sigmoid().mean(), fake_logits.sigmoid().mean()
+
+    def g_step(z):
+        loss = bce(D(G(z)), ones)                                     # "make D say real"
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        return loss
+
+    d_step, g_step = run.jit(d_step), run.jit(g_step)
+    fixed = clgrad.tensor(np.random.default_rng([args.seed, 1]).standard_normal((64, NZ))
+                          .astype(np.float32), device=device)
+    ckpt = run.checkpoint(generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d)
+    state = ckpt.resume()
+    step = state["step"]
+    for epoch in range(state["epoch"], epochs):
+        if step >= total_steps:
+            break
+        sampler.set_epoch(epoch, skip=state["batch"] if epoch == state["epoch"] else 0)
+        bar = run.progress(sampler.batches_per_epoch, f"epoch {epoch + 1}/{epochs}")
+        bar.update(sampler.skip)
+        t0, seen = time.perf_counter(), 0
+        for batch, idx in enumerate(sampler, start=sampler.skip):
+            noise = np.random.default_rng([args.seed, 2, step])       # noise = f(seed, step)
+            z1, z2 = noise.standard_normal((2, B, NZ)).astype(np.float32)
+            x = real[clgrad.tensor(idx, device=device)]               # (B, 1, 28, 28)
+            d_loss, d_real, d_fake = (t.item() for t in d_step(x, clgrad.tensor(z1, device=device)))
+            g_loss = g_step(clgrad.tensor(z2, device=device)).item()
+            step += 1
+            seen += B
+            bar.update(samples=B, d_loss=d_loss, g_loss=g_loss)
+            run.log.write(step=step, epoch=epoch + 1, d_loss=d_loss, g_loss=g_loss,
+                          d_real=d_real, d_fake=d_fake)
+            ckpt.maybe_save(step, epoch=epoch, batch=batch + 1)
+            if step >= total_steps:
+                break
+        bar.close()
+        rate = seen / max(time.perf_counter() - t0, 1e-9)
+        G.eval()
+        with clgrad.no_grad():
+            grid = (G(fixed) + 1) / 2                                 # (64, 1, 28, 28) in [0, 1]
+        G.train()
+        png = common.save_image_grid(grid, run.out / f"samples_epoch_{epoch + 1:02d}.png")
+        run.log.write(step=step, epoch=epoch + 1, samples_per_s=rate, time_s=run.elapsed())
+        print(f"epoch {epoch + 1}/{epochs}  loss D {d_loss:.3f}  G {g_loss:.3f}  D(real) "
+              f"{d_real:.2f}  D(fake) {d_fake:.2f}  {rate:,.0f} samples/s  "
+              f"{run.elapsed():.0f} s  -> {png.name}", flush=True)
+        ckpt.save(epoch=epoch + 1, batch=0, step=step)
+    train_time = run.elapsed()
+    clgrad.save(G.state_dict(), str(run.out / "generator.ckpt"))
+
+    judge = train_judge(train_x, train_y, device, epochs=args.judge_epochs, seed=args.seed,
+                        jit=not args.no_jit)
+    real_check = judge_digits(judge, held_x[:500], device)
+    result = judge_digits(judge, generate(G, 500, device, args.seed + 7), device)
+    run.log.write(step=step, confident=result["confident"], time_s=run.elapsed())
+    print(f"judge on {min(len(held_x), 500)} held-out real digits: {describe(real_check)}")
+    print(f"quality check on 500 generated digits: {describe(result)}")
+    print(f"training {train_time:.0f} s, total {run.elapsed():.0f} s; sample grids in {run.out}",
+          flush=True)
+    run.finish(losses=("d_loss", "g_loss"), accuracies=(), smooth=20)
+
+
+if __name__ == "__main__":
+    main()

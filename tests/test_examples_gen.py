@@ -1,0 +1,235 @@
+"""Checks of the generative examples' pieces: the DCGAN's digit-quality check, the text corpus,
+top-k sampling and the bits-per-character figure (their dry runs are in test_examples.py)."""
+import csv
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import clgrad
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import _corpus  # noqa: E402
+import _mnist  # noqa: E402
+import dcgan_digits  # noqa: E402
+
+
+# ---- the GAN quality check -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def judged():
+    """One judge per device, trained as the example trains it (on the 4,000 training digits)."""
+    train_x, train_y, held_x, held_y = _mnist.load(seed=0)
+    cache = {}
+
+    def get(device):
+        if device.spec not in cache:
+            cache[device.spec] = dcgan_digits.train_judge(train_x, train_y, device, seed=0)
+        return cache[device.spec], held_x, held_y
+    return get
+
+
+def test_quality_check_passes_on_real_digits(judged, device):
+    judge, held_x, _ = judged(device)
+    result = dcgan_digits.judge_digits(judge, held_x[:500], device)
+    assert result["passed"], dcgan_digits.describe(result)
+    assert result["confident"] >= 0.8
+    assert result["classes_present"] == 10
+
+
+def test_quality_check_fails_on_an_untrained_generator(judged, device):
+    judge, _, _ = judged(device)
+    clgrad.manual_seed(5)
+    G = dcgan_digits.Generator(dcgan_digits.NZ, 32, device)
+    dcgan_digits.dcgan_init(G)
+    fake = dcgan_digits.generate(G, 500, device, seed=5)
+    assert fake.shape == (500, 28, 28) and 0.0 <= fake.min() and fake.max() <= 1.0
+    result = dcgan_digits.judge_digits(judge, fake, device)
+    assert not result["passed"], dcgan_digits.describe(result)
+    assert result["confident"] < 0.2
+
+
+@pytest.mark.parametrize("kind", ["uniform", "salt", "mean"])
+def test_quality_check_fails_on_noise(judged, device, kind):
+    judge, held_x, _ = judged(device)
+    rng = np.random.default_rng(11)
+    if kind == "uniform":
+        fake = rng.random((500, 28, 28))
+    elif kind == "salt":
+        fake = rng.random((500, 28, 28)) < 0.15
+    else:
+        fake = np.clip(held_x.mean(0) + rng.normal(0, 0.3, (500, 28, 28)), 0, 1)
+    result = dcgan_digits.judge_digits(judge, fake.astype(np.float32), device)
+    assert not result["passed"], dcgan_digits.describe(result)
+
+
+def test_quality_check_fails_on_mode_collapse(judged, device):
+    """Sharp real digits, but only one (or three) of them: confident, yet collapsed."""
+    judge, held_x, held_y = judged(device)
+    sure = dcgan_digits.judge_probs(judge, held_x[:50], device)[:, :10].max(1).argmax()
+    one = dcgan_digits.judge_digits(judge, np.repeat(held_x[sure:sure + 1], 500, 0), device)
+    assert one["confident"] > 0.5 and not one["passed"], dcgan_digits.describe(one)
+    few = np.concatenate([held_x[held_y == c][:40] for c in (1, 7, 9)])
+    three = dcgan_digits.judge_digits(judge, np.resize(few, (500, 28, 28)), device)
+    assert three["classes_present"] <= 4 and not three["passed"], dcgan_digits.describe(three)
+
+
+def test_not_digits_are_seeded_and_in_range():
+    images = _mnist.load(seed=0)[0][:200]
+    a = dcgan_digits.not_digits(images, 50, np.random.default_rng(4))
+    b = dcgan_digits.not_digits(images, 50, np.random.default_rng(4))
+    assert a.shape == (50, 28, 28) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= 0.0 and a.max() <= 1.0
+
+
+# ---- the text corpus -------------------------------------------------------------------------
+
+def test_stdlib_corpus_is_deterministic_and_sized():
+    t1, d1 = _corpus.stdlib_text(50_000)
+    t2, d2 = _corpus.stdlib_text(50_000)
+    assert t1 == t2 and d1 == d2
+    assert len(t1.encode("utf-8", errors="replace")) >= 40_000
+    assert "standard library" in d1 and "50,000 bytes" in d1
+    assert "def " in t1                                 # it is Python source
+
+
+def test_corpus_split_is_fixed_by_seed():
+    a = _corpus.load(max_bytes=80_000, seed=3)
+    b = _corpus.load(max_bytes=80_000, seed=3)
+    c = _corpus.load(max_bytes=80_000, seed=4)
+    np.testing.assert_array_equal(a.train, b.train)
+    np.testing.assert_array_equal(a.val, b.val)
+    assert a.chars == b.chars and a.digest == b.digest
+    assert not np.array_equal(a.val, c.val)             # another seed holds out other pieces
+    assert len(a.train) + len(a.val) == len(a.text)
+    assert 0.05 < len(a.val) / len(a.text) < 0.15
+    assert a.decode(a.encode("import os")) == "import os"
+
+
+def test_corpus_reads_a_file(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("abcab" * 2000, encoding="utf-8")
+    c = _corpus.load(str(path), seed=0)
+    assert c.chars == ["a", "b", "c"] and c.vocab_size == 3
+    assert str(path) in c.description
+    x, y = _corpus.batch(c.train, 8, 5, np.random.default_rng(0))
+    assert x.shape == y.shape == (5, 8)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+
+
+# ---- sampling and the loss figures -----------------------------------------------------------
+
+def test_top_k_1_is_greedy():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        logits = rng.normal(0, 3, 40)
+        for temperature in (0.5, 1.0, 2.0):
+            assert _corpus.sample_next(logits, temperature, 1, rng) == int(np.argmax(logits))
+    assert _corpus.sample_next(np.array([0.0, 5.0, 1.0]), 0.0, None, rng) == 1
+
+
+def test_top_k_keeps_only_the_k_largest():
+    rng = np.random.default_rng(1)
+    logits = np.array([0.0, 3.0, 2.9, -1.0, 2.8, 1.0])
+    draws = {_corpus.sample_next(logits, 5.0, 3, rng) for _ in range(300)}
+    assert draws == {1, 2, 4}
+    everything = {_corpus.sample_next(logits, 5.0, None, rng) for _ in range(600)}
+    assert everything == set(range(6))
+
+
+def test_bits_per_char_is_nats_over_ln2():
+    assert _corpus.bits_per_char(math.log(2)) == pytest.approx(1.0)
+    assert _corpus.bits_per_char(math.log(96)) == pytest.approx(math.log2(96))
+
+
+@pytest.mark.parametrize("script", ["gpt_char", "char_lstm"])
+def test_printed_bits_per_char_match_the_nats(script, device, capsys, tmp_path):
+    module = __import__(script)
+    module.main(["--dry-run", "--device", device.spec, "--out", str(tmp_path),
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    lines = re.findall(r"val loss ([0-9.]+) nats = ([0-9.]+) bits/char", out)
+    assert lines, out
+    for nats, bits in lines:
+        assert float(bits) == pytest.approx(float(nats) / math.log(2), abs=2e-3)
+    # an untrained model is close to uniform over the characters: about log2(V) bits
+    vocab = int(re.search(r"(\d+) distinct characters", out).group(1))
+    assert abs(float(lines[0][1]) - math.log2(vocab)) < 1.0
+
+
+# ---- kill and resume -------------------------------------------------------------------------
+
+TINY = {
+    "gpt_char": ["--max-bytes", "60000", "--block", "16", "--n-embd", "16", "--n-head", "2",
+                 "--n-layer", "1", "--batch-size", "4", "--steps", "12", "--eval-every", "6",
+                 "--sample-chars", "8"],
+    "char_lstm": ["--max-bytes", "60000", "--block", "16", "--embed", "8", "--hidden", "16",
+                  "--layers", "2", "--batch-size", "4", "--steps", "12", "--eval-every", "6",
+                  "--sample-chars", "8"],
+    "dcgan_digits": ["--train-size", "48", "--width", "4", "--batch-size", "8", "--epochs", "2",
+                     "--judge-epochs", "1"],
+}
+WEIGHTS = {"gpt_char": "model.ckpt", "char_lstm": "model.ckpt", "dcgan_digits": "generator.ckpt"}
+TIMING = {"chars_per_s", "samples_per_s", "time_s"}     # wall-clock columns differ run to run
+
+
+def _run_example(script, args, cwd, **env):
+    r = subprocess.run([sys.executable, str(EXAMPLES / f"{script}.py"), *args], cwd=cwd,
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(EXAMPLES.parent), **env})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _metrics(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_sigkill_then_resume_is_bit_identical(script, device, tmp_path):
+    """Killed after its first checkpoint (written every 2 steps), the run resumed with --resume
+    ends with the same weights and logged losses as an uninterrupted one."""
+    flags = ["--device", device.spec, "--seed", "3", "--no-progress", *TINY[script]]
+    _run_example(script, flags + ["--out", str(tmp_path / "a")], tmp_path)
+
+    out_b, ckpt = tmp_path / "b", tmp_path / "b.ckpt"
+    args_b = flags + ["--out", str(out_b), "--checkpoint", str(ckpt), "--checkpoint-every", "2"]
+    p = subprocess.Popen([sys.executable, str(EXAMPLES / f"{script}.py"), *args_b], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONPATH": str(EXAMPLES.parent),
+                              "CLGRAD_TEST_SAVE_PAUSE": "0.3"})
+    try:
+        deadline = time.monotonic() + 300
+        while not ckpt.exists():
+            assert p.poll() is None, "ended before its first checkpoint: " + \
+                p.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint in 300 s"
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == -signal.SIGKILL
+    assert not (out_b / WEIGHTS[script]).exists()
+
+    out = _run_example(script, args_b + ["--resume"], tmp_path)
+    assert "resumed from" in out, out
+    a = clgrad.load(str(tmp_path / "a" / WEIGHTS[script]), map_location=device)
+    b = clgrad.load(str(out_b / WEIGHTS[script]), map_location=device)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].numpy().tobytes() == b[k].numpy().tobytes(), f"{k} differs after the resume"
+    assert _metrics(tmp_path / "a" / "metrics.csv") == _metrics(out_b / "metrics.csv")
