@@ -30,6 +30,26 @@ def _isolated_config(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_fault_left_unread():
+    """A device fault (runtime/faults.py) raises at the first sync after its kernel: one a test
+    leaves unread would fail whichever test syncs next on that worker. Read it here instead, so
+    the test that caused it is the one that fails."""
+    yield
+    from clgrad.runtime import faults
+    if not faults._armed:
+        return
+    errors = []
+    for d in runtime.devices():
+        if d.index in faults._armed:
+            try:
+                d.synchronize()
+            except Exception as e:          # noqa: BLE001 - reported below
+                errors.append(f"{d.spec}: {e}")
+    if errors:
+        pytest.fail("the test left a device fault unread: " + "; ".join(errors))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory):
     # one kernel cache for the whole run, outside the user's home
