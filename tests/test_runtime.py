@@ -97,6 +97,16 @@ def test_speed_classes_in_order():
     assert devmod.speed_class("gpu", "Portable Computing Language", "NVIDIA A100", False) == 0
 
 
+def test_emulator_builds_halves_as_float(fake_device):
+    # Oclgrind reports cl_khr_fp16 but aborts on half arithmetic: its programs get the macro
+    # that makes float16 storage-only (codegen's _HALF_DEFS), every other device gets nothing
+    for i, (k, p, n, u, label) in enumerate(CLASSES):
+        d = fake_device(i, i, 0, n, k, platform=p, unified=u)
+        assert d.build_defines == (("-DCLG_HALF_AS_FLOAT",) if label == "emulator" else ())
+    from clgrad.runtime import codegen
+    assert "!defined(CLG_HALF_AS_FLOAT)" in codegen._HALF_DEFS
+
+
 def test_ranking_of_synthetic_devices(monkeypatch, fake_device):
     # enumerated slowest first: the ranking reverses them, and cl:N keeps enumeration order
     devs = [fake_device(i, i, 0, n, k, platform=p, unified=u)

@@ -25,12 +25,12 @@ def check_dtype(device: Device, dt: DType) -> None:
 
 
 # float16 storage, one source for every device: where the compiler defines cl_khr_fp16 (the
-# device reports the extension) halves are loaded, stored and computed as `half`; elsewhere they
+# device reports the extension) and the device is not built with CLG_HALF_AS_FLOAT (Oclgrind) halves are loaded, stored and computed as `half`; elsewhere they
 # are storage only, converted by the core vload_half/vstore_half_rte, and computed in float.
 # bfloat16 ("ushort" storage) is the high half of a float: a shift in, round-to-nearest-even out.
 _HALF_DEFS = """#ifndef CLG_HALF_DEFS
 #define CLG_HALF_DEFS
-#ifdef cl_khr_fp16
+#if defined(cl_khr_fp16) && !defined(CLG_HALF_AS_FLOAT)
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 typedef half clg_half_t;
 #define CLG_LOAD_HALF(i, p) ((p)[i])

@@ -179,6 +179,15 @@ class Device:
     def is_cpu(self) -> bool:
         return self.kind == "cpu"
 
+    @property
+    def build_defines(self) -> tuple:
+        """Macros every program on this device is built with. Oclgrind reports cl_khr_fp16 but
+        aborts on half arithmetic ("Unsupported float size: 2 bytes"), so there halves are
+        storage only and computed in float (runtime/codegen.py's _HALF_DEFS)."""
+        if self.speed_label == "emulator":
+            return ("-DCLG_HALF_AS_FLOAT",)
+        return ()
+
     def elementwise_group_size(self, kernel_max: int, multiple: int) -> int:
         """A work-group size for streaming kernels that the device and the kernel both accept."""
         want = 256 if not self.is_cpu else 512

@@ -228,12 +228,12 @@ def build_log(device: Device, source: str, options=BUILD_OPTIONS) -> str | None:
     """The compiler's log from building `source` for `device` (kept with the cached program,
     so a program loaded from disk still has the log of its original build); None if this
     process has not built it."""
-    return _logs.get((device, source, tuple(options)))
+    return _logs.get((device, source, tuple(options) + device.build_defines))
 
 
 def build(device: Device, source: str, name: str, options=BUILD_OPTIONS):
     """Return a built cl.Program for `source`, from memory, disk, or a fresh build."""
-    options = tuple(options)
+    options = tuple(options) + device.build_defines
     mkey = (device, source, options)
     prg = _programs.get(mkey)
     if prg is not None:
