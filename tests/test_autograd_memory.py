@@ -7,10 +7,13 @@ import pytest
 
 import clgrad
 from clgrad import runtime
+from clgrad.runtime import lazy
 
 
 @pytest.fixture
 def no_gc():
+    # settle what earlier tests left: pending (lazy) work holds buffers until it is realized
+    lazy.flush()
     gc.collect()
     gc.disable()
     yield
