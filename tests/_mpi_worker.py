@@ -136,6 +136,49 @@ def ddp():
         _close(p.detach().numpy(), mine_w.numpy(), f"rank {rank} vs rank 0: {name}")
 
 
+def ddp_overlap():
+    # the bucket all-reduces start from post-accumulate hooks while backward still runs: log
+    # each autograd node as it starts and each all_reduce as DDP issues it, and compare order
+    rank = dist.get_rank()
+    dev = clgrad.get_default_device()
+    net = nn.parallel.DistributedDataParallel(_net(0).to(dev), bucket_cap_mb=1e-4)
+    x = clgrad.tensor(_rank_arrays(dist.get_world_size(), (4, 6), seed=30)[rank])
+    events = []
+    issue = dist.all_reduce
+
+    def logged(tensor, *args, **kwargs):
+        events.append("all_reduce")
+        return issue(tensor, *args, **kwargs)
+    dist.all_reduce = logged
+    try:
+        loss = net(x).square().sum()
+        stack, seen = [loss.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if id(fn) in seen or not hasattr(fn, "register_prehook") or \
+                    type(fn).__name__ == "AccumulateGrad":
+                continue
+            seen.add(id(fn))
+            fn.register_prehook(lambda g, name=fn.name(): events.append(name))
+            stack.extend(nxt for nxt, _ in fn.next_functions if nxt is not None)
+        loss.backward()
+    finally:
+        dist.all_reduce = issue
+    nodes = [i for i, e in enumerate(events) if e != "all_reduce"]
+    reduces = [i for i, e in enumerate(events) if e == "all_reduce"]
+    assert len(reduces) == len(net._buckets) > 2, events
+    assert reduces[0] < nodes[-1], f"no all_reduce started before the last node: {events}"
+    # one parameter per bucket: only the first layer's weight may wait for the last node
+    assert len(net._buckets) == len(list(net.parameters()))
+    assert sum(r < nodes[-1] for r in reduces) >= len(reduces) - 1, events
+    plain = _net(0).to(dev)
+    plain(x).square().sum().backward()
+    for (name, p), q in zip(net.module.named_parameters(), plain.parameters()):
+        expect = q.grad.clone()
+        dist.all_reduce(expect, op=dist.ReduceOp.AVG)
+        _close(p.grad.numpy(), expect.numpy(), f"overlapped DDP gradient: {name}")
+
+
 def ddp_no_sync_and_unused():
     rank, world = dist.get_rank(), dist.get_world_size()
     dev = clgrad.get_default_device()
@@ -186,7 +229,7 @@ def main():
     mode = sys.argv[1]
     dist.init_process_group(backend="mpi", init_method="env://")
     try:
-        {"collectives": collectives, "ddp": ddp,
+        {"collectives": collectives, "ddp": ddp, "ddp_overlap": ddp_overlap,
          "ddp_no_sync_and_unused": ddp_no_sync_and_unused}[mode]()
     except BaseException:
         traceback.print_exc()

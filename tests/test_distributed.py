@@ -61,6 +61,13 @@ def test_ddp_two_ranks_match_one_process_after_5_steps():
 
 
 @needs_mpi
+def test_ddp_bucket_all_reduce_starts_during_backward():
+    # instrumented, not timed: the first bucket's all_reduce is issued before the backward
+    # walk's last node runs, and the overlapped gradients are still the mean over ranks
+    _mpirun("ddp_overlap")
+
+
+@needs_mpi
 def test_ddp_no_sync_and_unused_parameters():
     _mpirun("ddp_no_sync_and_unused")
 
