@@ -56,6 +56,13 @@ def test_collectives_under_mpiexec_match_numpy():
 
 
 @needs_mpi
+def test_groups_of_one_rank_and_of_both():
+    # new_group over MPI communicators: collectives on a group of one rank, of both ranks (also
+    # new_group()), the non-member's warning, global vs group roots, destroy_process_group(g)
+    _mpirun("groups")
+
+
+@needs_mpi
 def test_ddp_two_ranks_match_one_process_after_5_steps():
     _mpirun("ddp")
 
