@@ -1,6 +1,7 @@
 """autocast x clgrad.jit: a training step captured under autocast (float16, bfloat16) replays to
 the same losses and weights as the same step run eagerly under autocast; a GradScaler step, whose
-skip decision reads one flag on the host, keeps running eagerly and stays correct."""
+skip decision reads one flag on the host, keeps running eagerly and stays correct, and with the
+scaler's step outside the jitted function the rest is captured."""
 import warnings
 
 import numpy as np
@@ -107,3 +108,39 @@ def test_jit_with_grad_scaler_stays_eager_and_correct(device):
     np.testing.assert_allclose(jit, eager, rtol=1e-6, atol=1e-6)
     for a, b in zip(w_jit, w_eager):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_jit_forward_backward_with_scaler_step_outside(device):
+    # the documented split: capture forward + scaled backward, step the scaler eagerly after
+    batches = _batches(device)
+    runs = []
+    for jitted in (False, True):
+        clgrad.manual_seed(0)
+        model = Net().to(device)
+        opt = clgrad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        gs = clgrad.amp.GradScaler(init_scale=2.0 ** 10)
+
+        def forward_backward(x, y):
+            opt.zero_grad()
+            with clgrad.autocast("cl", dtype=clgrad.float16):
+                loss = F.cross_entropy(model(x), y)
+            gs.scale(loss).backward()
+            return loss
+        f = clgrad.jit(forward_backward) if jitted else forward_backward
+        losses = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for x, y in batches:
+                loss = f(x, y)
+                gs.step(opt)
+                gs.update()
+                losses.append(loss.item())
+        if jitted:
+            assert f.captured == 1
+        runs.append((np.array(losses), [p.detach().numpy() for p in model.parameters()],
+                     gs.get_scale()))
+    (eager, w_eager, s_eager), (jit, w_jit, s_jit) = runs
+    np.testing.assert_allclose(jit, eager, rtol=1e-6, atol=1e-6)
+    for a, b in zip(w_jit, w_eager):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert s_jit == s_eager
