@@ -93,6 +93,92 @@ def collectives():
     dist.barrier()
 
 
+def groups():
+    import warnings
+    rank, world = dist.get_rank(), dist.get_world_size()
+    assert world == 2
+    dev = clgrad.get_default_device()
+    solo = [dist.new_group([0]), dist.new_group([1])]      # every rank calls new_group alike
+    both = dist.new_group([1, 0])                           # sorted: group rank = global rank
+    default = dist.new_group()
+    mine, other = solo[rank], solo[1 - rank]
+    assert isinstance(mine, dist.ProcessGroup) and other == dist.GroupMember.NON_GROUP_MEMBER
+    assert (dist.get_rank(mine), dist.get_world_size(mine)) == (0, 1)
+    assert (dist.get_rank(other), dist.get_world_size(other)) == (-1, -1)
+    assert dist.get_process_group_ranks(mine) == [rank]
+    assert dist.get_global_rank(mine, 0) == rank and dist.get_group_rank(mine, rank) == 0
+    for g in (both, default):
+        assert dist.get_rank(g) == rank and dist.get_world_size(g) == 2
+        assert dist.get_process_group_ranks(g) == [0, 1]
+
+    # all_reduce of random tensors: the numpy sum over the group's members
+    arrays = _rank_arrays(world, (5, 7), seed=40)
+    for g, members in ((both, [0, 1]), (default, [0, 1]), (mine, [rank])):
+        t = clgrad.tensor(arrays[rank], device=dev)
+        dist.all_reduce(t, group=g)
+        _close(t.numpy(), np.sum([arrays[r] for r in members], axis=0), f"all_reduce {members}")
+        t = clgrad.tensor(arrays[rank], device=dev)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=g)
+        _close(t.numpy(), np.max([arrays[r] for r in members], axis=0), "MAX")
+    # a rank outside the group: PyTorch's warning, nothing happens, nothing returned
+    t = clgrad.tensor(arrays[rank], device=dev)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dist.all_reduce(t, group=other) is None
+        assert dist.broadcast(t, src=1 - rank, group=other) is None
+        assert dist.barrier(group=other) is None
+    assert len(caught) == 3 and "does not belong to the given group" in str(caught[0].message)
+    _close(t.numpy(), arrays[rank], "untouched outside the group")
+
+    # roots: src/dst are global ranks, group_src/group_dst ranks in the group
+    t = clgrad.tensor(arrays[rank], device=dev)
+    dist.broadcast(t, src=1, group=both)
+    _close(t.numpy(), arrays[1], "broadcast src=1")
+    t = clgrad.tensor(arrays[rank], device=dev)
+    dist.broadcast(t, group=mine, group_src=0)
+    _close(t.numpy(), arrays[rank], "broadcast in a group of one")
+    try:
+        dist.broadcast(t, src=1 - rank, group=mine)
+    except ValueError as e:
+        assert f"global rank {1 - rank} is not part of the group" in str(e), e
+    else:
+        raise AssertionError("a root outside the group must raise")
+    t = clgrad.tensor(arrays[rank], device=dev)
+    dist.reduce(t, dst=1, group=both)
+    _close(t.numpy(), arrays[0] + arrays[1] if rank == 1 else arrays[rank], "reduce dst=1")
+    outs = [clgrad.zeros(5, 7, device=dev) for _ in range(2)]
+    dist.all_gather(outs, clgrad.tensor(arrays[rank], device=dev), group=both)
+    for r in range(2):
+        _close(outs[r].numpy(), arrays[r], f"all_gather[{r}]")
+    one = [clgrad.zeros(5, 7, device=dev)]
+    work = dist.all_gather(one, clgrad.tensor(arrays[rank], device=dev), group=mine,
+                           async_op=True)
+    work.wait()
+    _close(one[0].numpy(), arrays[rank], "all_gather in a group of one")
+    objs = [None, None]
+    dist.all_gather_object(objs, {"rank": rank}, group=both)
+    assert objs == [{"rank": 0}, {"rank": 1}]
+    lst = [f"from {rank}"]
+    dist.broadcast_object_list(lst, src=1, group=both)
+    assert lst == ["from 1"]
+    dist.barrier(group=mine)
+    dist.barrier(group=both)
+    dist.destroy_process_group(mine)
+    try:
+        dist.all_reduce(t, group=mine)
+    except ValueError as e:
+        assert "destroyed" in str(e), e
+    else:
+        raise AssertionError("a destroyed group must raise")
+    for bad in ([0, 0], [2], []):
+        try:
+            dist.new_group(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"new_group({bad}) must raise")
+
+
 def _net(seed):
     clgrad.manual_seed(seed)
     return nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 16), nn.ReLU(),
@@ -134,6 +220,49 @@ def ddp():
         mine_w = p.detach().clone()
         dist.broadcast(mine_w, src=0)
         _close(p.detach().numpy(), mine_w.numpy(), f"rank {rank} vs rank 0: {name}")
+
+
+def ddp_overlap():
+    # the bucket all-reduces start from post-accumulate hooks while backward still runs: log
+    # each autograd node as it starts and each all_reduce as DDP issues it, and compare order
+    rank = dist.get_rank()
+    dev = clgrad.get_default_device()
+    net = nn.parallel.DistributedDataParallel(_net(0).to(dev), bucket_cap_mb=1e-4)
+    x = clgrad.tensor(_rank_arrays(dist.get_world_size(), (4, 6), seed=30)[rank])
+    events = []
+    issue = dist.all_reduce
+
+    def logged(tensor, *args, **kwargs):
+        events.append("all_reduce")
+        return issue(tensor, *args, **kwargs)
+    dist.all_reduce = logged
+    try:
+        loss = net(x).square().sum()
+        stack, seen = [loss.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if id(fn) in seen or not hasattr(fn, "register_prehook") or \
+                    type(fn).__name__ == "AccumulateGrad":
+                continue
+            seen.add(id(fn))
+            fn.register_prehook(lambda g, name=fn.name(): events.append(name))
+            stack.extend(nxt for nxt, _ in fn.next_functions if nxt is not None)
+        loss.backward()
+    finally:
+        dist.all_reduce = issue
+    nodes = [i for i, e in enumerate(events) if e != "all_reduce"]
+    reduces = [i for i, e in enumerate(events) if e == "all_reduce"]
+    assert len(reduces) == len(net._buckets) > 2, events
+    assert reduces[0] < nodes[-1], f"no all_reduce started before the last node: {events}"
+    # one parameter per bucket: only the first layer's weight may wait for the last node
+    assert len(net._buckets) == len(list(net.parameters()))
+    assert sum(r < nodes[-1] for r in reduces) >= len(reduces) - 1, events
+    plain = _net(0).to(dev)
+    plain(x).square().sum().backward()
+    for (name, p), q in zip(net.module.named_parameters(), plain.parameters()):
+        expect = q.grad.clone()
+        dist.all_reduce(expect, op=dist.ReduceOp.AVG)
+        _close(p.grad.numpy(), expect.numpy(), f"overlapped DDP gradient: {name}")
 
 
 def ddp_no_sync_and_unused():
@@ -186,7 +315,7 @@ def main():
     mode = sys.argv[1]
     dist.init_process_group(backend="mpi", init_method="env://")
     try:
-        {"collectives": collectives, "ddp": ddp,
+        {"collectives": collectives, "groups": groups, "ddp": ddp, "ddp_overlap": ddp_overlap,
          "ddp_no_sync_and_unused": ddp_no_sync_and_unused}[mode]()
     except BaseException:
         traceback.print_exc()

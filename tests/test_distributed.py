@@ -56,8 +56,22 @@ def test_collectives_under_mpiexec_match_numpy():
 
 
 @needs_mpi
+def test_groups_of_one_rank_and_of_both():
+    # new_group over MPI communicators: collectives on a group of one rank, of both ranks (also
+    # new_group()), the non-member's warning, global vs group roots, destroy_process_group(g)
+    _mpirun("groups")
+
+
+@needs_mpi
 def test_ddp_two_ranks_match_one_process_after_5_steps():
     _mpirun("ddp")
+
+
+@needs_mpi
+def test_ddp_bucket_all_reduce_starts_during_backward():
+    # instrumented, not timed: the first bucket's all_reduce is issued before the backward
+    # walk's last node runs, and the overlapped gradients are still the mean over ranks
+    _mpirun("ddp_overlap")
 
 
 @needs_mpi

@@ -9,23 +9,18 @@ from ..array import Array
 from .graph import Node
 
 def _topo(roots):
-    """Nodes reachable from `roots`, consumers before producers (iterative DFS post-order)."""
-    order, visited = [], set()
-    stack = [(n, False) for n in roots]
+    """Nodes reachable from `roots`, latest-created first. A node is made after the producers
+    of its inputs, so this is a topological order (consumers before producers), and the one
+    PyTorch's ready queue follows: each layer's parameter branches (transposes, bias sums) run
+    right after the layer, so their leaves complete early instead of at the end of the walk."""
+    seen, stack = set(roots), list(roots)
     while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
+        node = stack.pop()
         for e in node.edges:
-            if e is not None and type(e[0]) is Node and e[0] not in visited:
-                stack.append((e[0], False))
-    order.reverse()
-    return order
+            if e is not None and type(e[0]) is Node and e[0] not in seen:
+                seen.add(e[0])
+                stack.append(e[0])
+    return sorted(seen, key=lambda n: -n.seq)
 
 
 def _needed(order, capture):
@@ -45,6 +40,30 @@ def _needed(order, capture):
                 need.add(node)
                 break
     return need
+
+
+def _leaves_due(order):
+    """position in `order` -> ids of the leaves whose last contributing node sits there."""
+    last = {}
+    for k, node in enumerate(order):
+        for e in node.edges:
+            if e is not None and type(e[0]) is not Node:
+                last[id(e[0])] = k
+    due = {}
+    for lid, k in last.items():
+        due.setdefault(k, []).append(lid)
+    return due
+
+
+def _in_pending(pending, buf) -> bool:
+    """Whether a node still to run receives `buf` (realized) as an incoming gradient."""
+    if not pending:
+        return False
+    for slots in pending.values():
+        for g in slots:
+            if g is not None and g.__dict__.get("_buf") is buf:
+                return True
+    return False
 
 
 def _sum_to(g, shape):
@@ -87,10 +106,12 @@ class _Walk:
         self.capture = capture
         self.owned = set()            # buffers of gradients already handed to someone
         self.leaves = {}              # id(leaf) -> [leaf, summed gradient]
+        self.pending = None           # while leaves are served mid-walk: gradients yet to flow
 
     def fresh(self, g):
-        # a gradient handed out twice must not alias: later in-place accumulation would leak
-        if id(g._buf) in self.owned:
+        # a gradient handed out twice must not alias: later in-place accumulation would leak;
+        # nor may a leaf keep a buffer that a node still to run reads as its incoming gradient
+        if id(g._buf) in self.owned or _in_pending(self.pending, g._buf):
             g = g.clone()
         elif not g.is_contiguous():
             g = g.contiguous()
@@ -145,11 +166,22 @@ class _Walk:
             root_nodes.append(t._ctx)
         order = _topo(root_nodes)
         need = _needed(order, self.capture) if self.capture is not None else None
+        due = _leaves_due(order)
         with set_grad_enabled(self.create_graph):
-            for node in order:
+            for k, node in enumerate(order):
                 gouts = pending.pop(node, None)
                 if gouts is not None:
                     self.step(node, gouts, pending, need)
+                ready = due.get(k)
+                if ready:
+                    # no node left in the walk feeds these leaves: hand them their gradient now,
+                    # so post-accumulate hooks (DDP's bucket all-reduces) overlap the rest
+                    self.pending = pending
+                    for lid in ready:
+                        entry = leaves.pop(lid, None)
+                        if entry is not None:
+                            self.give_leaf(*entry)
+                    self.pending = None
             for t, g in leaves.values():
                 self.give_leaf(t, g)
 

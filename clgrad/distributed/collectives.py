@@ -1,4 +1,4 @@
-"""Collectives over the world group. A tensor travels device -> host -> MPI -> host -> device:
+"""Collectives over the world or a group from new_group. A tensor travels device -> host -> MPI -> host -> device:
 with a CPU-side MPI that is the data path (each leg counts as a transfer in runtime.stats()).
 Reductions other than MPI's own (AVG) and every dtype change happen on the device."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from .. import autograd
 from .. import dtypes as dt
 from ..tensor import Tensor
 from ..tensor.storage import from_host
-from .process_group import ReduceOp, _get
+from .process_group import ReduceOp, _get, _group_rank, _skip
 
 __all__ = ["Work", "all_gather", "all_gather_into_tensor", "all_gather_object", "all_reduce",
            "barrier", "broadcast", "broadcast_object_list", "gather", "reduce", "scatter"]
@@ -92,12 +92,14 @@ def _run(request, finish, async_op):
 
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
-    """Combine `tensor` over all ranks with `op`, in place on every rank.
+    """Combine `tensor` over the ranks of `group` (default: all) with `op`, in place on each.
 
     Example:
         >>> t = clgrad.ones(3) * (dist.get_rank() + 1)
         >>> dist.all_reduce(t)            # every rank: [3., 3., 3.] with two ranks
     """
+    if _skip(group, "all_reduce"):
+        return None
     w = _get(group)
     _check_avg(tensor, op)
     buf = _send_buffer(tensor)
@@ -106,9 +108,13 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return _run(req, lambda: _write(tensor, buf, scale), async_op)
 
 
-def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
-    """Combine `tensor` over all ranks into rank `dst`'s tensor (the others keep theirs)."""
+def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_dst=None):
+    """Combine `tensor` over the ranks into global rank `dst`'s tensor (default 0; or the
+    group's rank `group_dst`); the others keep theirs."""
+    if _skip(group, "reduce"):
+        return None
     w = _get(group)
+    dst = _group_rank(w, dst, group_dst, "dst")
     _check_avg(tensor, op)
     buf = _send_buffer(tensor)
     if w.rank == dst:
@@ -121,9 +127,13 @@ def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
     return _run(req, lambda: _write(tensor, buf, scale), async_op)
 
 
-def broadcast(tensor, src=0, group=None, async_op=False):
-    """Every rank's `tensor` becomes rank `src`'s."""
+def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
+    """Every rank's `tensor` becomes global rank `src`'s (default 0; or the group's rank
+    `group_src`)."""
+    if _skip(group, "broadcast"):
+        return None
     w = _get(group)
+    src = _group_rank(w, src, group_src, "src")
     buf = _send_buffer(tensor)
     req = w.comm.Ibcast(buf, root=src)
     if w.rank == src:
@@ -132,7 +142,9 @@ def broadcast(tensor, src=0, group=None, async_op=False):
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
-    """tensor_list[r] = rank r's `tensor`, on every rank (all of one shape)."""
+    """tensor_list[r] = group rank r's `tensor`, on every rank (all of one shape)."""
+    if _skip(group, "all_gather"):
+        return None
     w = _get(group)
     if len(tensor_list) != w.size:
         raise ValueError(f"all_gather needs a list of {w.size} tensors (the world size), got "
@@ -153,6 +165,8 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
     """Ranks' inputs concatenated along dim 0 (or stacked: output shape (world, *input))."""
+    if _skip(group, "all_gather_into_tensor"):
+        return None
     w = _get(group)
     if output_tensor.numel() != w.size * input_tensor.numel():
         raise ValueError(f"output tensor must hold world_size ({w.size}) times the input's "
@@ -163,14 +177,17 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     return _run(req, lambda: _write(output_tensor, out), async_op)
 
 
-def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
-    """gather_list[r] = rank r's `tensor`, on rank `dst` only."""
+def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group_dst=None):
+    """gather_list[r] = group rank r's `tensor`, on global rank `dst` only (default 0)."""
+    if _skip(group, "gather"):
+        return None
     w = _get(group)
+    dst = _group_rank(w, dst, group_dst, "dst")
     buf = _send_buffer(tensor)
     if w.rank != dst:
         return _run(w.comm.Igather(buf, None, root=dst), lambda: None, async_op)
     if gather_list is None or len(gather_list) != w.size:
-        raise ValueError(f"gather: rank {dst} needs a gather_list of {w.size} tensors")
+        raise ValueError(f"gather: the destination needs a gather_list of {w.size} tensors")
     out = np.empty((w.size,) + buf.shape, buf.dtype)
 
     def finish():
@@ -179,33 +196,43 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     return _run(w.comm.Igather(buf, out, root=dst), finish, async_op)
 
 
-def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
-    """Rank r's `tensor` becomes rank `src`'s scatter_list[r]."""
+def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
+    """Group rank r's `tensor` becomes global rank `src`'s scatter_list[r] (default src 0)."""
+    if _skip(group, "scatter"):
+        return None
     w = _get(group)
+    src = _group_rank(w, src, group_src, "src")
     recv = _send_buffer(tensor)
     send = None
     if w.rank == src:
         if scatter_list is None or len(scatter_list) != w.size:
-            raise ValueError(f"scatter: rank {src} needs a scatter_list of {w.size} tensors")
+            raise ValueError(f"scatter: the source needs a scatter_list of {w.size} tensors")
         send = np.stack([_send_buffer(t).astype(recv.dtype, copy=False) for t in scatter_list])
     req = w.comm.Iscatter(send, recv, root=src)
     return _run(req, lambda: _write(tensor, recv), async_op)
 
 
-def barrier(group=None, async_op=False, device_ids=None):
-    """Wait until every rank has reached this call."""
+def barrier(group=None, async_op=False, device_ids=None, timeout=None):
+    """Wait until every rank (of `group`) has reached this call."""
+    if _skip(group, "barrier"):
+        return None
     w = _get(group)
     return _run(w.comm.Ibarrier(), lambda: None, async_op)
 
 
-def broadcast_object_list(object_list, src=0, group=None, device=None):
-    """object_list[:] = rank `src`'s list (any picklable objects)."""
+def broadcast_object_list(object_list, src=None, group=None, device=None, group_src=None):
+    """object_list[:] = global rank `src`'s list (any picklable objects; default src 0)."""
+    if _skip(group, "broadcast_object_list"):
+        return None
     w = _get(group)
+    src = _group_rank(w, src, group_src, "src")
     got = w.comm.bcast(list(object_list) if w.rank == src else None, root=src)
     object_list[:] = got
 
 
 def all_gather_object(object_list, obj, group=None):
-    """object_list[r] = rank r's `obj` (picklable), on every rank."""
+    """object_list[r] = group rank r's `obj` (picklable), on every rank."""
+    if _skip(group, "all_gather_object"):
+        return None
     w = _get(group)
     object_list[:] = w.comm.allgather(obj)
