@@ -122,6 +122,7 @@ var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, n
 
 # ---- linear algebra
 from .tensor.linalg import einsum, tensordot
+from .tensor.decomp import svd_old as svd
 outer, ger, addmm, addmv, addr, baddbmm, addbmm = (Tensor.outer, Tensor.ger, Tensor.addmm,
                                                    Tensor.addmv, Tensor.addr, Tensor.baddbmm,
                                                    Tensor.addbmm)
