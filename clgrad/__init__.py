@@ -186,7 +186,7 @@ from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d
                             conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d,
                             pixel_shuffle, pixel_unshuffle)
 from .nn.functional import (adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d,
-                            max_pool3d)
+                            conv_transpose3d, max_pool3d)
 
 
 # ---- optim, utils
