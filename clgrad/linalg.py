@@ -33,12 +33,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     if ord == "fro":
         return x._vector_norm(2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
-        moved = x.movedim((d0, d1), (-2, -1))
-        sv = svdvals(moved)
-        out = sv.sum(-1) if ord == "nuc" else (sv.amax(-1) if ord == 2 else sv.amin(-1))
-        if keepdim:
-            out = out.unsqueeze(min(d0, d1)).unsqueeze(max(d0, d1))
-        return out
+        return _decomp.singular_norm(x, ord, (d0, d1), keepdim)
     if ord not in (1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # inf: the largest row sum of |A| (sum over columns); 1: the largest column sum

@@ -157,6 +157,17 @@ def test_matrix_norms(device, ord):
                                rtol=1e-5)
 
 
+def test_tensor_norm_nuc(device):
+    a = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    A = clgrad.tensor(a, device=device)
+    np.testing.assert_allclose(A.norm("nuc").numpy(), np.linalg.norm(a.astype(float), "nuc"),
+                               rtol=1e-5)
+    np.testing.assert_allclose(clgrad.norm(A, "nuc", dim=(1, 0), keepdim=True).numpy(),
+                               np.linalg.norm(a.astype(float), "nuc", keepdims=True), rtol=1e-5)
+    with pytest.raises(RuntimeError, match="2-tuple"):
+        clgrad.ones(2, 2, 2, device=device).norm("nuc")
+
+
 def test_cond(device):
     a = np.random.default_rng(6).standard_normal((3, 4, 4)).astype(np.float32)
     A = clgrad.tensor(a, device=device)

@@ -46,6 +46,17 @@ def svdvals(A):
     return A._apply(_ops.svdvals_forward, A)
 
 
+def singular_norm(x, ord, dims, keepdim=False):
+    """The matrix norm of x over the two dims `dims` from its singular values: 'nuc' (their
+    sum), 2 (the largest) or -2 (the smallest)."""
+    d0, d1 = (d % x.ndim for d in dims)
+    sv = svdvals(x.movedim((d0, d1), (-2, -1)))
+    out = sv.sum(-1) if ord == "nuc" else (sv.amax(-1) if ord == 2 else sv.amin(-1))
+    if keepdim:
+        out = out.unsqueeze(min(d0, d1)).unsqueeze(max(d0, d1))
+    return out
+
+
 def svd_old(A, some=True, compute_uv=True):
     """torch.svd: (U, S, V) with V = Vh^T; some=True gives the reduced factors. Without
     compute_uv, U and V are zeros (of the full shapes), as in PyTorch."""
