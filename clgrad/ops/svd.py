@@ -55,9 +55,10 @@ def svd_tall(a, compute_uv: bool, full: bool):
         u = v = T._empty((1,), dt, dev)                              # not touched
     if B and m:
         tol = _EPS[dt.ctype] * max(m, 2)
-        _svd_kernel(dev, dt.ctype).launch_1d(B, work._buf.raw, s._buf.raw, u._buf.raw,
-                                             v._buf.raw, m, n, uc, int(compute_uv),
-                                             MAX_SWEEPS, tol, B)
+        # one work-item per work-group: a matrix is long serial work, and groups of one spread
+        # the batch over every compute unit (a larger group would run on one)
+        _svd_kernel(dev, dt.ctype)((B,), (1,), work._buf.raw, s._buf.raw, u._buf.raw,
+                                   v._buf.raw, m, n, uc, int(compute_uv), MAX_SWEEPS, tol, B)
         for t in (work, s, u, v):
             t._buf.version += 1
     return (u, s, v) if compute_uv else (None, s, None)
