@@ -2,7 +2,7 @@
  * regular (start o*S - P, K taps D apart) or adaptive (PyTorch's [floor(o*N/O), ceil((o+1)*N/O))).
  * Backward kernels are gathers: each input pixel visits only the outputs whose windows can hold
  * it and sums their gradients in a fixed order, so results are deterministic (no atomics).
- * Built for float types and, for max pooling and unpooling, integer types. */
+ * Built for float types and, for max pooling and (int64) average pooling, integer types. */
 ${extensions}
 typedef ${t} clg_t;
 /* the identity of max and the NaN test of clg_t (0 for integer types) */

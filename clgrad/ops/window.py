@@ -18,7 +18,7 @@ def _dense(x):
 
 
 # the kernels that also build for integer element types (no gradient: values are copied)
-_INT_BASES = {"max_pool", "avg_pool", "unpool", "nearest"}
+_INT_BASES = {"max_pool", "avg_pool", "nearest"}
 _INT_CTYPES = {"long", "int", "short", "char", "uchar"}
 
 
