@@ -79,12 +79,12 @@ class LinalgMixin:
 
     ger = outer
 
-    @autocast_policy("low")
     def svd(self, some=True, compute_uv=True):
         """torch.svd: (U, S, V) with self = U diag(S) V^T (reduced factors when `some`);
         clgrad.linalg.svd is the newer interface."""
         return decomp.svd_old(self, some, compute_uv)
 
+    @autocast_policy("low")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         if mat1.ndim != 2 or mat2.ndim != 2:
             raise RuntimeError("mat1 must be a matrix, got {}-D tensor".format(mat1.ndim)
