@@ -241,8 +241,9 @@ class ReduceMixin:
         if p == "nuc":
             dims = (-2, -1) if dim is None else tuple(dim) if not isinstance(dim, int) else (dim,)
             if len(dims) != 2 or (dim is None and self.ndim != 2):
+                got = range(self.ndim) if dim is None else dims
                 raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got "
-                                   f"{' '.join(map(str, range(self.ndim) if dim is None else dims))}")
+                                   f"{' '.join(map(str, got))}")
             x = self if dtype is None else self.to(to_dtype(dtype))
             return decomp.singular_norm(x, "nuc", dims, keepdim)
         if isinstance(p, str):
