@@ -5,7 +5,8 @@
  * product of the rotations. A pair counts as orthogonal when |a_p . a_q| <= tol |a_p| |a_q|;
  * sweeps stop when one rotates nothing, or after max_sweeps. Singular values come out sorted
  * descending; left vectors of zero singular values, and the extra columns of a full U, are
- * completed to an orthonormal basis by Gram-Schmidt on unit vectors. */
+ * completed to an orthonormal basis by Gram-Schmidt on unit vectors. The matrix is scaled by a
+ * power of two first, so huge and tiny entries neither overflow nor underflow. */
 ${extensions}
 typedef ${t} clg_t;
 
@@ -86,6 +87,15 @@ __kernel void svd_jacobi_${sfx}(__global clg_t* a, __global clg_t* s, __global c
         for (int i = 0; i < n; ++i)
             for (int j = 0; j < n; ++j)
                 CLG_AT(V, n, i, j) = i == j ? (clg_t)1 : (clg_t)0;
+    /* scale by a power of two (exact) so the largest |a_ij| is about 1: the squared column
+     * norms then neither overflow nor underflow; S is scaled back at the end */
+    clg_t big = (clg_t)0;
+    for (long i = 0; i < (long)m * n; ++i)
+        big = fmax(big, fabs(A[i]));
+    const int e = big > (clg_t)0 && isfinite(big) ? ilogb(big) : 0;
+    if (e != 0)
+        for (long i = 0; i < (long)m * n; ++i)
+            A[i] = ldexp(A[i], -e);
 
     for (int sweep = 0; sweep < max_sweeps; ++sweep) {
         int rotated = 0;
@@ -140,8 +150,11 @@ __kernel void svd_jacobi_${sfx}(__global clg_t* a, __global clg_t* s, __global c
             clg_swap_cols(V, n, n, j, best);
         }
     }
-    if (!want_uv)
+    if (!want_uv) {
+        for (int j = 0; j < n; ++j)
+            S[j] = ldexp(S[j], e);
         return;
+    }
     /* U: the normalised columns; a column whose norm is zero (or underflows against the
      * largest) gets a completing unit vector instead, as do the columns past n of a full U */
     const clg_t floor_ = S[0] * tol * tol;
@@ -153,4 +166,6 @@ __kernel void svd_jacobi_${sfx}(__global clg_t* a, __global clg_t* s, __global c
             clg_complete(U, m, uc, j);
         }
     }
+    for (int j = 0; j < n; ++j)
+        S[j] = ldexp(S[j], e);
 }

@@ -76,6 +76,14 @@ def test_svd_non_contiguous_and_special(device):
         == (2, 0, 0)
     # an empty batch
     assert tuple(clgrad.linalg.svdvals(clgrad.zeros(0, 3, 2, device=device)).shape) == (0, 2)
+    # huge and tiny entries: squared norms would overflow / underflow in float32 unscaled
+    b = rng.standard_normal((5, 4))
+    for scale in (1e30, 1e-30):
+        U, S, Vh = clgrad.linalg.svd(clgrad.tensor(b * scale, dtype=clgrad.float32,
+                                                   device=device), False)
+        np.testing.assert_allclose(S.numpy(), np.linalg.svd(b * scale, compute_uv=False),
+                                   rtol=1e-5)
+        _check_factors(b, U, S / scale, Vh, False, TOL["float32"])
     # repeated and widely spread singular values
     d = np.diag([1e3, 1.0, 1.0, 1e-3])
     q1, _ = np.linalg.qr(rng.standard_normal((4, 4)))
