@@ -68,8 +68,8 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
 def svd(A, full_matrices=True, *, driver=None, out=None):
     """A = U diag(S) Vh for each (..., m, n) matrix (float32/float64), computed on the device by
     one-sided Jacobi rotations: S (..., k), k = min(m, n), descending; U (..., m, m) and Vh
-    (..., n, n) with full_matrices, else (..., m, k) and (..., k, n). The signs of a singular
-    pair (a column of U, the row of Vh) are arbitrary, as in LAPACK.
+    (..., n, n) with full_matrices, else (..., m, k) and (..., k, n). Signs (LAPACK fixes
+    none): the largest entry of each column of U is positive (of each row of Vh when m < n).
 
     Gradients follow PyTorch's: defined where the singular values are distinct (and non-zero
     for the vectors of a non-square matrix); with full_matrices the extra columns get none.

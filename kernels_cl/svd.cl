@@ -6,7 +6,9 @@
  * sweeps stop when one rotates nothing, or after max_sweeps. Singular values come out sorted
  * descending; left vectors of zero singular values, and the extra columns of a full U, are
  * completed to an orthonormal basis by Gram-Schmidt on unit vectors. The matrix is scaled by a
- * power of two first, so huge and tiny entries neither overflow nor underflow. */
+ * power of two first, so huge and tiny entries neither overflow nor underflow. Signs: the
+ * largest entry of each column of U is positive (LAPACK fixes none; this one is deterministic
+ * and the same on every device). */
 ${extensions}
 typedef ${t} clg_t;
 
@@ -165,6 +167,21 @@ __kernel void svd_jacobi_${sfx}(__global clg_t* a, __global clg_t* s, __global c
         } else {
             clg_complete(U, m, uc, j);
         }
+    }
+    /* the sign convention: each column of U has its largest entry (the first, on ties)
+     * positive; the matching column of V flips with it, so U S V^T is unchanged */
+    for (int j = 0; j < uc; ++j) {
+        int top = 0;
+        for (int i = 1; i < m; ++i)
+            if (fabs(CLG_AT(U, uc, i, j)) > fabs(CLG_AT(U, uc, top, j)))
+                top = i;
+        if (CLG_AT(U, uc, top, j) >= (clg_t)0)
+            continue;
+        for (int i = 0; i < m; ++i)
+            CLG_AT(U, uc, i, j) = -CLG_AT(U, uc, i, j);
+        if (j < n)
+            for (int i = 0; i < n; ++i)
+                CLG_AT(V, n, i, j) = -CLG_AT(V, n, i, j);
     }
     for (int j = 0; j < n; ++j)
         S[j] = ldexp(S[j], e);

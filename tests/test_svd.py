@@ -50,6 +50,11 @@ def test_svd_against_numpy(device, shape, dtype, full):
     _check_factors(a, U, S, Vh, full, TOL[dtype])
     np.testing.assert_allclose(clgrad.linalg.svdvals(A).numpy(), S.numpy(), rtol=1e-5,
                                atol=TOL[dtype])
+    # the sign convention: the largest entry of each left singular vector is positive (for a
+    # wide matrix U comes from the transposed problem's V, so check the side the kernel fixed)
+    side = U.numpy() if shape[-2] >= shape[-1] else np.swapaxes(Vh.numpy(), -1, -2)
+    top = np.take_along_axis(side, np.abs(side).argmax(-2)[..., None, :], -2)
+    assert np.all(top >= 0)
 
 
 def test_svd_non_contiguous_and_special(device):
