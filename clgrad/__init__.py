@@ -122,6 +122,7 @@ var, std, var_mean, std_mean, logsumexp, cumsum, cumprod, count_nonzero, norm, n
 
 # ---- linear algebra
 from .tensor.linalg import einsum, tensordot
+from .tensor.decomp import svd_old as svd
 outer, ger, addmm, addmv, addr, baddbmm, addbmm = (Tensor.outer, Tensor.ger, Tensor.addmm,
                                                    Tensor.addmv, Tensor.addr, Tensor.baddbmm,
                                                    Tensor.addbmm)
@@ -185,7 +186,7 @@ from .nn.functional import (adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d
                             conv_transpose1d, conv_transpose2d, max_pool1d, max_pool2d,
                             pixel_shuffle, pixel_unshuffle)
 from .nn.functional import (adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, conv3d,
-                            max_pool3d)
+                            conv_transpose3d, max_pool3d)
 
 
 # ---- optim, utils

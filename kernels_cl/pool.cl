@@ -1,9 +1,13 @@
 /* Pooling family over (B, H, W) planes (1-D pooling is H = 1). A window along one dim is either
  * regular (start o*S - P, K taps D apart) or adaptive (PyTorch's [floor(o*N/O), ceil((o+1)*N/O))).
  * Backward kernels are gathers: each input pixel visits only the outputs whose windows can hold
- * it and sums their gradients in a fixed order, so results are deterministic (no atomics). */
+ * it and sums their gradients in a fixed order, so results are deterministic (no atomics).
+ * Built for float types and, for max pooling and (int64) average pooling, integer types. */
 ${extensions}
 typedef ${t} clg_t;
+/* the identity of max and the NaN test of clg_t (0 for integer types) */
+#define CLG_LOWEST ${lowest}
+#define CLG_ISNAN(v) ${isnan}
 
 int clg_win_start(int o, int N, int O, int K, int S, int P, int adaptive)
 {
@@ -47,7 +51,7 @@ __kernel void max_pool_${sfx}(__global clg_t* y, __global long* idx, __global co
     const int nh = clg_win_taps(oh, H, OH, KH, adaptive);
     const int nw = clg_win_taps(ow, W, OW, KW, adaptive);
     const int dh = adaptive ? 1 : DH, dw = adaptive ? 1 : DW;
-    clg_t best = -INFINITY;
+    clg_t best = CLG_LOWEST;
     long arg = -1;
     for (int i = 0; i < nh; ++i) {
         const int h = hs + i * dh;
@@ -59,7 +63,7 @@ __kernel void max_pool_${sfx}(__global clg_t* y, __global long* idx, __global co
                 continue;
             const clg_t v = x[base + h * W + w];
             /* NaN wins, like PyTorch's kernels */
-            if (arg < 0 || v > best || isnan(v)) {
+            if (arg < 0 || v > best || CLG_ISNAN(v)) {
                 best = v;
                 arg = h * W + w;
             }

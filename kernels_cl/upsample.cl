@@ -1,13 +1,9 @@
-/* Upsampling family over (B, H, W) planes: nearest and (bi)linear interpolation with PyTorch's
- * source-index rules, and their adjoints as gathers (each input pixel sums the outputs that read
- * it, in a fixed order: deterministic, no atomics). 1-D resizing is H = OH = 1. */
+/* Upsampling family over (B, H, W) planes: (bi)linear interpolation with PyTorch's source-index
+ * rules and its adjoint as a gather (each input pixel sums the outputs that read it, in a fixed
+ * order: deterministic, no atomics). 1-D resizing is H = OH = 1. Nearest resizing, which also
+ * builds for integer types, is nearest.cl. */
 ${extensions}
 typedef ${t} clg_t;
-
-int clg_nearest_src(int o, int N, float scale)
-{
-    return min((int)floor((float)o * scale), N - 1);
-}
 
 clg_t clg_linear_src(int o, clg_t scale, int align)
 {
@@ -25,42 +21,6 @@ clg_t clg_linear_weight(int o, int x, int N, clg_t scale, int align)
     const int i1 = i0 + (i0 < N - 1 ? 1 : 0);
     const clg_t l1 = s - (clg_t)i0;
     return (i0 == x ? (clg_t)1 - l1 : (clg_t)0) + (i1 == x ? l1 : (clg_t)0);
-}
-
-__kernel void nearest_${sfx}(__global clg_t* y, __global const clg_t* x, int H, int W, int OH,
-                             int OW, float SH, float SW, int n)
-{
-    const int gid = get_global_id(0);
-    if (gid >= n)
-        return;
-    const int ow = gid % OW;
-    const int oh = (gid / OW) % OH;
-    const long b = gid / (OW * OH);
-    y[gid] = x[(b * H + clg_nearest_src(oh, H, SH)) * W + clg_nearest_src(ow, W, SW)];
-}
-
-__kernel void nearest_grad_${sfx}(__global clg_t* gx, __global const clg_t* gy, int H, int W,
-                                  int OH, int OW, float SH, float SW, int n)
-{
-    const int gid = get_global_id(0);
-    if (gid >= n)
-        return;
-    const int w = gid % W;
-    const int h = (gid / W) % H;
-    const long b = gid / (W * H);
-    const int h_lo = max(0, (int)((float)h / SH) - 2);
-    const int h_hi = h == H - 1 ? OH : min(OH, (int)((float)(h + 1) / SH) + 2);
-    const int w_lo = max(0, (int)((float)w / SW) - 2);
-    const int w_hi = w == W - 1 ? OW : min(OW, (int)((float)(w + 1) / SW) + 2);
-    clg_t acc = (clg_t)0;
-    for (int oh = h_lo; oh < h_hi; ++oh) {
-        if (clg_nearest_src(oh, H, SH) != h)
-            continue;
-        for (int ow = w_lo; ow < w_hi; ++ow)
-            if (clg_nearest_src(ow, W, SW) == w)
-                acc += gy[(b * OH + oh) * OW + ow];
-    }
-    gx[gid] = acc;
 }
 
 __kernel void bilinear_${sfx}(__global clg_t* y, __global const clg_t* x, int H, int W, int OH,

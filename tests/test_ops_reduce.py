@@ -403,8 +403,11 @@ def test_linalg_norm_cases(device):
              lambda a: np.sqrt((a * a).sum((0, 2))), device=device)
     with pytest.raises(RuntimeError, match="must be 1D or 2D"):
         ln(clgrad.ones(2, 2, 2, device=device), 1)
-    with pytest.raises(NotImplementedError, match="SVD"):
-        clgrad.linalg.matrix_norm(clgrad.ones(2, 2, device=device), "nuc")
+    # the singular-value orders (tests/test_svd.py checks them in depth)
+    check_op([(3, 4)], lambda x: clgrad.linalg.matrix_norm(x, "nuc"),
+             lambda a: np.linalg.norm(a, "nuc"), device=device, atol=1e-5)
+    check_op([(2, 3, 4)], lambda x: x.norm("nuc", dim=(0, 2)),
+             lambda a: np.linalg.norm(a, "nuc", axis=(0, 2)), device=device, atol=1e-5)
 
 
 def test_torch_parity_softmax_norm(device):

@@ -1,5 +1,5 @@
 """One small forward and backward through every kernel family beyond the selftest's (conv, pool,
-upsample, sort, scatter, scan, compaction, norms, cross-entropy, embedding, RNN cells, attention,
+upsample, nearest (float and integer), integer max pooling, svd, sort, scatter, scan, compaction, norms, cross-entropy, embedding, RNN cells, attention,
 optimizer update, dropout), for running under a checking OpenCL implementation:
 
     CLGRAD_NO_CACHE=1 oclgrind --data-races python tools/kernel_tour.py
@@ -36,5 +36,11 @@ q = cg.randn(2, 2, 5, 8, requires_grad=True)
 F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
 opt = cg.optim.AdamW(list(conv.parameters()) + list(ln.parameters()), lr=1e-3); opt.step()
 bn = nn.BatchNorm2d(3); bn(x).sum().backward()
+xi = (x.detach() * 10).to(cg.int32)
+print(F.max_pool2d(xi, 3, 2, 1).sum().item(), F.interpolate(xi, scale_factor=1.5).shape)
+F.interpolate(x, scale_factor=0.7, mode="nearest-exact").sum().backward()
+a = cg.randn(2, 4, 3, dtype=cg.float64, requires_grad=True)
+U, S, Vh = cg.linalg.svd(a, full_matrices=True)
+((U[..., :3] ** 2).sum() + S.sum() + cg.linalg.svdvals(a.mT).sum()).backward()
 print(x.softmax(1).sum().item(), F.dropout(x, 0.5).shape, x.var(dim=(0, 2)).shape, x.argmax(1).shape)
 print("families ok")

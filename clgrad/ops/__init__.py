@@ -4,7 +4,8 @@ base (the Op record, the elementwise launcher, casts, fills, random), elementwis
 linalg (matmul), movement (views), index, nn_fused (activations, losses, norms, dropout,
 embedding, optimizer updates), window (conv, pool, pad, resize), attention (the streaming
 scaled-dot-product kernel), rnn (fused LSTM, GRU and Elman cell steps), compat (searchsorted,
-multinomial draws, cummax/cummin, logcumsumexp)."""
+multinomial draws, cummax/cummin, logcumsumexp), svd (one-sided Jacobi SVD and its gradient;
+imported as clgrad.ops.svd by tensor/decomp.py)."""
 from .base import (Op, _check_devices, launch_ew, ew, cast, copy_into, launch_ew_raw,
                    random_fill, torch_name)
 from .elementwise import (NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, COPY, ADD,

@@ -17,10 +17,17 @@ def _dense(x):
     return copy_into(x._plain._empty(x.shape, x.dtype, x.device), x)
 
 
+# the kernels that also build for integer element types (no gradient: values are copied)
+_INT_BASES = {"max_pool", "avg_pool", "nearest"}
+_INT_CTYPES = {"long", "int", "short", "char", "uchar"}
+
+
 def _window_launch(family, base, out, n, *args):
-    dt = out.dtype if out.dtype.is_floating else next(
-        a.dtype for a in args if isinstance(a, Array) and a.dtype.is_floating)
-    if dt.ctype not in ("float", "double"):
+    dt = out.dtype
+    if not dt.is_floating and not (base in _INT_BASES and dt.ctype in _INT_CTYPES):
+        dt = next((a.dtype for a in args if isinstance(a, Array) and a.dtype.is_floating), dt)
+    if dt.ctype not in ("float", "double") and not (base in _INT_BASES and
+                                                    dt.ctype in _INT_CTYPES):
         raise NotImplementedError(f"{base}: only float32 and float64 tensors are supported, "
                                   f"got {dt.name}")
     for a in (out, *args):
@@ -172,22 +179,28 @@ def avg_pool_planes(ctx, x, geom, include_pad, divisor):
 
 
 def resize_planes(ctx, x, OH, OW, mode, scales, align_corners=False):
-    """Resize (B, H, W) planes to (B, OH, OW): mode 'nearest' or 'bilinear'; `scales` are the
-    per-dim source steps (input/output ratios) the kernels multiply output coordinates by."""
+    """Resize (B, H, W) planes to (B, OH, OW): mode 'nearest', 'nearest-exact' or 'bilinear';
+    `scales` are the per-dim source steps (input/output ratios) the kernels multiply output
+    coordinates by. The nearest modes also resize integer planes (without a gradient)."""
     B, H, W = x.shape
     sh, sw = scales
-    extra = (float(sh), float(sw)) if mode == "nearest" else (float(sh), float(sw),
-                                                              int(align_corners))
-    base = "nearest" if mode == "nearest" else "bilinear"
+    near = mode in ("nearest", "nearest-exact")
+    extra = (float(sh), float(sw), int(mode == "nearest-exact")) if near else (
+        float(sh), float(sw), int(align_corners))
+    family, base = ("nearest", "nearest") if near else ("upsample", "bilinear")
 
     def fwd(t):
         y = t._plain._empty((B, OH, OW), t.dtype, t.device)
-        return _window_launch("upsample", base, y, y.numel(), _dense(t), H, W, OH, OW, *extra)
+        return _window_launch(family, base, y, y.numel(), _dense(t), H, W, OH, OW, *extra)
 
     def adj(t):
         y = t._plain._empty((B, H, W), t.dtype, t.device)
-        return _window_launch("upsample", base + "_grad", y, y.numel(), _dense(t), H, W, OH, OW,
+        return _window_launch(family, base + "_grad", y, y.numel(), _dense(t), H, W, OH, OW,
                               *extra)
 
-    name = "UpsampleNearest2DBackward0" if mode == "nearest" else "UpsampleBilinear2DBackward0"
+    name = {"nearest": "UpsampleNearest2DBackward0",
+            "nearest-exact": "UpsampleNearestExact2DBackward0"}.get(mode,
+                                                                    "UpsampleBilinear2DBackward0")
+    if not x.dtype.is_floating:
+        return fwd(x), name, None
     return linear_pair(ctx, x, fwd, adj, name)

@@ -502,17 +502,24 @@ _WINDOW_ARGS = {
     "max_pool": "bbb" + "i" * 14, "max_pool_grad": "bbb" + "i" * 14,
     "avg_pool": "bb" + "i" * 14, "avg_pool_grad": "bb" + "i" * 14,
     "unpool": "bbbiii", "unpool_grad": "bbbiii",
-    "nearest": "bbiiiiffi", "nearest_grad": "bbiiiiffi",
+    "nearest": "bbiiiiffii", "nearest_grad": "bbiiiiffii",
     "bilinear": "bbiiiittii", "bilinear_grad": "bbiiiittii",
 }
+
+# the identity of max for the integer types the pool kernels build for
+_INT_LOWEST = {"long": "LONG_MIN", "int": "INT_MIN", "short": "SHRT_MIN", "char": "CHAR_MIN",
+               "uchar": "((uchar)0)"}
 
 
 @memoize
 def window_kernel(device, family: str, base: str, dt: DType):
-    """Kernel `base` of the window families (conv.cl, pool.cl, upsample.cl) for float dtype
-    `dt`; each family is one program per dtype, its sizes all arrive as arguments."""
+    """Kernel `base` of the window families (conv.cl, pool.cl, upsample.cl, nearest.cl) for
+    dtype `dt` (float; integer for pool.cl and nearest.cl); each family is one program per
+    dtype, its sizes all arrive as arguments."""
     sfx = dt.short
-    src = render(family, extensions=_extensions(dt.ctype), t=dt.ctype, sfx=sfx)
+    lowest, isnan = ("(-INFINITY)", "isnan(v)") if dt.is_floating else (_INT_LOWEST[dt.ctype], "0")
+    src = render(family, extensions=_extensions(dt.ctype), t=dt.ctype, sfx=sfx, lowest=lowest,
+                 isnan=isnan)
     name = f"{base}_{sfx}"
     types = {"b": None, "i": np.int32, "f": np.float32, "t": _NP[dt.ctype]}
     return kernel(device, src, name, [types[c] for c in _WINDOW_ARGS[base]])

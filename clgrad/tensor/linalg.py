@@ -6,6 +6,7 @@ import math
 from .. import ops
 from ..dtypes import bool_
 from ..view import View, broadcast_shapes
+from . import decomp
 from .apply import apply, autocast_policy
 
 
@@ -77,6 +78,11 @@ class LinalgMixin:
         return self.unsqueeze(1) * vec2.unsqueeze(0)
 
     ger = outer
+
+    def svd(self, some=True, compute_uv=True):
+        """torch.svd: (U, S, V) with self = U diag(S) V^T (reduced factors when `some`);
+        clgrad.linalg.svd is the newer interface."""
+        return decomp.svd_old(self, some, compute_uv)
 
     @autocast_policy("low")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):

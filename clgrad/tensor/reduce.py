@@ -9,7 +9,7 @@ import math
 from .. import ops
 from ..dtypes import bool_, get_default_dtype, int64, to_dtype, uint8
 from ..view import normalize_dim
-from . import factory
+from . import decomp, factory
 from .apply import apply, autocast_policy
 
 values_indices = namedtuple("return_types", ["values", "indices"])
@@ -239,7 +239,13 @@ class ReduceMixin:
                                    f"got {len(dim)}")
             return self._vector_norm(2, dim, keepdim, dtype)
         if p == "nuc":
-            raise NotImplementedError("norm(p='nuc') needs an SVD, which clgrad does not have")
+            dims = (-2, -1) if dim is None else tuple(dim) if not isinstance(dim, int) else (dim,)
+            if len(dims) != 2 or (dim is None and self.ndim != 2):
+                got = range(self.ndim) if dim is None else dims
+                raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got "
+                                   f"{' '.join(map(str, got))}")
+            x = self if dtype is None else self.to(to_dtype(dtype))
+            return decomp.singular_norm(x, "nuc", dims, keepdim)
         if isinstance(p, str):
             raise RuntimeError(f"norm: unsupported p={p!r}")
         return self._vector_norm(p, dim, keepdim, dtype)

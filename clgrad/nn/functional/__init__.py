@@ -22,4 +22,4 @@ from .pooling import (max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_a
 from .attention import (scaled_dot_product_attention, multi_head_attention_forward)
 from .pooling3d import (max_pool3d, avg_pool3d, adaptive_avg_pool3d, adaptive_max_pool3d,
                         unfold, fold)
-from .conv3d import conv3d
+from .conv3d import conv3d, conv_transpose3d

@@ -16,8 +16,20 @@ def _pool_out(n, k, s, p, d, ceil_mode):
     return out
 
 
-def _pool_args(x, kernel_size, stride, padding, dilation, nd, name):
-    _check_float(x, name)
+def _check_pool_dtype(x, name, kind):
+    """Float tensors pool; integer ones too where PyTorch's kernels take them: max pooling for
+    every integer dtype (not bool), average pooling for int64 only (1-D and 2-D, the average
+    truncated toward zero like C's integer division)."""
+    dt = x.dtype
+    if dt.is_floating:
+        return
+    if dt.name == "bool" or (kind == "avg" and (dt.name != "int64" or name.endswith("3d")
+                                                or name.startswith("adaptive"))):
+        raise NotImplementedError(f'"{name}" not implemented for \'{torch_name(dt)}\'')
+
+
+def _pool_args(x, kernel_size, stride, padding, dilation, nd, name, kind="max"):
+    _check_pool_dtype(x, name, kind)
     if x.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor for "
                            f"input, but got: {list(x.shape)}")
@@ -90,7 +102,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                 nd):
     name = f"avg_pool{nd}d"
-    k, s, p, d = _pool_args(x, kernel_size, stride, padding, 1, nd, name)
+    k, s, p, d = _pool_args(x, kernel_size, stride, padding, 1, nd, name, "avg")
     for kk, pp in zip(k, p):
         if pp > kk // 2:
             raise RuntimeError("pad should be at most half of effective kernel size, but got "
@@ -123,7 +135,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 def _adaptive_size(x, output_size, nd, name):
-    _check_float(x, name)
+    _check_pool_dtype(x, name, "avg" if "avg" in name else "max")
     if x.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D tensor, but got "
                            f"{list(x.shape)}")
@@ -220,28 +232,38 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 
 # ---- resizing ------------------------------------------------------------------------------------
-_INTERP_DIMS = {"nearest": (1, 2), "linear": (1,), "bilinear": (2,)}
+_INTERP_DIMS = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,),
+                "bilinear": (2,)}
+_NEAREST = ("nearest", "nearest-exact")
 
 
 @in_float32
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """Resize the spatial dims: mode 'nearest' (3-D/4-D input), 'linear' (3-D) or 'bilinear'
-    (4-D), with torch.nn.functional.interpolate's source-index rules.
+    """Resize the spatial dims: mode 'nearest' or 'nearest-exact' (3-D/4-D/5-D input, any
+    dtype but bool), 'linear' (3-D) or 'bilinear' (4-D, floating), with
+    torch.nn.functional.interpolate's source-index rules ('nearest' reads floor(o * scale),
+    'nearest-exact' floor((o + 0.5) * scale), both clamped).
 
-    Exactly one of size (int or tuple) and scale_factor (float or tuple) is given."""
+    Exactly one of size (int or tuple) and scale_factor (float or tuple) is given.
+    Example: ``F.interpolate(x, scale_factor=0.6, mode='nearest-exact')``"""
     x = input
-    _check_float(x, "upsample")
     if mode not in _INTERP_DIMS:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
-                                  "linear, bilinear)")
+                                  "nearest-exact, linear, bilinear)")
+    if mode in _NEAREST:
+        if x.dtype.name == "bool":
+            raise NotImplementedError(f'"upsample_{mode.replace("-", "_")}" not implemented '
+                                      "for 'Bool'")
+    else:
+        _check_float(x, "upsample")
     if antialias:
         raise NotImplementedError("interpolate: antialias is not supported")
     nd = x.ndim - 2
     if nd not in _INTERP_DIMS[mode]:
         raise NotImplementedError(f"Got {x.ndim}D input, but {mode} mode needs "
                                   f"{'/'.join(str(d + 2) for d in _INTERP_DIMS[mode])}D input")
-    if mode == "nearest" and align_corners is not None:
+    if mode in _NEAREST and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     align = bool(align_corners)
@@ -266,15 +288,24 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                            f"({', '.join(map(str, out_sz))})")
 
     def step(n, o, sc):
-        if mode != "nearest" and align:
+        if mode not in _NEAREST and align:
             return (n - 1) / (o - 1) if o > 1 else 0.0
         return 1.0 / sc if sc is not None and sc > 0 else n / o
 
     steps = tuple(step(n, o, sc) for n, o, sc in zip(in_sz, out_sz, scales))
+    kind = mode if mode in _NEAREST else "bilinear"
+    if nd == 3:
+        # separable: resize each depth slice's (H, W) plane, then the depth axis of the result
+        # as (D, OH*OW) planes whose second axis keeps its size (step 1 reads o itself)
+        N, C, D, H, W = x.shape
+        y = nn_ops.resize_planes(x.reshape(N * C * D, H, W), out_sz[1], out_sz[2], kind,
+                                 steps[1:], align)
+        y = nn_ops.resize_planes(y.reshape(N * C, D, out_sz[1] * out_sz[2]), out_sz[0],
+                                 out_sz[1] * out_sz[2], kind, (steps[0], 1.0), align)
+        return y.reshape((N, C) + out_sz)
     if nd == 1:
         out_sz, steps = (1,) + out_sz, (1.0,) + steps
     planes, lead, H, W = _planes(x, nd)
-    kind = "nearest" if mode == "nearest" else "bilinear"
     y = nn_ops.resize_planes(planes, out_sz[0], out_sz[1], kind, steps, align)
     return _unplanes(y, lead, nd)
 

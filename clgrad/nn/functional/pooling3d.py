@@ -11,11 +11,11 @@ import math
 
 from ...tensor import nn_ops
 from .conv import _check_float, _tuple
-from .pooling import _pool_out
+from .pooling import _check_pool_dtype, _pool_out
 
 
 def _batched5(x, name):
-    _check_float(x, name)
+    _check_pool_dtype(x, name, "avg" if "avg" in name else "max")
     if x.ndim not in (4, 5):
         raise RuntimeError(f"{name}: Expected 4D or 5D (batch mode) tensor for input, but got: "
                            f"{list(x.shape)}")
@@ -110,7 +110,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 def _adaptive3(x, output_size, name):
-    _check_float(x, name)
+    _check_pool_dtype(x, name, "avg" if "avg" in name else "max")
     if x.ndim not in (4, 5):
         raise RuntimeError(f"{name}: Expected 4D or 5D tensor, but got {list(x.shape)}")
     if isinstance(output_size, (list, tuple)):

@@ -30,7 +30,7 @@ except ImportError:
     pass
 from .pooling3d import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, Fold, MaxPool3d,
                         Unfold)
-from .conv3d import Conv3d
+from .conv3d import Conv3d, ConvTranspose3d
 
 # ---- sequence models
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase

@@ -10,7 +10,8 @@ __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuf
 
 
 class Upsample(Module):
-    """Resize by `size` or `scale_factor` with mode 'nearest', 'linear' or 'bilinear'."""
+    """Resize by `size` or `scale_factor` with mode 'nearest', 'nearest-exact', 'linear' or
+    'bilinear'."""
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):
