@@ -222,6 +222,54 @@ def ddp():
         _close(p.detach().numpy(), mine_w.numpy(), f"rank {rank} vs rank 0: {name}")
 
 
+def ddp_groups():
+    # DDP over a group of one rank: no communication, each rank trains its own model on its
+    # own data; over new_group([0, 1]): the world's result (weights equal on both ranks)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    dev = clgrad.get_default_device()
+    singles = [dist.new_group([r]) for r in range(world)]
+    both = dist.new_group(list(range(world)))
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((3, 4 * world, 6)).astype(np.float32)
+    Y = rng.standard_normal((3, 4 * world, 3)).astype(np.float32)
+    mine = slice(rank * 4, (rank + 1) * 4)
+    for group in (singles[rank], both):
+        model = _net(seed=rank).to(dev)
+        solo = copy.deepcopy(model)
+        net = nn.parallel.DistributedDataParallel(model, process_group=group)
+        opt = clgrad.optim.SGD(net.parameters(), lr=0.05)
+        for i in range(3):
+            opt.zero_grad()
+            memory.reset_stats()
+            nn.functional.mse_loss(net(clgrad.tensor(X[i, mine])),
+                                   clgrad.tensor(Y[i, mine])).backward()
+            if group is singles[rank]:
+                assert memory.stats()["d2h"] == 0, "a group of one rank communicates nothing"
+            opt.step()
+        if group is singles[rank]:
+            solo_opt = clgrad.optim.SGD(solo.parameters(), lr=0.05)
+            for i in range(3):
+                solo_opt.zero_grad()
+                nn.functional.mse_loss(solo(clgrad.tensor(X[i, mine])),
+                                       clgrad.tensor(Y[i, mine])).backward()
+                solo_opt.step()
+            for (name, p), q in zip(model.named_parameters(), solo.parameters()):
+                _close(p.detach().numpy(), q.detach().numpy(), f"group of one vs alone: {name}")
+        else:
+            for name, p in model.named_parameters():
+                w = p.detach().clone()
+                dist.broadcast(w, src=0, group=both)
+                _close(p.detach().numpy(), w.numpy(), f"rank {rank} vs rank 0 in a group: {name}")
+    other = singles[1 - rank] if world == 2 else None
+    if other is not None:
+        try:
+            nn.parallel.DistributedDataParallel(_net(0).to(dev), process_group=other)
+        except ValueError as e:
+            assert "not a member" in str(e), e
+        else:
+            raise AssertionError("DDP over a group this rank is not in must raise")
+
+
 def ddp_overlap():
     # the bucket all-reduces start from post-accumulate hooks while backward still runs: log
     # each autograd node as it starts and each all_reduce as DDP issues it, and compare order
@@ -316,6 +364,7 @@ def main():
     dist.init_process_group(backend="mpi", init_method="env://")
     try:
         {"collectives": collectives, "groups": groups, "ddp": ddp, "ddp_overlap": ddp_overlap,
+         "ddp_groups": ddp_groups,
          "ddp_no_sync_and_unused": ddp_no_sync_and_unused}[mode]()
     except BaseException:
         traceback.print_exc()

@@ -68,6 +68,12 @@ def test_ddp_two_ranks_match_one_process_after_5_steps():
 
 
 @needs_mpi
+def test_ddp_over_sub_groups():
+    # process_group=new_group(...): a group of one rank trains alone, a group of both as the world
+    _mpirun("ddp_groups")
+
+
+@needs_mpi
 def test_ddp_bucket_all_reduce_starts_during_backward():
     # instrumented, not timed: the first bucket's all_reduce is issued before the backward
     # walk's last node runs, and the overlapped gradients are still the mean over ranks

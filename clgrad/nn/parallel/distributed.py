@@ -27,7 +27,8 @@ class DistributedDataParallel(Module):
         find_unused_parameters: walk the graph of each forward's output to find parameters the
             loss will not reach; their gradient counts as zero (created if it was None). Without
             it, such a parameter holds its bucket back and the next forward raises.
-        output_device, dim, process_group (the world only), check_reduction,
+        output_device, dim, process_group (the world by default, or a `new_group`),
+        check_reduction,
         gradient_as_bucket_view, static_graph: accepted for PyTorch's signature; no effect.
 
     At construction, rank 0's parameters and buffers are broadcast to every rank. After each
@@ -51,8 +52,10 @@ class DistributedDataParallel(Module):
         if not dist.is_initialized():
             raise RuntimeError("DistributedDataParallel needs a process group: call "
                                "clgrad.distributed.init_process_group(\"mpi\") first")
-        if process_group is not None and process_group is not dist.GroupMember.WORLD:
-            raise ValueError("DistributedDataParallel runs over the world group only")
+        group = dist.GroupMember.WORLD if process_group is None else process_group
+        if dist.get_rank(group) < 0:
+            raise ValueError(f"DistributedDataParallel: this rank ({dist.get_rank()}) is not a "
+                             "member of process_group")
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have "
@@ -68,6 +71,7 @@ class DistributedDataParallel(Module):
                 raise ValueError(f"device_ids={list(device_ids)}: pass None or the one device "
                                  f"this rank's module is on ({here})")
         self.module = module
+        self.process_group = group
         self.device_ids = device_ids
         self.output_device = output_device
         self.dim = dim
@@ -80,8 +84,8 @@ class DistributedDataParallel(Module):
         self._armed = False
         self._ready = [set() for _ in self._buckets]
         self._works = []
-        if dist.get_world_size() > 1:
-            _broadcast_coalesced(list(module.parameters()) + list(module.buffers()))
+        if dist.get_world_size(group) > 1:
+            _broadcast_coalesced(list(module.parameters()) + list(module.buffers()), group)
         self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
 
     def forward(self, *inputs, **kwargs):
@@ -93,12 +97,12 @@ class DistributedDataParallel(Module):
                 "DistributedDataParallel, or make every parameter take part in the loss. "
                 f"Waiting for: {self._missing()}")
         buffers = list(self.module.buffers())
-        if self.broadcast_buffers and buffers and dist.get_world_size() > 1:
-            _broadcast_coalesced(buffers)
+        if self.broadcast_buffers and buffers and dist.get_world_size(self.process_group) > 1:
+            _broadcast_coalesced(buffers, self.process_group)
         out = self.module(*inputs, **kwargs)
         # one process has nothing to average: its gradients are already the mean
         self._armed = (autograd.is_grad_enabled() and self.require_backward_grad_sync and
-                       dist.get_world_size() > 1)
+                       dist.get_world_size(self.process_group) > 1)
         self._ready = [set() for _ in self._buckets]
         self._works = []
         if self._armed and self.find_unused_parameters:
@@ -141,7 +145,8 @@ class DistributedDataParallel(Module):
                     p.grad = p.detach().new_zeros(p.shape)
             grads.append(p.grad.detach().reshape(-1))
         flat = cat(grads)
-        self._works.append((flat, dist.all_reduce(flat, op=dist.ReduceOp.AVG, async_op=True)))
+        self._works.append((flat, dist.all_reduce(flat, op=dist.ReduceOp.AVG,
+                                                     group=self.process_group, async_op=True)))
 
     def _finish(self):
         self._armed = False
@@ -176,15 +181,16 @@ def _buckets(params, cap):
     return out
 
 
-def _broadcast_coalesced(tensors, src=0):
-    """Every rank's tensors become rank src's: one broadcast per dtype."""
+def _broadcast_coalesced(tensors, group):
+    """Every rank's tensors become those of the group's first rank: one broadcast per dtype."""
+    src = dist.get_global_rank(group, 0)
     groups = {}
     for t in tensors:
         groups.setdefault(t.dtype, []).append(t)
     with autograd.no_grad():
         for ts in groups.values():
             flat = cat([t.detach().reshape(-1) for t in ts])
-            dist.broadcast(flat, src)
+            dist.broadcast(flat, src, group=group)
             if dist.get_rank() == src:
                 continue
             start = 0
