@@ -22,11 +22,8 @@ metrics.csv and loss.png.
 import argparse
 import os
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _common, _corpus from any cwd
-
-import numpy as np  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # _common, _text from any cwd
 
 import clgrad  # noqa: E402
 from clgrad import nn  # noqa: E402
@@ -34,9 +31,7 @@ from clgrad.nn import functional as F  # noqa: E402
 
 import _common as common  # noqa: E402
 import _corpus  # noqa: E402
-
-LOG_FIELDS = ("step", "epoch", "loss", "lr", "val_loss", "val_bpc", "accuracy", "chars_per_s",
-              "time_s")
+import _text  # noqa: E402
 
 
 class CharLSTM(nn.Module):
@@ -52,22 +47,8 @@ class CharLSTM(nn.Module):
         return self.head(out), state                 # (B, T, H) -> (B, T, V)
 
 
-def evaluate(model, x, y, device, batch: int = 64):
-    """Mean cross entropy (nats per character) and next-character accuracy over fixed windows,
-    each from a zero state (as in training)."""
-    model.eval()
-    total, correct, n = 0.0, 0, 0
-    with clgrad.no_grad():
-        for i in range(0, len(x), batch):
-            xb = clgrad.tensor(x[i:i + batch], device=device)
-            yb = clgrad.tensor(y[i:i + batch], device=device)
-            logits, _ = model(xb)                                     # (b, T, V)
-            flat = logits.reshape(-1, logits.shape[-1])
-            total += F.cross_entropy(flat, yb.reshape(-1), reduction="sum").item()
-            correct += int((flat.argmax(-1) == yb.reshape(-1)).sum().item())
-            n += yb.numel()
-    model.train()
-    return total / n, correct / n
+def logits_of(model, x):
+    return model(x)[0]                               # from a zero state, as in training
 
 
 def generate(model, corpus, prompt: str, length: int, device, temperature: float,
@@ -88,33 +69,20 @@ def generate(model, corpus, prompt: str, length: int, device, temperature: float
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, steps=600, batch_size=32, lr=3e-3)
-    p.add_argument("--data", default=None, help="a UTF-8 text file (default: the stdlib text)")
-    p.add_argument("--max-bytes", type=int, default=_corpus.DEFAULT_BYTES,
-                   help="read at most this many bytes of text")
-    p.add_argument("--block", type=int, default=64, help="characters per training window")
+    _text.add_text_args(p)
     p.add_argument("--embed", type=int, default=64)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=200,
-                   help="steps between evaluations, samples and checkpoints (one 'epoch')")
-    p.add_argument("--sample-chars", type=int, default=240)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=10, help="sample among the k likeliest (0: all)")
     args = p.parse_args(argv)
     if args.dry_run:
-        args.max_bytes, args.eval_every, args.sample_chars = 60_000, 3, 40
-        args.block, args.embed, args.hidden, args.layers, args.batch_size = 16, 8, 16, 1, 4
-    run = common.Run("char_lstm", args, log_fields=LOG_FIELDS)
-    device = run.device
-
-    corpus = _corpus.load(args.data, args.max_bytes, seed=args.seed)
+        _text.shrink_for_dry_run(args)
+        args.embed, args.hidden, args.layers = 8, 16, 1
+    run = common.Run("char_lstm", args, log_fields=_text.LOG_FIELDS)
+    corpus, vx, vy = _text.load_corpus(args)
     V = corpus.vocab_size
-    print(f"data: {corpus.description} (sha256 {corpus.digest}); {V} distinct characters, "
-          f"{len(corpus.train):,} train / {len(corpus.val):,} validation", flush=True)
-    vx, vy = _corpus.eval_windows(corpus.val, args.block, max_windows=4 if args.dry_run else 256)
     epochs, total_steps = run.plan(args.eval_every)
 
-    model = CharLSTM(V, args.embed, args.hidden, args.layers, device=device)
+    model = CharLSTM(V, args.embed, args.hidden, args.layers, device=run.device)
     opt = clgrad.optim.Adam(model.parameters(), lr=args.lr)
     sched = clgrad.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=args.lr / 10)
     n_params = sum(p.numel() for p in model.parameters())
@@ -131,58 +99,8 @@ def main(argv=None):
         opt.step()
         return loss
 
-    step_fn = run.jit(train_step)
-    ckpt = run.checkpoint(model=model, optimizer=opt, scheduler=sched)
-    step = ckpt.resume()["step"]
-    prompt = corpus.decode(corpus.val[:args.block // 2])
-    chars_per_step = args.batch_size * args.block
-    result = None
-    while step < total_steps:
-        epoch = step // args.eval_every
-        end = min((epoch + 1) * args.eval_every, total_steps)
-        bar = run.progress(end - epoch * args.eval_every,
-                           f"steps {epoch * args.eval_every + 1}-{end}", unit="chars")
-        bar.update(step - epoch * args.eval_every)
-        t0 = time.perf_counter()
-        for step in range(step, end):
-            rng = np.random.default_rng([args.seed, step])            # data order = f(seed, step)
-            x, y = _corpus.batch(corpus.train, args.block, args.batch_size, rng)
-            loss = step_fn(clgrad.tensor(x, device=device), clgrad.tensor(y, device=device))
-            loss = loss.item()                  # read now: the next jit replay overwrites it
-            sched.step()
-            bar.update(samples=chars_per_step, loss=loss, lr=sched.get_last_lr()[0])
-            run.log.write(step=step + 1, epoch=epoch + 1, loss=loss, lr=sched.get_last_lr()[0])
-            ckpt.maybe_save(step + 1, epoch=epoch, batch=step + 1 - epoch * args.eval_every)
-        step = end
-        bar.close()
-        rate = bar.samples / max(time.perf_counter() - t0, 1e-9)
-        result = report(model, corpus, vx, vy, prompt, args, device, step, rate, run)
-        ckpt.save(epoch=epoch + 1, batch=0, step=step)
-    if result is None:                                  # resumed a finished run
-        result = report(model, corpus, vx, vy, prompt, args, device, step, 0.0, run)
-    nats, acc = result
-    clgrad.save(model.state_dict(), str(run.out / "model.ckpt"))
-    print(f"final val loss {nats:.4f} nats/char = {_corpus.bits_per_char(nats):.3f} bits/char, "
-          f"next-character accuracy {acc:.3f}, after {step} steps in {run.elapsed():.1f} s",
-          flush=True)
-    run.finish(losses=("loss", "val_loss"), accuracies=("accuracy",), smooth=20)
-
-
-def report(model, corpus, vx, vy, prompt, args, device, step, rate, run):
-    """Evaluate, log and print the validation loss, then print a sample."""
-    nats, acc = evaluate(model, vx, vy, device)
-    bpc = _corpus.bits_per_char(nats)
-    run.log.write(step=step, val_loss=nats, val_bpc=bpc, accuracy=acc, chars_per_s=rate,
-                  time_s=run.elapsed())
-    print(f"step {step:5d}  val loss {nats:.4f} nats = {bpc:.3f} bits/char  "
-          f"accuracy {acc:.3f}  {rate:,.0f} chars/s  {run.elapsed():.0f} s", flush=True)
-    text = generate(model, corpus, prompt, args.sample_chars, device, args.temperature,
-                    args.top_k, np.random.default_rng([args.seed, step]))
-    print(f"--- sample at step {step} (temperature {args.temperature}, top-k {args.top_k}; "
-          f"the prompt is the first {len(prompt)} validation characters) ---")
-    print(prompt + text)
-    print("---", flush=True)
-    return nats, acc
+    _text.train(run, model, opt, sched, run.jit(train_step), corpus, vx, vy, total_steps,
+                logits_of=logits_of, generate=generate)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train a small DCGAN on the bundled handwritten digits and check that its digits are readable.
 
-    python examples/dcgan_digits.py --device cl:0                   # the default run, 12 epochs
+    python examples/dcgan_digits.py --device cl:0                   # the default run, 30 epochs
     python examples/dcgan_digits.py --checkpoint gan.ckpt --resume  # continue a killed run
     python examples/dcgan_digits.py --dry-run                       # three tiny steps, for CI
 
@@ -11,18 +11,23 @@ Data: the 5,000 bundled MNIST digits (examples/data/mnist_5k.npz through example
 The models (DCGAN, Radford et al. 2015, sized for 28x28 and a CPU):
   generator: z (64) -> ConvTranspose2d to 7x7 -> 14x14 -> 28x28, BatchNorm2d + ReLU between,
              Tanh at the end;
-  discriminator: Conv2d 28x28 -> 14x14 -> 7x7 -> 1 logit, LeakyReLU(0.2), BatchNorm2d inside;
+  discriminator: Conv2d 28x28 -> 14x14 -> 7x7 -> 1 logit, LeakyReLU(0.2), BatchNorm2d inside,
+             and before its last layer a minibatch-stddev channel (ProGAN) against mode dropping;
 trained with BCEWithLogitsLoss and Adam(lr 2e-4, betas (0.5, 0.999)), the discriminator on a
-real and a generated batch, then the generator to make the discriminator say "real".
+real batch (target 0.9: one-sided label smoothing, --real-label) and a generated one, then the
+generator to make the discriminator say "real". Digits are drawn by an exponential moving
+average of the generator's weights (--ema 0.999; its BatchNorm statistics are measured anew
+before each use), which is smoother than the last step's weights.
 A grid of 64 digits from fixed noise is saved as PNG after every epoch (runs/dcgan_digits/
-samples_epoch_NN.png, --out), with metrics.csv and loss.png; the checkpoint is written after
-every epoch.
+samples_epoch_NN.png, --out), with metrics.csv and loss.png; the checkpoint (both generators,
+the discriminator, both optimizers) is written after every epoch.
 
 Quality check (printed at the end): a small CNN "judge" is trained on the 4,500 real training
 digits plus made-up non-digits (class 10), then labels 500 generated digits. The check passes
 when at least half of them get a digit label with confidence > 0.9 and the labels are not
 collapsed (at least 8 of the 10 digits each make up >= 3% of the 500, none more than 30%).
-Noise, blobs, overlaid strokes and a generator stuck on one digit all fail.
+Noise, blobs, overlaid strokes and a generator stuck on one digit all fail. --check-every N
+runs it after every N epochs too (it does not change the training).
 """
 import argparse
 import os
@@ -58,6 +63,17 @@ class Generator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))                 # (B, nz) -> (B, 1, 28, 28)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one channel holding the batch's mean feature standard deviation (ProGAN's
+    minibatch-stddev): a batch of near-identical fakes has a telltale small value there, so
+    the discriminator can punish a generator that drops digits or repeats itself."""
+
+    def forward(self, x):                                             # (B, C, H, W)
+        var = ((x - x.mean(0, keepdim=True)) ** 2).mean(0)            # (C, H, W) over the batch
+        s = (var + 1e-8).sqrt().mean().view(1, 1, 1, 1)
+        return clgrad.cat([x, s.expand(x.shape[0], 1, x.shape[2], x.shape[3])], 1)
+
+
 class Discriminator(nn.Module):
     def __init__(self, width: int = 64, device=None):
         super().__init__()
@@ -66,7 +82,8 @@ class Discriminator(nn.Module):
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False, device=device),         # -> 7x7
             nn.BatchNorm2d(2 * width, device=device), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * width, 1, 7, 1, 0, device=device))                         # -> 1x1
+            MinibatchStd(),                                                          # +1 channel
+            nn.Conv2d(2 * width + 1, 1, 7, 1, 0, device=device))                     # -> 1x1
 
     def forward(self, x):
         return self.net(x).view(-1)                                   # (B, 1, 28, 28) -> (B,)
@@ -82,6 +99,33 @@ def dcgan_init(module):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+def update_ema(ema, model, decay: float):
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter (on the device)."""
+    with clgrad.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1.0 - decay)
+
+
+def calibrate_batchnorm(G, device, seed: int, batches: int = 8, batch: int = 250):
+    """Set G's BatchNorm running statistics to its own (averaged) weights' batch statistics.
+
+    The averaged generator never trains, so its running mean and variance are measured anew:
+    reset, then a few batches of noise through it in training mode with a cumulative average."""
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    rng = np.random.default_rng([seed, 4])
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    G.train()
+    with clgrad.no_grad():
+        for _ in range(batches):
+            G(clgrad.tensor(rng.standard_normal((batch, NZ)).astype(np.float32), device=device))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    G.eval()
 
 
 # ---- the quality check -------------------------------------------------------------------------
@@ -216,11 +260,17 @@ LOG_FIELDS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "confiden
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_args(p, epochs=12, batch_size=32, lr=2e-4)
+    common.add_common_args(p, epochs=30, batch_size=32, lr=2e-4)
     p.add_argument("--data", default=None, help="folder with MNIST IDX files")
     p.add_argument("--width", type=int, default=32, help="channels of the widest conv layer / 2")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N digits")
     p.add_argument("--judge-epochs", type=int, default=4, help="epochs of the judge's training")
+    p.add_argument("--ema", type=float, default=0.999,
+                   help="decay of the generator's weight average used for sampling (0: off)")
+    p.add_argument("--real-label", type=float, default=0.9,
+                   help="target for real digits in D's loss (one-sided label smoothing)")
+    p.add_argument("--check-every", type=int, default=0, metavar="N",
+                   help="also run the quality check after every N epochs (default: at the end)")
     args = p.parse_args(argv)
     if args.dry_run:
         args.width, args.batch_size, args.judge_epochs = 4, 8, 1
@@ -237,10 +287,15 @@ def main(argv=None):
     D = Discriminator(args.width, device)
     dcgan_init(G)
     dcgan_init(D)
+    G_ema = Generator(NZ, args.width, device) if args.ema else None
+    if G_ema is not None:
+        G_ema.load_state_dict(G.state_dict())
+        G_ema.eval()
     opt_g = clgrad.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = clgrad.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     B = args.batch_size
+    real_target = clgrad.full((B,), args.real_label, device=device)
     ones = clgrad.ones(B, device=device)
     zeros = clgrad.zeros(B, device=device)
     sampler = common.EpochSampler(len(train_x), B, seed=args.seed)
@@ -252,7 +307,7 @@ def main(argv=None):
     def d_step(x, z):
         fake = G(z).detach()                                          # (B, 1, 28, 28)
         real_logits, fake_logits = D(x), D(fake)                      # (B,), (B,)
-        loss = bce(real_logits, ones) + bce(fake_logits, zeros)
+        loss = bce(real_logits, real_target) + bce(fake_logits, zeros)
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
@@ -267,9 +322,34 @@ def main(argv=None):
         return loss
 
     d_step, g_step = run.jit(d_step), run.jit(g_step)
+    sampler_G = G_ema if G_ema is not None else G                     # what draws the digits
+
+    def draw(z):
+        if G_ema is not None:
+            calibrate_batchnorm(G_ema, device, args.seed)
+        sampler_G.eval()
+        with clgrad.no_grad():
+            out = (sampler_G(z) + 1) / 2                              # in [0, 1]
+        G.train()
+        return out
+
+    judge = None
+
+    def check(tag):
+        nonlocal judge
+        if judge is None:
+            judge = train_judge(train_x, train_y, device, epochs=args.judge_epochs,
+                                seed=args.seed, jit=not args.no_jit)
+        if G_ema is not None:
+            calibrate_batchnorm(G_ema, device, args.seed)
+        result = judge_digits(judge, generate(sampler_G, 500, device, args.seed + 7), device)
+        print(f"quality check {tag}: {describe(result)}", flush=True)
+        return result
+
     fixed = clgrad.tensor(np.random.default_rng([args.seed, 1]).standard_normal((64, NZ))
                           .astype(np.float32), device=device)
-    ckpt = run.checkpoint(generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d)
+    ckpt = run.checkpoint(generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d,
+                          generator_ema=G_ema)
     state = ckpt.resume()
     step = state["step"]
     for epoch in range(state["epoch"], epochs):
@@ -285,6 +365,8 @@ def main(argv=None):
             x = real[clgrad.tensor(idx, device=device)]               # (B, 1, 28, 28)
             d_loss, d_real, d_fake = (t.item() for t in d_step(x, clgrad.tensor(z1, device=device)))
             g_loss = g_step(clgrad.tensor(z2, device=device)).item()
+            if G_ema is not None:                                     # warm-up: short memory first
+                update_ema(G_ema, G, min(args.ema, (1 + step) / (10 + step)))
             step += 1
             seen += B
             bar.update(samples=B, d_loss=d_loss, g_loss=g_loss)
@@ -295,26 +377,24 @@ def main(argv=None):
                 break
         bar.close()
         rate = seen / max(time.perf_counter() - t0, 1e-9)
-        G.eval()
-        with clgrad.no_grad():
-            grid = (G(fixed) + 1) / 2                                 # (64, 1, 28, 28) in [0, 1]
-        G.train()
-        png = common.save_image_grid(grid, run.out / f"samples_epoch_{epoch + 1:02d}.png")
+        png = common.save_image_grid(draw(fixed), run.out / f"samples_epoch_{epoch + 1:02d}.png")
         run.log.write(step=step, epoch=epoch + 1, samples_per_s=rate, time_s=run.elapsed())
         print(f"epoch {epoch + 1}/{epochs}  loss D {d_loss:.3f}  G {g_loss:.3f}  D(real) "
               f"{d_real:.2f}  D(fake) {d_fake:.2f}  {rate:,.0f} samples/s  "
               f"{run.elapsed():.0f} s  -> {png.name}", flush=True)
         ckpt.save(epoch=epoch + 1, batch=0, step=step)
+        if args.check_every and (epoch + 1) % args.check_every == 0 and epoch + 1 < epochs:
+            check(f"after epoch {epoch + 1}")
     train_time = run.elapsed()
-    clgrad.save(G.state_dict(), str(run.out / "generator.ckpt"))
+    clgrad.save(sampler_G.state_dict(), str(run.out / "generator.ckpt"))
 
-    judge = train_judge(train_x, train_y, device, epochs=args.judge_epochs, seed=args.seed,
-                        jit=not args.no_jit)
+    result = check("on 500 generated digits")
     real_check = judge_digits(judge, held_x[:500], device)
-    result = judge_digits(judge, generate(G, 500, device, args.seed + 7), device)
+    if G_ema is not None:
+        raw = judge_digits(judge, generate(G, 500, device, args.seed + 7), device)
+        print(f"  (the generator's last weights instead of their average: {describe(raw)})")
     run.log.write(step=step, confident=result["confident"], time_s=run.elapsed())
     print(f"judge on {min(len(held_x), 500)} held-out real digits: {describe(real_check)}")
-    print(f"quality check on 500 generated digits: {describe(result)}")
     print(f"training {train_time:.0f} s, total {run.elapsed():.0f} s; sample grids in {run.out}",
           flush=True)
     run.finish(losses=("d_loss", "g_loss"), accuracies=(), smooth=20)

@@ -92,6 +92,57 @@ def test_not_digits_are_seeded_and_in_range():
     assert a.min() >= 0.0 and a.max() <= 1.0
 
 
+# ---- the GAN's pieces ---------------------------------------------------------------------
+
+def test_minibatch_std_appends_the_mean_batch_std(device):
+    x = np.random.default_rng(2).normal(0, 1, (6, 3, 4, 4)).astype(np.float32)
+    t = clgrad.tensor(x, device=device, requires_grad=True)
+    y = dcgan_digits.MinibatchStd()(t)
+    assert tuple(y.shape) == (6, 4, 4, 4)
+    out = y.detach().numpy()
+    np.testing.assert_array_equal(out[:, :3], x)
+    want = np.sqrt(x.var(0) + 1e-8).mean()
+    np.testing.assert_allclose(out[:, 3], np.full((6, 4, 4), want), rtol=1e-5)
+    # d(sum of the std channel)/dx = 16 * 6 / (3*4*4) * (x - mean) / (6 * std) + 1 (identity part)
+    y.sum().backward()
+    std = np.sqrt(x.var(0) + 1e-8)
+    grad = 1.0 + (6 * 16) / (3 * 16) * (x - x.mean(0)) / (6 * std)
+    np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-4, atol=1e-5)
+
+
+def test_ema_update_is_a_lerp(device):
+    clgrad.manual_seed(1)
+    a = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
+    b = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
+    before = [p.detach().numpy().copy() for p in a.parameters()]
+    dcgan_digits.update_ema(a, b, 0.9)
+    for pa, pb, old in zip(a.parameters(), b.parameters(), before):
+        np.testing.assert_allclose(pa.detach().numpy(), 0.9 * old + 0.1 * pb.detach().numpy(), rtol=1e-5,
+                                   atol=1e-7)
+
+
+def test_calibrated_batchnorm_holds_the_generators_own_statistics(device):
+    """The averaged generator's BatchNorm statistics are the mean over the calibration batches
+    of its first layer's batch mean and (unbiased) variance; its momentum comes back."""
+    clgrad.manual_seed(2)
+    G = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
+    dcgan_digits.dcgan_init(G)
+    dcgan_digits.calibrate_batchnorm(G, device, seed=5, batches=3, batch=20)
+    assert not G.training
+    bn = G.net[1]
+    assert bn.momentum == 0.1
+    rng = np.random.default_rng([5, 4])
+    means, vars_ = [], []
+    with clgrad.no_grad():
+        for _ in range(3):
+            z = rng.standard_normal((20, dcgan_digits.NZ)).astype(np.float32)
+            h = G.net[0](clgrad.tensor(z, device=device).view(20, -1, 1, 1)).numpy()
+            means.append(h.mean((0, 2, 3)))
+            vars_.append(h.var((0, 2, 3), ddof=1))
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean(means, 0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), np.mean(vars_, 0), rtol=1e-4, atol=1e-6)
+
+
 # ---- the text corpus -------------------------------------------------------------------------
 
 def test_stdlib_corpus_is_deterministic_and_sized():
