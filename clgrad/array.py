@@ -4,8 +4,8 @@ subclasses Array, so the ops floor takes and returns Arrays and works on Tensors
 from __future__ import annotations
 
 import math
-import threading
 import weakref
+from threading import get_ident as _ident
 
 import numpy as np
 
@@ -168,7 +168,7 @@ class _Lazy:
                 if lz is None:
                     leaves += 1
                     a = (a._buf, a._view, a.dtype)
-                    lazy.reads.add(id(a[0]))     # a write into it must wait for this read
+                    _reads.add(id(a[0]))         # a write into it must wait for this read
                 else:
                     size += lz.size
                     leaves += lz.leaves
@@ -178,17 +178,14 @@ class _Lazy:
             lazy.realize()                    # start a new chain over launched inputs
             self.__init__(plan, args)
             return
-        self.args = tuple(out)
+        self.args = out
         self.deep = size > 1                  # some input is pending too
         self.plan = plan
-        self.device = plan.device
-        self.view = plan.out_view
-        self.dtype = plan.out_dtype
-        self.compute = plan.fuse[2]
+        self.device, self.view, self.dtype, self.compute = plan.node
         self.size, self.leaves = size, leaves
-        self.keep = None                      # weakly, autograd's handle on it as a saved output
-        self.buf = None
-        self.target = None                    # (buffer, view, dtype) a pending write stores into
+        self.keep = self.buf = self.target = None
+        # keep: weakly, autograd's handle on it as a saved output; target: (buffer, view,
+        # dtype) a pending write stores into
 
     def value(self):
         """The buffer holding this node's value, launching what is pending first (a saved
@@ -205,16 +202,18 @@ def _leaf_of(x):
     return x
 
 
+_reads = lazy.reads     # the set object itself: lazy.py only ever clears it
+
 _fused: dict = {}       # structure key (names and types only, all hashed in C) -> Kernel
 MAX_SEGMENTS = 8        # independent chains in one launch
 MAX_OPERANDS = 24       # buffers of one launch, all chains together
 
 
 def _realize():
+    me = _ident()
+    if lazy.owner == me:
+        return                          # this flush's own launches (only this thread sets it)
     with lazy.lock:
-        me = threading.get_ident()
-        if lazy.owner == me:
-            return                      # this flush's own launches
         lazy.owner = me
         try:
             _realize_pending()
@@ -232,7 +231,10 @@ def _realize_pending():
         # the common case (an op whose result is read at once): no grouping to do
         n = pending[0]()
         if n is not None and not n.deep:
-            _launch_one(n, alone=True)
+            if n.target is None:
+                _launch_alone(n)
+            else:
+                _launch_one(n)
             return
         nodes = [] if n is None else [n]
     else:
@@ -240,6 +242,7 @@ def _realize_pending():
     if not nodes:
         return
     for n in nodes:
+        n.plan.alone = 0                # it shares a flush: it may be part of a chain
         a = n.ref()
         n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
         keep = n.keep
@@ -367,21 +370,37 @@ def _joins(run, seg) -> bool:
     return True
 
 
-def _launch_one(n, alone=False):
-    """A chain of one: the op's own (unfused) kernel, exactly as eager. `alone`: the only
-    pending node, launched only if something can still read it."""
+def _launch_alone(n):
+    """The only pending node, no pending input: its op's own (unfused) kernel, exactly as
+    eager, if anything can still read it."""
+    plan = n.plan
+    args = n.args
+    n.args = n.plan = None
+    a = n.ref()
+    if a is None or a.__dict__.get("_lazy") is not n:
+        a = None
+        keep = n.keep
+        if keep is None or keep() is None:
+            plan.alone = 0
+            return                      # nobody can read it: never launched
+    plan.alone += 1
+    buf = Buffer(n.device, plan.nbytes)
+    plan.launch_for_run().run_leaves(buf.raw, args)
+    buf.version = 1                  # as an eager op's output after its launch
+    n.buf = buf
+    if a is not None:
+        a._buf = buf
+        a._lazy = None
+
+
+def _launch_one(n):
+    """A chain of one: the op's own (unfused) kernel, exactly as eager."""
     try:
         if n.target is not None:
             args = [Array._make(*_leaf_of(x)) if type(x) is _Lazy or type(x) is tuple else x
                     for x in n.args]
             n.plan.store(Array._make(*n.target), args)
             return
-        if alone:
-            a = n.ref()
-            n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
-            keep = n.keep
-            if n.arr is None and (keep is None or keep() is None):
-                return                  # nobody can read it: never launched
         buf = Buffer(n.device, n.view.numel * n.dtype.itemsize)
         n.plan.launch_for_run().run_leaves(buf.raw, n.args)
         _store(n, buf)
@@ -389,12 +408,40 @@ def _launch_one(n, alone=False):
         n.args = n.arr = n.plan = n.target = None
 
 
-def _launch(run):
-    if len(run) == 1 and run[0].single:
-        _launch_one(run[0].group[0])
-        return
-    specs, args, fresh, begin, n_ops = [], [], [], 0, 0
-    preamble = []
+class _ChainPlan:
+    """Everything derived for one launch of fused segments with given views (the cached launch
+    plan per chain structure): the kernel, its argument list with offsets, strides and sizes in
+    place, and the positions where each launch's buffers and scalars go."""
+
+    __slots__ = ("kernel", "gsize", "lsize", "args", "bpos", "spos", "n_ops")
+
+
+_chains: dict = {}      # structure and views of a run of segments -> _ChainPlan
+
+
+def _chain_key(run):
+    """Names, types and views of a run of segments (every part hashes in C)."""
+    key = [run[0].device.index, run[0].compute]
+    for seg in run:
+        first = seg.group[0]
+        key.append((tuple(seg.body), tuple(seg.preamble), first.view.shape, seg.outputs,
+                    len(seg.scalars)))
+        for n in seg.group:
+            t = n.target
+            key.append(None if t is None else (t[1].shape, t[1].strides, t[1].offset,
+                                               t[2].name))
+        for x in seg.leaves:
+            if type(x) is _Lazy:
+                key.append((x.view.shape, x.dtype.name))
+            else:
+                v = x[1]
+                key.append((v.shape, v.strides, v.offset, x[2].name))
+    return tuple(key)
+
+
+def _plan_chain(run) -> _ChainPlan:
+    specs, args, begin, n_ops = [], [], 0, 0
+    bpos, spos, preamble = [], [], []
     multi = len(run) > 1
     for seg in run:
         for f in seg.preamble:
@@ -403,15 +450,8 @@ def _launch(run):
         leaves = [_leaf_of(x) if type(x) is _Lazy else x for x in seg.leaves]
         shape = seg.group[0].view.shape
         numel = seg.group[0].view.numel
-        outs = []
-        for n in seg.group:
-            if n.target is not None:
-                outs.append(n.target[:2])
-            else:
-                b = Buffer(n.device, numel * n.dtype.itemsize)
-                fresh.append((n, b))
-                outs.append((b, n.view))
-        views = [v if v.shape == shape else v.expand(shape) for _, v in outs] + \
+        outs = [n.target[1] if n.target is not None else n.view for n in seg.group]
+        views = [v if v.shape == shape else v.expand(shape) for v in outs] + \
                 [v if v.shape == shape else v.expand(shape) for _, v, _ in leaves]
         cshape, cst = coalesce(shape, *(v.strides for v in views))
         rank = len(cshape)
@@ -426,12 +466,14 @@ def _launch(run):
                       seg.outputs, flat, rank))
         if multi:
             args.append(begin)
-        bufs = [b for b, _ in outs] + [b for b, _, _ in leaves]
-        for b, v, st in zip(bufs, views, cst):
-            args += (b.raw, v.offset)
+        for v, st in zip(views, cst):
+            bpos.append(len(args))
+            args += (None, v.offset)
             if flat is None:
                 args += st
-        args += seg.scalars
+        for _ in seg.scalars:
+            spos.append(len(args))
+            args.append(None)
         args.append(numel)
         if flat is None:
             args += cshape
@@ -447,9 +489,43 @@ def _launch(run):
             _fused.clear()
         k = _fused[key] = fused_kernel(first.device, first.compute, tuple(preamble),
                                        tuple(specs))
+    plan = _ChainPlan()
+    plan.kernel = k
+    plan.gsize, plan.lsize = k.sizes_1d(begin)
+    plan.args, plan.bpos, plan.spos, plan.n_ops = args, tuple(bpos), tuple(spos), n_ops
+    return plan
+
+
+def _launch(run):
+    if len(run) == 1 and run[0].single:
+        _launch_one(run[0].group[0])
+        return
+    key = _chain_key(run)
+    plan = _chains.get(key)
+    if plan is None:
+        if len(_chains) >= 4096:
+            _chains.clear()
+        plan = _chains[key] = _plan_chain(run)
+    args = plan.args.copy()
+    bufs, scalars, fresh = [], [], []
+    for seg in run:
+        for n in seg.group:
+            if n.target is not None:
+                bufs.append(n.target[0])
+            else:
+                b = Buffer(n.device, n.view.numel * n.dtype.itemsize)
+                fresh.append((n, b))
+                bufs.append(b)
+        for x in seg.leaves:
+            bufs.append(x.buf if type(x) is _Lazy else x[0])
+        scalars += seg.scalars
+    for pos, b in zip(plan.bpos, bufs):
+        args[pos] = b.raw
+    for pos, v in zip(plan.spos, scalars):
+        args[pos] = v
     count("fused")
-    count("fused_ops", n_ops)
-    k.launch_1d(begin, *args)
+    count("fused_ops", plan.n_ops)
+    plan.kernel(plan.gsize, plan.lsize, *args)
     for n, b in fresh:
         _store(n, b)
 

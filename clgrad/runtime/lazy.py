@@ -14,6 +14,12 @@ reads: set = set()          # ids of the buffers pending nodes read (a write mus
 lock = threading.RLock()
 owner = None                # the thread whose flush is under way
 realize = None              # clgrad/array.py installs the function that launches `pending`
+on_enable: list = []        # called when fusion is turned on (ops/base.py forgets its history)
+# an elementwise plan whose last EAGER_AFTER pending results were each launched alone (read at
+# once, no pending input, nothing pending beside it) launches eagerly; every REPROBE-th call
+# is pending again, to notice when its results start feeding chains
+EAGER_AFTER = 4
+REPROBE = 32
 
 
 def flush() -> None:
@@ -28,4 +34,7 @@ def set_enabled(flag: bool) -> bool:
     global enabled
     flush()
     old, enabled = enabled, bool(flag)
+    if enabled and not old:
+        for f in on_enable:
+            f()
     return old
