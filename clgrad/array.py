@@ -78,15 +78,21 @@ class Array:
         return a
 
     @classmethod
-    def _pending(cls, plan, args) -> "Array":
+    def _pending(cls, plan, args, producer=False) -> "Array":
         """A pending result of the elementwise plan `plan` (ops/base.py's _EwPlan: its output
         view, dtype and device, `fuse` = (name, expression, compute type, preamble files) and
-        `launch_for_run()`) over `args`: Arrays and converted scalars."""
+        `launch_for_run()`) over `args`: Arrays and converted scalars. A `producer` is not
+        elementwise (ops/linalg.py's _GemmPlan: `produce(out_raw, relu)`) and its args are
+        launched Arrays: it launches on its own, taking a ReLU that is its only use into its
+        epilogue."""
         with lazy.lock:
             if len(lazy.pending) >= MAX_PENDING:
                 lazy.realize()              # also forgets the chains nobody holds any more
             node = _Lazy(plan, args)
-            a = cls._make(None, plan.out_view, plan.out_dtype)
+            if producer:
+                node.prod = True
+                node.leaves = 1             # a consumer reads it as one stored input
+            a = cls._make(None, node.view, node.dtype)
             del a._buf                      # reading it now reaches __getattr__
             a._lazy = node
             node.ref = weakref.ref(a)
@@ -156,7 +162,8 @@ class _Lazy:
     the chain behind it is, and once launched, the buffer holding its value."""
 
     __slots__ = ("plan", "args", "device", "view", "dtype", "compute", "ref", "keep", "buf",
-                 "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "__weakref__")
+                 "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "prod",
+                 "into", "__weakref__")
 
     def __init__(self, plan, args):
         size, leaves, out = 1, 0, []
@@ -183,7 +190,8 @@ class _Lazy:
         self.plan = plan
         self.device, self.view, self.dtype, self.compute = plan.node
         self.size, self.leaves = size, leaves
-        self.keep = self.buf = self.target = None
+        self.keep = self.buf = self.target = self.into = None
+        self.prod = False       # a producer (a GEMM), not an elementwise op
         # keep: weakly, autograd's handle on it as a saved output; target: (buffer, view,
         # dtype) a pending write stores into
 
@@ -231,7 +239,14 @@ def _realize_pending():
         # the common case (an op whose result is read at once): no grouping to do
         n = pending[0]()
         if n is not None and not n.deep:
-            if n.target is None:
+            if n.prod:
+                a = n.ref()
+                n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+                keep = n.keep
+                if n.arr is not None or (keep is not None and keep() is not None):
+                    _produce(n, n)
+                n.args = n.arr = n.plan = None
+            elif n.target is None:
                 _launch_alone(n)
             else:
                 _launch_one(n)
@@ -248,7 +263,7 @@ def _realize_pending():
         keep = n.keep
         n.mat = n.used = (n.arr is not None or n.target is not None or
                           (keep is not None and keep() is not None))
-        n.grp = None
+        n.grp = None            # the marking below counts a producer's readers in it
     # consumers before their inputs: mark what is needed and what must be stored (a
     # result something holds, or one read by an op of another shape or compute type)
     for n in reversed(nodes):
@@ -257,12 +272,29 @@ def _realize_pending():
         for x in n.args:
             if type(x) is _Lazy and x.buf is None:
                 x.used = True
-                if x.view.shape != n.view.shape or x.compute != n.compute or \
-                        x.device is not n.device:
+                # a 0-d node is inlined into consumers of any shape (its leaves are 0-d too,
+                # read broadcast): the loss's scalar arithmetic joins the gradient it seeds
+                if (x.view.shape != n.view.shape and x.view.shape != ()) or \
+                        x.compute != n.compute or x.device is not n.device or x.prod:
                     x.mat = True
+                    x.grp = x.grp + 1 if type(x.grp) is int else 1    # its readers
+    for n in nodes:
+        # a ReLU that is the only use of a product: the product's epilogue computes it
+        if n.used and not n.prod and len(n.args) == 1 and n.plan.fuse[0] == "relu":
+            g = n.args[0]
+            if type(g) is _Lazy and g.prod and g.buf is None and g.arr is None and \
+                    g.grp == 1 and (g.keep is None or g.keep() is None) and \
+                    g.dtype is n.dtype and g.view.shape == n.view.shape:
+                n.into, n.mat, g.used, g.mat = g, True, False, False
+    for n in nodes:
+        n.grp = None
     groups, key, ops, leaves = [], None, 0, 0
     for n in nodes:
-        if n.mat:
+        if n.mat and (n.prod or n.into is not None):
+            groups.append(n)        # launches on its own
+            n.grp = len(groups)
+            key = None
+        elif n.mat:
             k = (n.device.index, n.view.shape, n.compute)
             if k != key or ops + n.size > 2 * MAX_OPS or leaves + n.leaves > MAX_LEAVES \
                     or len(groups[-1]) >= MAX_SEGMENTS:
@@ -277,6 +309,15 @@ def _realize_pending():
     try:
         run = []
         for g in groups:
+            if type(g) is _Lazy:
+                src = g if g.into is None else g.into
+                # its inputs were launched when it was asked for and its output is fresh, so
+                # it can go before the chains collected so far unless they write what it reads
+                if run and any(w[0] is x[0] for r in run for w in r.writes for x in src.args):
+                    _launch(run)
+                    run = []
+                _produce(g, src)
+                continue
             seg = _Segment(g)
             if run and not _joins(run, seg):
                 _launch(run)
@@ -286,7 +327,7 @@ def _realize_pending():
             _launch(run)
     finally:
         for n in nodes:
-            n.args = n.arr = n.plan = n.target = None
+            n.args = n.arr = n.plan = n.target = n.into = None
 
 
 class _Segment:
@@ -406,6 +447,19 @@ def _launch_one(n):
         _store(n, buf)
     finally:
         n.args = n.arr = n.plan = n.target = None
+
+
+def _produce(n, src):
+    """Launch the producer node `src` (a pending GEMM) into a fresh buffer for node n: src
+    itself, or a ReLU of it that its epilogue computes."""
+    plan = src.plan
+    relu = n is not src
+    buf = Buffer(n.device, plan.nbytes)
+    plan.produce(buf.raw, relu)
+    if relu:
+        count("fused")
+        count("fused_ops", 2)
+    _store(n, buf)
 
 
 class _ChainPlan:

@@ -532,17 +532,20 @@ BLOCKED_TILE = (8, 8)     # rows x columns of C per work-item for the scalar CPU
 
 def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Operand,
            M: int, N: int, K: int, bshape, wide: bool, family: str | None = None,
-           bias: Operand | None = None) -> None:
+           bias: Operand | None = None, relu: bool = False) -> None:
     """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst); `family`
     overrides family_for. `bias` (the CPU kernels' epilogue, same for every batch) is added
-    to C; only the 'cpu' family takes one."""
+    to C, then `relu` applied (fusion folds a ReLU of a fresh product into it); only the 'cpu'
+    family takes an epilogue."""
     family = family or family_for(device, dt)
     if family == "cpu":
+        epilogue = ("bias_relu" if relu else "bias") if bias is not None else \
+            ("relu" if relu else None)
         cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide, bias=bias,
-                 epilogue="bias" if bias is not None else None)
+                 epilogue=epilogue)
         return
-    if bias is not None:
-        raise ValueError(f"the {family} GEMM family has no bias epilogue")
+    if bias is not None or relu:
+        raise ValueError(f"the {family} GEMM family has no epilogue")
     nb = 1
     for s in bshape:
         nb *= s
