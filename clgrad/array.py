@@ -39,9 +39,14 @@ class Array:
 
     def __getattr__(self, name):
         # only reached when normal lookup fails: `_buf` of a pending Array launches it
-        if name == "_buf" and self.__dict__.get("_lazy") is not None:
-            lazy.realize()
-            return self.__dict__["_buf"]
+        if name == "_buf":
+            lz = self.__dict__.get("_lazy")
+            if lz is not None:
+                if lz.prod:
+                    _realize_producer(lz)
+                else:
+                    lazy.realize()
+                return self.__dict__["_buf"]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @classmethod
@@ -82,9 +87,10 @@ class Array:
         """A pending result of the elementwise plan `plan` (ops/base.py's _EwPlan: its output
         view, dtype and device, `fuse` = (name, expression, compute type, preamble files) and
         `launch_for_run()`) over `args`: Arrays and converted scalars. A `producer` is not
-        elementwise (ops/linalg.py's _GemmPlan: `produce(out_raw, relu)`) and its args are
-        launched Arrays: it launches on its own, taking a ReLU that is its only use into its
-        epilogue."""
+        elementwise (ops/linalg.py's _GemmPlan, ops/reduce.py's _ReducePlan: `node`, `nbytes`,
+        `takes(name, other)`, `produce(out_raw, args, name, other)`) and its args
+        are launched Arrays: it launches on its own, computing an elementwise op that is its
+        only use in its epilogue when `takes` says it can."""
         with lazy.lock:
             if len(lazy.pending) >= MAX_PENDING:
                 lazy.realize()              # also forgets the chains nobody holds any more
@@ -109,6 +115,7 @@ class Array:
                 lazy.realize()              # a pending read of this buffer goes first
             node = _Lazy(plan, args)
             node.target = (buf, self._view, self.dtype)    # what it is now, as for reads
+            lazy.writes += 1
             node.ref = _nothing
             lazy.pending.append(lambda: node)   # held strongly: a write happens regardless
         buf.version += 1
@@ -230,7 +237,31 @@ def _realize():
             # until it is enqueued, so its next launch cannot overtake it
             lazy.pending.clear()
             lazy.reads.clear()
+            lazy.writes = 0
             lazy.owner = None
+
+
+def _realize_producer(n):
+    """Launch only the pending producer n (its inputs were launched when it was asked for, its
+    output is fresh), leaving the other pending work pending, unless a pending write exists
+    (then everything launches, in order, as for any other read)."""
+    if lazy.owner == _ident():
+        return
+    with lazy.lock:
+        if n.buf is not None:
+            return
+        if lazy.writes:
+            _realize()
+            return
+        a = n.ref()
+        n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+        lazy.owner = _ident()           # its launch must not launch the rest
+        try:
+            _produce(n, n)
+        finally:
+            lazy.owner = None
+        n.mat, n.grp = True, -1         # later flushes read it as a launched input
+        n.args = n.arr = n.plan = None
 
 
 def _realize_pending():
@@ -238,6 +269,8 @@ def _realize_pending():
     if len(pending) == 1:
         # the common case (an op whose result is read at once): no grouping to do
         n = pending[0]()
+        if n is not None and n.plan is None:
+            return                      # a producer already launched on its own
         if n is not None and not n.deep:
             if n.prod:
                 a = n.ref()
@@ -253,11 +286,11 @@ def _realize_pending():
             return
         nodes = [] if n is None else [n]
     else:
-        nodes = [n for n in map(lambda r: r(), pending) if n is not None]
+        # (a producer launched on its own is still listed: skip it)
+        nodes = [n for n in map(lambda r: r(), pending) if n is not None and n.plan is not None]
     if not nodes:
         return
     for n in nodes:
-        n.plan.alone = 0                # it shares a flush: it may be part of a chain
         a = n.ref()
         n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
         keep = n.keep
@@ -279,13 +312,23 @@ def _realize_pending():
                     x.mat = True
                     x.grp = x.grp + 1 if type(x.grp) is int else 1    # its readers
     for n in nodes:
-        # a ReLU that is the only use of a product: the product's epilogue computes it
-        if n.used and not n.prod and len(n.args) == 1 and n.plan.fuse[0] == "relu":
-            g = n.args[0]
-            if type(g) is _Lazy and g.prod and g.buf is None and g.arr is None and \
-                    g.grp == 1 and (g.keep is None or g.keep() is None) and \
-                    g.dtype is n.dtype and g.view.shape == n.view.shape:
-                n.into, n.mat, g.used, g.mat = g, True, False, False
+        # a ReLU (or ReLU's backward, masking a product by a launched ReLU output) that is
+        # the only use of a product: the product's epilogue computes it
+        if not n.used or n.prod or n.target is not None:
+            continue
+        name, args = n.plan.fuse[0], n.args
+        if name == "relu" and len(args) == 1:
+            other = None
+        elif name == "threshold_backward" and len(args) == 2 and type(args[1]) is tuple:
+            other = args[1]
+        else:
+            continue
+        g = args[0]
+        if type(g) is _Lazy and g.prod and g.buf is None and g.arr is None and \
+                g.grp == 1 and (g.keep is None or g.keep() is None) and \
+                g.dtype is n.dtype and g.view.shape == n.view.shape and \
+                g.plan.takes(name, other):
+            n.into, n.mat, g.used, g.mat = g, True, False, False
     for n in nodes:
         n.grp = None
     groups, key, ops, leaves = [], None, 0, 0
@@ -310,13 +353,12 @@ def _realize_pending():
         run = []
         for g in groups:
             if type(g) is _Lazy:
-                src = g if g.into is None else g.into
-                # its inputs were launched when it was asked for and its output is fresh, so
-                # it can go before the chains collected so far unless they write what it reads
-                if run and any(w[0] is x[0] for r in run for w in r.writes for x in src.args):
+                # in creation order: letting it go before the chains collected so far would
+                # make what joins them depend on what happened to be pending before it
+                if run:
                     _launch(run)
                     run = []
-                _produce(g, src)
+                _produce(g, g if g.into is None else g.into)
                 continue
             seg = _Segment(g)
             if run and not _joins(run, seg):
@@ -422,9 +464,7 @@ def _launch_alone(n):
         a = None
         keep = n.keep
         if keep is None or keep() is None:
-            plan.alone = 0
             return                      # nobody can read it: never launched
-    plan.alone += 1
     buf = Buffer(n.device, plan.nbytes)
     plan.launch_for_run().run_leaves(buf.raw, args)
     buf.version = 1                  # as an eager op's output after its launch
@@ -451,12 +491,13 @@ def _launch_one(n):
 
 def _produce(n, src):
     """Launch the producer node `src` (a pending GEMM) into a fresh buffer for node n: src
-    itself, or a ReLU of it that its epilogue computes."""
+    itself, or an op of it (a ReLU, ReLU's backward) that its epilogue computes."""
     plan = src.plan
-    relu = n is not src
     buf = Buffer(n.device, plan.nbytes)
-    plan.produce(buf.raw, relu)
-    if relu:
+    if n is src:
+        plan.produce(buf.raw, src.args)
+    else:
+        plan.produce(buf.raw, src.args, n.plan.fuse[0], n.args[1] if len(n.args) > 1 else None)
         count("fused")
         count("fused_ops", 2)
     _store(n, buf)

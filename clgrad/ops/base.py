@@ -217,7 +217,7 @@ class _EwPlan:
     the unfused launch is built only if a chain of one is launched (`launch_for_run`)."""
 
     __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first",
-                 "fuse", "spec", "node", "alone")
+                 "fuse", "spec", "node")
 
     def launch_for_run(self):
         launch = self.launch
@@ -228,13 +228,6 @@ class _EwPlan:
 
 _ew_plans: dict = {}
 
-
-def _forget_alone():
-    for plan in _ew_plans.values():
-        plan.alone = 0
-
-
-lazy.on_enable.append(_forget_alone)     # fusion turned on starts without that history
 
 
 def _ew_key(op, args, out):
@@ -266,13 +259,7 @@ def ew(op: Op, *args, out=None):
         args = [c(a) if c is not None else a for c, a in zip(convs, args)]
     if out is None:
         if plan.fuse is not None and lazy.enabled:
-            alone = plan.alone
-            if alone < lazy.EAGER_AFTER:
-                return args[plan.first]._plain._pending(plan, args)
-            # its last results were each read before anything used them: launch it now (a
-            # pending node would only add its cost), looking again every REPROBE calls
-            plan.alone = alone + 1 if alone < lazy.EAGER_AFTER + lazy.REPROBE else \
-                lazy.EAGER_AFTER - 1
+            return args[plan.first]._plain._pending(plan, args)
         out = args[plan.first]._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view,
                                             plan.out_dtype)
     launch = plan.launch
@@ -328,7 +315,6 @@ def _ew_plan(op: Op, args, out):
             and not _wide([out_view, *(t._view for t in tens)])):
         plan.fuse = (op.name, _render_expr(expr, compute), compute, preamble)
         plan.node = (device, out_view, out_dtype, compute)     # what a pending node copies
-        plan.alone = 0      # how many of its pending results in a row launched alone
     else:
         plan.launch = _plan_launch(*plan.spec)
     return plan
@@ -372,13 +358,12 @@ class _StorePlan:
     """A pending write of `x0` into an existing tensor (clgrad/array.py: Array._write_pending):
     the fields a pending node reads, and the unfused launch for a chain of one."""
 
-    __slots__ = ("fuse", "out_view", "out_dtype", "device", "node", "alone")
+    __slots__ = ("fuse", "out_view", "out_dtype", "device", "node")
 
     def __init__(self, name, compute, dst):
         self.fuse = (name, "x0", compute, ())
         self.out_view, self.out_dtype, self.device = dst._view, dst.dtype, dst._buf.device
         self.node = (self.device, self.out_view, self.out_dtype, compute)
-        self.alone = 0
 
     def store(self, dst, args):
         name, expr, compute, preamble = self.fuse

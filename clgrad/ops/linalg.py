@@ -67,12 +67,28 @@ class _GemmPlan:
     it when its result is needed, with a ReLU in its epilogue when the only use of the product
     was a ReLU. The fields a pending node reads, and `produce(out_raw, relu)`."""
 
-    __slots__ = ("node", "nbytes", "alone", "call")
+    __slots__ = ("node", "nbytes", "call")
 
-    def produce(self, out_raw, relu: bool):
+    def takes(self, name: str, other) -> bool:
+        """Whether the epilogue can compute the elementwise op `name` of the product (and
+        `other`, a launched (buffer, view, dtype), as its second input)."""
+        if name == "relu":
+            return True
+        bias, bshape = self.call[-1], self.call[-3]
+        return (name == "threshold_backward" and bias is None and all(s == 1 for s in bshape)
+                and other[2] is self.node[2])
+
+    def produce(self, out_raw, args, name=None, other=None):
+        """Launch into out_raw, with the epilogue computing `name` ('relu', or
+        'threshold_backward' with the ReLU output `other` as its mask) when given."""
         device, dt, acc_t, cv, c_bst, a, b, M, N, K, bshape, wide, bias = self.call
+        mask = None
+        if name == "threshold_backward":
+            mv = other[1].expand(cv.shape)
+            mask = gemm.Operand(other[0].raw, mv.offset, *mv.strides[-2:])
+            wide = wide or _wide([mv])
         gemm.matmul(device, dt, acc_t, gemm.Operand(out_raw, cv.offset, *cv.strides[-2:], c_bst),
-                    a, b, M, N, K, bshape, wide, bias=bias, relu=relu)
+                    a, b, M, N, K, bshape, wide, bias=bias, relu=name == "relu", mask=mask)
 
 
 def _pending_product(T, a, b, bias, batch, M, K, N, device):
@@ -91,7 +107,6 @@ def _pending_product(T, a, b, bias, batch, M, K, N, device):
     plan = _GemmPlan()
     plan.node = (device, cv, dt, dt.compute)
     plan.nbytes = cv.numel * dt.itemsize
-    plan.alone = 0
     plan.call = (device, dt, dt.compute, cv, c_bst,
                  gemm.Operand(a._buf.raw, av.offset, *av.strides[-2:], a_bst),
                  gemm.Operand(b._buf.raw, bv.offset, *bv.strides[-2:], b_bst),

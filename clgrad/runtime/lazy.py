@@ -11,15 +11,10 @@ import threading
 enabled = os.environ.get("CLGRAD_FUSION", "1").strip().lower() not in ("0", "false", "no", "off")
 pending: list = []          # pending nodes in the order they were asked for
 reads: set = set()          # ids of the buffers pending nodes read (a write must wait for them)
+writes = 0                  # pending writes into existing memory
 lock = threading.RLock()
 owner = None                # the thread whose flush is under way
 realize = None              # clgrad/array.py installs the function that launches `pending`
-on_enable: list = []        # called when fusion is turned on (ops/base.py forgets its history)
-# an elementwise plan whose last EAGER_AFTER pending results were each launched alone (read at
-# once, no pending input, nothing pending beside it) launches eagerly; every REPROBE-th call
-# is pending again, to notice when its results start feeding chains
-EAGER_AFTER = 4
-REPROBE = 32
 
 
 def flush() -> None:
@@ -34,7 +29,4 @@ def set_enabled(flag: bool) -> bool:
     global enabled
     flush()
     old, enabled = enabled, bool(flag)
-    if enabled and not old:
-        for f in on_enable:
-            f()
     return old
