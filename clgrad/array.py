@@ -12,9 +12,9 @@ import numpy as np
 from . import dtypes as dt
 from .dtypes import DType
 from .runtime import Buffer, Device, check_dtype, lazy
-from .runtime.fusion import fused_kernel
+from .runtime.fusion import chain_key, plan_chain
 from .runtime.memory import count
-from .view import View, coalesce
+from .view import View
 
 
 # contiguous View by shape: most outputs are fresh contiguous tensors of a shape seen before
@@ -219,7 +219,7 @@ def _leaf_of(x):
 
 _reads = lazy.reads     # the set object itself: lazy.py only ever clears it
 
-_fused: dict = {}       # structure key (names and types only, all hashed in C) -> Kernel
+_chains: dict = {}      # structure and views of a run of segments -> runtime/fusion.ChainPlan
 MAX_SEGMENTS = 8        # independent chains in one launch
 MAX_OPERANDS = 24       # buffers of one launch, all chains together
 
@@ -503,104 +503,16 @@ def _produce(n, src):
     _store(n, buf)
 
 
-class _ChainPlan:
-    """Everything derived for one launch of fused segments with given views (the cached launch
-    plan per chain structure): the kernel, its argument list with offsets, strides and sizes in
-    place, and the positions where each launch's buffers and scalars go."""
-
-    __slots__ = ("kernel", "gsize", "lsize", "args", "bpos", "spos", "n_ops")
-
-
-_chains: dict = {}      # structure and views of a run of segments -> _ChainPlan
-
-
-def _chain_key(run):
-    """Names, types and views of a run of segments (every part hashes in C)."""
-    key = [run[0].device.index, run[0].compute]
-    for seg in run:
-        first = seg.group[0]
-        key.append((tuple(seg.body), tuple(seg.preamble), first.view.shape, seg.outputs,
-                    len(seg.scalars)))
-        for n in seg.group:
-            t = n.target
-            key.append(None if t is None else (t[1].shape, t[1].strides, t[1].offset,
-                                               t[2].name))
-        for x in seg.leaves:
-            if type(x) is _Lazy:
-                key.append((x.view.shape, x.dtype.name))
-            else:
-                v = x[1]
-                key.append((v.shape, v.strides, v.offset, x[2].name))
-    return tuple(key)
-
-
-def _plan_chain(run) -> _ChainPlan:
-    specs, args, begin, n_ops = [], [], 0, 0
-    bpos, spos, preamble = [], [], []
-    multi = len(run) > 1
-    for seg in run:
-        for f in seg.preamble:
-            if f not in preamble:
-                preamble.append(f)
-        leaves = [_leaf_of(x) if type(x) is _Lazy else x for x in seg.leaves]
-        shape = seg.group[0].view.shape
-        numel = seg.group[0].view.numel
-        outs = [n.target[1] if n.target is not None else n.view for n in seg.group]
-        views = [v if v.shape == shape else v.expand(shape) for v in outs] + \
-                [v if v.shape == shape else v.expand(shape) for _, v, _ in leaves]
-        cshape, cst = coalesce(shape, *(v.strides for v in views))
-        rank = len(cshape)
-        flat = None
-        no = len(outs)
-        if rank == 1 and all(st[0] == 1 for st in cst[:no]) and \
-                all(st[0] in (0, 1) for st in cst[no:]):
-            flat = tuple(numel > 1 and st[0] == 1 for st in cst[no:])
-        elif rank == 1 and numel == 1:
-            flat = (False,) * len(leaves)
-        specs.append((tuple(seg.body), tuple(d for _, _, d in leaves), len(seg.scalars),
-                      seg.outputs, flat, rank))
-        if multi:
-            args.append(begin)
-        for v, st in zip(views, cst):
-            bpos.append(len(args))
-            args += (None, v.offset)
-            if flat is None:
-                args += st
-        for _ in seg.scalars:
-            spos.append(len(args))
-            args.append(None)
-        args.append(numel)
-        if flat is None:
-            args += cshape
-        begin += numel
-        n_ops += len(seg.body)
-    first = run[0]
-    key = (first.device.index, first.compute, tuple(preamble),
-           tuple((tuple((b[1], b[2].name, b[3]) for b in body), tuple(d.name for d in lv), ns,
-                  outs, flat, rank) for body, lv, ns, outs, flat, rank in specs))
-    k = _fused.get(key)
-    if k is None:
-        if len(_fused) >= 4096:
-            _fused.clear()
-        k = _fused[key] = fused_kernel(first.device, first.compute, tuple(preamble),
-                                       tuple(specs))
-    plan = _ChainPlan()
-    plan.kernel = k
-    plan.gsize, plan.lsize = k.sizes_1d(begin)
-    plan.args, plan.bpos, plan.spos, plan.n_ops = args, tuple(bpos), tuple(spos), n_ops
-    return plan
-
-
 def _launch(run):
     if len(run) == 1 and run[0].single:
         _launch_one(run[0].group[0])
         return
-    key = _chain_key(run)
+    key = chain_key(run)
     plan = _chains.get(key)
     if plan is None:
         if len(_chains) >= 4096:
             _chains.clear()
-        plan = _chains[key] = _plan_chain(run)
+        plan = _chains[key] = plan_chain(run)
     args = plan.args.copy()
     bufs, scalars, fresh = [], [], []
     for seg in run:

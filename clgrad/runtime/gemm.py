@@ -26,8 +26,7 @@ from .device import Device, devices
 from .memory import Buffer
 from .program import cache_dir, kernel, memoize, render
 
-# the epilogue is a launch flag (kernels_cl/gemm_cpu*.cl), not a program: bit 1 bias, bit 2 relu,
-# bit 3 a mask (the bias operand holds it: C where mask > 0, else 0; ReLU's backward)
+# the epilogue is a launch flag (kernels_cl/gemm_cpu*.cl): bit 1 bias, 2 relu, 3 mask (in bias)
 EPILOGUES = {None: 0, "bias": 2, "bias_relu": 6, "relu": 4, "mask": 8}
 PROBE_ENV = "CLGRAD_GEMM_PROBE"        # "0" trusts every variant without a child process
 # runtimes that have run every variant without crashing: their probe checks the result in this
@@ -536,19 +535,13 @@ def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Ope
            bias: Operand | None = None, relu: bool = False,
            mask: Operand | None = None) -> None:
     """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst); `family`
-    overrides family_for. `bias` (the CPU kernels' epilogue, same for every batch) is added
-    to C, then `relu` applied; or C is kept only where `mask` (an operand like the bias) is
-    > 0. Fusion folds a ReLU of a fresh product, or ReLU's backward, into these. Only the
-    'cpu' family takes an epilogue."""
+    overrides family_for. Epilogues (the 'cpu' family only): `bias` (same for every batch)
+    added, then `relu`; or C kept where `mask` (an operand like the bias) is > 0."""
     family = family or family_for(device, dt)
     if family == "cpu":
-        if mask is not None:
-            if bias is not None or relu:
-                raise ValueError("a GEMM's mask epilogue excludes the bias and relu")
-            bias, epilogue = mask, "mask"
-        else:
-            epilogue = ("bias_relu" if relu else "bias") if bias is not None else \
-                ("relu" if relu else None)
+        epilogue = "mask" if mask is not None else ("bias_relu" if relu else "bias") \
+            if bias is not None else ("relu" if relu else None)
+        bias = mask if mask is not None else bias
         cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide, bias=bias,
                  epilogue=epilogue)
         return
