@@ -4,17 +4,17 @@ subclasses Array, so the ops floor takes and returns Arrays and works on Tensors
 from __future__ import annotations
 
 import math
-import threading
 import weakref
+from threading import get_ident as _ident
 
 import numpy as np
 
 from . import dtypes as dt
 from .dtypes import DType
 from .runtime import Buffer, Device, check_dtype, lazy
-from .runtime.fusion import fused_kernel
+from .runtime.fusion import chain_key, plan_chain
 from .runtime.memory import count
-from .view import View, coalesce
+from .view import View
 
 
 # contiguous View by shape: most outputs are fresh contiguous tensors of a shape seen before
@@ -39,9 +39,14 @@ class Array:
 
     def __getattr__(self, name):
         # only reached when normal lookup fails: `_buf` of a pending Array launches it
-        if name == "_buf" and self.__dict__.get("_lazy") is not None:
-            lazy.realize()
-            return self.__dict__["_buf"]
+        if name == "_buf":
+            lz = self.__dict__.get("_lazy")
+            if lz is not None:
+                if lz.prod:
+                    _realize_producer(lz)
+                else:
+                    lazy.realize()
+                return self.__dict__["_buf"]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @classmethod
@@ -78,15 +83,22 @@ class Array:
         return a
 
     @classmethod
-    def _pending(cls, plan, args) -> "Array":
+    def _pending(cls, plan, args, producer=False) -> "Array":
         """A pending result of the elementwise plan `plan` (ops/base.py's _EwPlan: its output
         view, dtype and device, `fuse` = (name, expression, compute type, preamble files) and
-        `launch_for_run()`) over `args`: Arrays and converted scalars."""
+        `launch_for_run()`) over `args`: Arrays and converted scalars. A `producer` is not
+        elementwise (ops/linalg.py's _GemmPlan, ops/reduce.py's _ReducePlan: `node`, `nbytes`,
+        `takes(name, other)`, `produce(out_raw, args, name, other)`) and its args
+        are launched Arrays: it launches on its own, computing an elementwise op that is its
+        only use in its epilogue when `takes` says it can."""
         with lazy.lock:
             if len(lazy.pending) >= MAX_PENDING:
                 lazy.realize()              # also forgets the chains nobody holds any more
             node = _Lazy(plan, args)
-            a = cls._make(None, plan.out_view, plan.out_dtype)
+            if producer:
+                node.prod = True
+                node.leaves = 1             # a consumer reads it as one stored input
+            a = cls._make(None, node.view, node.dtype)
             del a._buf                      # reading it now reaches __getattr__
             a._lazy = node
             node.ref = weakref.ref(a)
@@ -103,6 +115,7 @@ class Array:
                 lazy.realize()              # a pending read of this buffer goes first
             node = _Lazy(plan, args)
             node.target = (buf, self._view, self.dtype)    # what it is now, as for reads
+            lazy.writes += 1
             node.ref = _nothing
             lazy.pending.append(lambda: node)   # held strongly: a write happens regardless
         buf.version += 1
@@ -156,7 +169,8 @@ class _Lazy:
     the chain behind it is, and once launched, the buffer holding its value."""
 
     __slots__ = ("plan", "args", "device", "view", "dtype", "compute", "ref", "keep", "buf",
-                 "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "__weakref__")
+                 "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "prod",
+                 "into", "__weakref__")
 
     def __init__(self, plan, args):
         size, leaves, out = 1, 0, []
@@ -168,7 +182,7 @@ class _Lazy:
                 if lz is None:
                     leaves += 1
                     a = (a._buf, a._view, a.dtype)
-                    lazy.reads.add(id(a[0]))     # a write into it must wait for this read
+                    _reads.add(id(a[0]))         # a write into it must wait for this read
                 else:
                     size += lz.size
                     leaves += lz.leaves
@@ -178,17 +192,15 @@ class _Lazy:
             lazy.realize()                    # start a new chain over launched inputs
             self.__init__(plan, args)
             return
-        self.args = tuple(out)
+        self.args = out
         self.deep = size > 1                  # some input is pending too
         self.plan = plan
-        self.device = plan.device
-        self.view = plan.out_view
-        self.dtype = plan.out_dtype
-        self.compute = plan.fuse[2]
+        self.device, self.view, self.dtype, self.compute = plan.node
         self.size, self.leaves = size, leaves
-        self.keep = None                      # weakly, autograd's handle on it as a saved output
-        self.buf = None
-        self.target = None                    # (buffer, view, dtype) a pending write stores into
+        self.keep = self.buf = self.target = self.into = None
+        self.prod = False       # a producer (a GEMM), not an elementwise op
+        # keep: weakly, autograd's handle on it as a saved output; target: (buffer, view,
+        # dtype) a pending write stores into
 
     def value(self):
         """The buffer holding this node's value, launching what is pending first (a saved
@@ -205,16 +217,18 @@ def _leaf_of(x):
     return x
 
 
-_fused: dict = {}       # structure key (names and types only, all hashed in C) -> Kernel
+_reads = lazy.reads     # the set object itself: lazy.py only ever clears it
+
+_chains: dict = {}      # structure and views of a run of segments -> runtime/fusion.ChainPlan
 MAX_SEGMENTS = 8        # independent chains in one launch
 MAX_OPERANDS = 24       # buffers of one launch, all chains together
 
 
 def _realize():
+    me = _ident()
+    if lazy.owner == me:
+        return                          # this flush's own launches (only this thread sets it)
     with lazy.lock:
-        me = threading.get_ident()
-        if lazy.owner == me:
-            return                      # this flush's own launches
         lazy.owner = me
         try:
             _realize_pending()
@@ -223,7 +237,31 @@ def _realize():
             # until it is enqueued, so its next launch cannot overtake it
             lazy.pending.clear()
             lazy.reads.clear()
+            lazy.writes = 0
             lazy.owner = None
+
+
+def _realize_producer(n):
+    """Launch only the pending producer n (its inputs were launched when it was asked for, its
+    output is fresh), leaving the other pending work pending, unless a pending write exists
+    (then everything launches, in order, as for any other read)."""
+    if lazy.owner == _ident():
+        return
+    with lazy.lock:
+        if n.buf is not None:
+            return
+        if lazy.writes:
+            _realize()
+            return
+        a = n.ref()
+        n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+        lazy.owner = _ident()           # its launch must not launch the rest
+        try:
+            _produce(n, n)
+        finally:
+            lazy.owner = None
+        n.mat, n.grp = True, -1         # later flushes read it as a launched input
+        n.args = n.arr = n.plan = None
 
 
 def _realize_pending():
@@ -231,12 +269,25 @@ def _realize_pending():
     if len(pending) == 1:
         # the common case (an op whose result is read at once): no grouping to do
         n = pending[0]()
+        if n is not None and n.plan is None:
+            return                      # a producer already launched on its own
         if n is not None and not n.deep:
-            _launch_one(n, alone=True)
+            if n.prod:
+                a = n.ref()
+                n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+                keep = n.keep
+                if n.arr is not None or (keep is not None and keep() is not None):
+                    _produce(n, n)
+                n.args = n.arr = n.plan = None
+            elif n.target is None:
+                _launch_alone(n)
+            else:
+                _launch_one(n)
             return
         nodes = [] if n is None else [n]
     else:
-        nodes = [n for n in map(lambda r: r(), pending) if n is not None]
+        # (a producer launched on its own is still listed: skip it)
+        nodes = [n for n in map(lambda r: r(), pending) if n is not None and n.plan is not None]
     if not nodes:
         return
     for n in nodes:
@@ -245,7 +296,7 @@ def _realize_pending():
         keep = n.keep
         n.mat = n.used = (n.arr is not None or n.target is not None or
                           (keep is not None and keep() is not None))
-        n.grp = None
+        n.grp = None            # the marking below counts a producer's readers in it
     # consumers before their inputs: mark what is needed and what must be stored (a
     # result something holds, or one read by an op of another shape or compute type)
     for n in reversed(nodes):
@@ -254,12 +305,39 @@ def _realize_pending():
         for x in n.args:
             if type(x) is _Lazy and x.buf is None:
                 x.used = True
-                if x.view.shape != n.view.shape or x.compute != n.compute or \
-                        x.device is not n.device:
+                # a 0-d node is inlined into consumers of any shape (its leaves are 0-d too,
+                # read broadcast): the loss's scalar arithmetic joins the gradient it seeds
+                if (x.view.shape != n.view.shape and x.view.shape != ()) or \
+                        x.compute != n.compute or x.device is not n.device or x.prod:
                     x.mat = True
+                    x.grp = x.grp + 1 if type(x.grp) is int else 1    # its readers
+    for n in nodes:
+        # a ReLU (or ReLU's backward, masking a product by a launched ReLU output) that is
+        # the only use of a product: the product's epilogue computes it
+        if not n.used or n.prod or n.target is not None:
+            continue
+        name, args = n.plan.fuse[0], n.args
+        if name == "relu" and len(args) == 1:
+            other = None
+        elif name == "threshold_backward" and len(args) == 2 and type(args[1]) is tuple:
+            other = args[1]
+        else:
+            continue
+        g = args[0]
+        if type(g) is _Lazy and g.prod and g.buf is None and g.arr is None and \
+                g.grp == 1 and (g.keep is None or g.keep() is None) and \
+                g.dtype is n.dtype and g.view.shape == n.view.shape and \
+                g.plan.takes(name, other):
+            n.into, n.mat, g.used, g.mat = g, True, False, False
+    for n in nodes:
+        n.grp = None
     groups, key, ops, leaves = [], None, 0, 0
     for n in nodes:
-        if n.mat:
+        if n.mat and (n.prod or n.into is not None):
+            groups.append(n)        # launches on its own
+            n.grp = len(groups)
+            key = None
+        elif n.mat:
             k = (n.device.index, n.view.shape, n.compute)
             if k != key or ops + n.size > 2 * MAX_OPS or leaves + n.leaves > MAX_LEAVES \
                     or len(groups[-1]) >= MAX_SEGMENTS:
@@ -274,6 +352,14 @@ def _realize_pending():
     try:
         run = []
         for g in groups:
+            if type(g) is _Lazy:
+                # in creation order: letting it go before the chains collected so far would
+                # make what joins them depend on what happened to be pending before it
+                if run:
+                    _launch(run)
+                    run = []
+                _produce(g, g if g.into is None else g.into)
+                continue
             seg = _Segment(g)
             if run and not _joins(run, seg):
                 _launch(run)
@@ -283,7 +369,7 @@ def _realize_pending():
             _launch(run)
     finally:
         for n in nodes:
-            n.args = n.arr = n.plan = n.target = None
+            n.args = n.arr = n.plan = n.target = n.into = None
 
 
 class _Segment:
@@ -367,21 +453,35 @@ def _joins(run, seg) -> bool:
     return True
 
 
-def _launch_one(n, alone=False):
-    """A chain of one: the op's own (unfused) kernel, exactly as eager. `alone`: the only
-    pending node, launched only if something can still read it."""
+def _launch_alone(n):
+    """The only pending node, no pending input: its op's own (unfused) kernel, exactly as
+    eager, if anything can still read it."""
+    plan = n.plan
+    args = n.args
+    n.args = n.plan = None
+    a = n.ref()
+    if a is None or a.__dict__.get("_lazy") is not n:
+        a = None
+        keep = n.keep
+        if keep is None or keep() is None:
+            return                      # nobody can read it: never launched
+    buf = Buffer(n.device, plan.nbytes)
+    plan.launch_for_run().run_leaves(buf.raw, args)
+    buf.version = 1                  # as an eager op's output after its launch
+    n.buf = buf
+    if a is not None:
+        a._buf = buf
+        a._lazy = None
+
+
+def _launch_one(n):
+    """A chain of one: the op's own (unfused) kernel, exactly as eager."""
     try:
         if n.target is not None:
             args = [Array._make(*_leaf_of(x)) if type(x) is _Lazy or type(x) is tuple else x
                     for x in n.args]
             n.plan.store(Array._make(*n.target), args)
             return
-        if alone:
-            a = n.ref()
-            n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
-            keep = n.keep
-            if n.arr is None and (keep is None or keep() is None):
-                return                  # nobody can read it: never launched
         buf = Buffer(n.device, n.view.numel * n.dtype.itemsize)
         n.plan.launch_for_run().run_leaves(buf.raw, n.args)
         _store(n, buf)
@@ -389,67 +489,50 @@ def _launch_one(n, alone=False):
         n.args = n.arr = n.plan = n.target = None
 
 
+def _produce(n, src):
+    """Launch the producer node `src` (a pending GEMM) into a fresh buffer for node n: src
+    itself, or an op of it (a ReLU, ReLU's backward) that its epilogue computes."""
+    plan = src.plan
+    buf = Buffer(n.device, plan.nbytes)
+    if n is src:
+        plan.produce(buf.raw, src.args)
+    else:
+        plan.produce(buf.raw, src.args, n.plan.fuse[0], n.args[1] if len(n.args) > 1 else None)
+        count("fused")
+        count("fused_ops", 2)
+    _store(n, buf)
+
+
 def _launch(run):
     if len(run) == 1 and run[0].single:
         _launch_one(run[0].group[0])
         return
-    specs, args, fresh, begin, n_ops = [], [], [], 0, 0
-    preamble = []
-    multi = len(run) > 1
+    key = chain_key(run)
+    plan = _chains.get(key)
+    if plan is None:
+        if len(_chains) >= 4096:
+            _chains.clear()
+        plan = _chains[key] = plan_chain(run)
+    args = plan.args.copy()
+    bufs, scalars, fresh = [], [], []
     for seg in run:
-        for f in seg.preamble:
-            if f not in preamble:
-                preamble.append(f)
-        leaves = [_leaf_of(x) if type(x) is _Lazy else x for x in seg.leaves]
-        shape = seg.group[0].view.shape
-        numel = seg.group[0].view.numel
-        outs = []
         for n in seg.group:
             if n.target is not None:
-                outs.append(n.target[:2])
+                bufs.append(n.target[0])
             else:
-                b = Buffer(n.device, numel * n.dtype.itemsize)
+                b = Buffer(n.device, n.view.numel * n.dtype.itemsize)
                 fresh.append((n, b))
-                outs.append((b, n.view))
-        views = [v if v.shape == shape else v.expand(shape) for _, v in outs] + \
-                [v if v.shape == shape else v.expand(shape) for _, v, _ in leaves]
-        cshape, cst = coalesce(shape, *(v.strides for v in views))
-        rank = len(cshape)
-        flat = None
-        no = len(outs)
-        if rank == 1 and all(st[0] == 1 for st in cst[:no]) and \
-                all(st[0] in (0, 1) for st in cst[no:]):
-            flat = tuple(numel > 1 and st[0] == 1 for st in cst[no:])
-        elif rank == 1 and numel == 1:
-            flat = (False,) * len(leaves)
-        specs.append((tuple(seg.body), tuple(d for _, _, d in leaves), len(seg.scalars),
-                      seg.outputs, flat, rank))
-        if multi:
-            args.append(begin)
-        bufs = [b for b, _ in outs] + [b for b, _, _ in leaves]
-        for b, v, st in zip(bufs, views, cst):
-            args += (b.raw, v.offset)
-            if flat is None:
-                args += st
-        args += seg.scalars
-        args.append(numel)
-        if flat is None:
-            args += cshape
-        begin += numel
-        n_ops += len(seg.body)
-    first = run[0]
-    key = (first.device.index, first.compute, tuple(preamble),
-           tuple((tuple((b[1], b[2].name, b[3]) for b in body), tuple(d.name for d in lv), ns,
-                  outs, flat, rank) for body, lv, ns, outs, flat, rank in specs))
-    k = _fused.get(key)
-    if k is None:
-        if len(_fused) >= 4096:
-            _fused.clear()
-        k = _fused[key] = fused_kernel(first.device, first.compute, tuple(preamble),
-                                       tuple(specs))
+                bufs.append(b)
+        for x in seg.leaves:
+            bufs.append(x.buf if type(x) is _Lazy else x[0])
+        scalars += seg.scalars
+    for pos, b in zip(plan.bpos, bufs):
+        args[pos] = b.raw
+    for pos, v in zip(plan.spos, scalars):
+        args[pos] = v
     count("fused")
-    count("fused_ops", n_ops)
-    k.launch_1d(begin, *args)
+    count("fused_ops", plan.n_ops)
+    plan.kernel(plan.gsize, plan.lsize, *args)
     for n, b in fresh:
         _store(n, b)
 

@@ -3,7 +3,8 @@
  * not a private array) and walks k over [k0, k1): one vector load of B's row, one broadcast of
  * each A element, RM vector multiply-adds. Python splits K into k-blocks across launches
  * (flags bit 0: add into C) so the B slab one row-block walks stays in cache; the epilogue is
- * a flag too (bit 1: add the bias, bit 2: relu), so one program serves every epilogue. A may
+ * a flag too (bit 1: add the bias, bit 2: relu, bit 3: keep C where a mask operand, passed as
+ * the bias, is > 0: ReLU's backward), so one program serves every epilogue. A may
  * have any strides; B's load is a vector load or a gather (snippet from Python). */
 ${extensions}
 
@@ -12,9 +13,12 @@ typedef ${vec_t} clg_vec_t;
 #define VW ${vw}
 #define CLG_LBV(o) ${load_bv}
 
-/* the epilogue, applied once, on the last k-block: bias (flags bit 1), then relu (bit 2) */
+/* the epilogue, applied once, on the last k-block: bias (flags bit 1), then relu (bit 2); or
+ * the mask (bit 3) alone */
 inline clg_acc_t clg_epi(clg_acc_t x, int flags, clg_acc_t bv)
 {
+    if (flags & 8)      /* ReLU's backward: bv is the ReLU's output, read as the bias is */
+        return bv > (clg_acc_t)0 ? x : (clg_acc_t)0;
     if (flags & 2)
         x += bv;
     return (flags & 4) && x < (clg_acc_t)0 ? (clg_acc_t)0 : x;   /* relu keeps NaN */
@@ -35,7 +39,7 @@ inline void clg_store_row(__global clg_acc_t* C, ${idx} co, ${idx} c_cs, int nco
         clg_acc_t x = row[j];
         if (flags & 1)
             x += C[co + j * c_cs];
-        if (flags & 6)
+        if (flags & 14)
             x = clg_epi(x, flags, bias[bo + j * bias_cs]);
         C[co + j * c_cs] = x;
     }

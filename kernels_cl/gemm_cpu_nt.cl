@@ -2,7 +2,8 @@
  * and B's columns are both contiguous over k (A @ W^T, as in a linear layer or a gradient
  * against a transposed operand). Each work-item holds an RM x RN block of C as vector partial
  * sums over k (named variables), reduced across lanes once at the end. k runs over [k0, k1);
- * flags bit 0 adds into C, bits 1 and 2 add the bias and apply relu, as in gemm_cpu.cl. */
+ * flags bit 0 adds into C, bits 1, 2 and 3 add the bias, apply relu or the mask, as in
+ * gemm_cpu.cl. */
 ${extensions}
 
 typedef ${acc_t} clg_acc_t;
@@ -10,6 +11,8 @@ typedef ${vec_t} clg_vec_t;
 #define VW ${vw}
 inline clg_acc_t clg_epi(clg_acc_t x, int flags, clg_acc_t bv)
 {
+    if (flags & 8)      /* ReLU's backward: bv is the ReLU's output, read as the bias is */
+        return bv > (clg_acc_t)0 ? x : (clg_acc_t)0;
     if (flags & 2)
         x += bv;
     return (flags & 4) && x < (clg_acc_t)0 ? (clg_acc_t)0 : x;   /* relu keeps NaN */
@@ -25,7 +28,7 @@ inline void clg_store(__global clg_acc_t* C, ${idx} o, clg_acc_t x, int flags,
 {
     if (flags & 1)
         x += C[o];
-    if (flags & 6)
+    if (flags & 14)
         x = clg_epi(x, flags, bias[bo]);
     C[o] = x;
 }

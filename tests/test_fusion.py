@@ -2,6 +2,9 @@
 generated kernel per chain, equal to the unfused results bit for bit, through autograd, in-place
 writes, views of every layout, 0-d and empty tensors, and under clgrad.jit."""
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,8 @@ from clgrad.autograd import gradcheck
 from clgrad.runtime import lazy
 
 from helpers import LAYOUTS, make
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -256,3 +261,126 @@ def test_many_live_results(device):
         want = [(x * k + k).numpy() for k in range(200)]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def _epilogue_folds(device):
+    """Whether a ReLU of a fresh product folds into the GEMM's epilogue on this device (the CPU
+    kernel family has the epilogue flag)."""
+    from clgrad.runtime import gemm
+    return gemm.family_for(device, clgrad.float32) == "cpu"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_of_product_equals_unfused(device, layout):
+    x, w, b = _f32((6, 5), (5, 7), (7,), seed=4)
+    _same(lambda x, w, b: F.relu(F.linear(x, w.t(), b)), [x, w, b], device, layout, grad=True)
+    _same(lambda x, w: (x @ w).relu() * 2 - x.sum(), [x, w], device, layout, grad=True)
+    xb, wb = _f32((3, 6, 5), (5, 4), seed=5)
+    _same(lambda x, w: (x @ w).relu(), [xb, wb], device, layout, grad=True)
+
+
+def test_relu_folds_into_the_product(device):
+    x, w, b = (clgrad.tensor(a, device=device) for a in _f32((8, 5), (7, 5), (7,), seed=6))
+    F.linear(x, w, b)._buf                            # builds what the timed run launches
+    runtime.reset_stats()
+    y = F.relu(F.linear(x, w, b))
+    got = y.numpy()
+    st = runtime.stats()
+    want = np.maximum(x.numpy() @ w.numpy().T + b.numpy(), 0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if _epilogue_folds(device):
+        assert st["launches"] == 1 and st["fused"] == 1 and st["fused_ops"] == 2
+    else:
+        assert st["launches"] == 2
+
+
+def test_held_product_is_not_folded(device):
+    xa, wa = _f32((4, 3), (3, 5), seed=7)
+    x, w = clgrad.tensor(xa, device=device), clgrad.tensor(wa, device=device)
+    c = x @ w                               # held: its own values must survive the ReLU
+    r = c.relu()
+    d = c * 3                               # and a second reader
+    np.testing.assert_array_equal(r.numpy(), np.maximum(c.numpy(), 0))
+    np.testing.assert_array_equal(d.numpy(), c.numpy() * np.float32(3))
+    e = (x @ w).relu()
+    x.add_(1)                               # a write into an input waits for the product
+    np.testing.assert_array_equal(e.numpy(), r.numpy())
+
+
+def test_relu_backward_folds_into_the_product(device):
+    x, w1, w2 = _f32((6, 5), (5, 8), (8, 3), seed=9)
+    st = _same(lambda x, w1, w2: F.relu(x @ w1) @ w2, [x, w1, w2], device, grad=True)
+    # forward: the ReLU; backward: the mask on g @ w2^T (fused_ops - fused counts both)
+    if _epilogue_folds(device):
+        assert st["fused_ops"] - st["fused"] >= 2
+
+
+def test_pending_reduction_reads_in_order(device):
+    a = _f32((4, 6), seed=10)[0]
+    x = clgrad.tensor(a, device=device)
+    y = x * 2                               # pending
+    s = x.sum(1)                            # a pending reduction ...
+    s._buf                                  # ... launched alone:
+    assert y._lazy is not None              # the chain beside it stays pending
+    np.testing.assert_array_equal(s.numpy(), a.sum(1, dtype=np.float32))
+    x.copy_(clgrad.tensor(a + 1, device=device))   # a pending write into its input
+    t = x.sum(0)
+    r = y + s.sum()
+    np.testing.assert_array_equal(t.numpy(), (a + 1).sum(0, dtype=np.float32))
+    np.testing.assert_array_equal(r.numpy(), a * 2 + a.sum(1, dtype=np.float32).sum())
+    with fusion(False):
+        want = (clgrad.tensor(a, device=device).sum(1) * 3).numpy()
+    np.testing.assert_array_equal((clgrad.tensor(a, device=device).sum(1) * 3).numpy(), want)
+
+
+def test_relu_of_product_gradcheck(fp64):
+    rng = np.random.default_rng(8)
+    x = clgrad.tensor(rng.uniform(-1, 1, (4, 3)), dtype=clgrad.float64, device=fp64,
+                      requires_grad=True)
+    w = clgrad.tensor(rng.uniform(-1, 1, (5, 3)), dtype=clgrad.float64, device=fp64,
+                      requires_grad=True)
+    b = clgrad.tensor(rng.uniform(-1, 1, (5,)), dtype=clgrad.float64, device=fp64,
+                      requires_grad=True)
+    f = lambda x, w, b: F.relu(F.linear(x, w, b)) * F.linear(x, w, b)  # noqa: E731
+    assert gradcheck(f, (x, w, b))
+    assert clgrad.autograd.gradgradcheck(f, (x, w, b))
+
+
+# launches one step saves with fusion, bench.QUICK sizes: (elementwise chains, ReLUs and ReLU
+# backward masks folded into a GEMM epilogue). Counted on Intel's runtime and pip's PoCL alike
+# (MLP 30 -> 20, LeNet 55 -> 42, Transformer 269 -> 204); tools/fusion_launches.py prints the
+# full-size figures.
+STEP_SAVINGS = {"mlp": (6, 4), "cnn": (9, 4), "gpt": (65, 0)}
+
+
+def _third_step(device, model):
+    clgrad.manual_seed(0)
+    (_, step), = bench.training_cases(clgrad, bench.QUICK, device, model)
+    step()
+    step()
+    runtime.reset_stats()
+    loss = step()
+    st = runtime.stats()
+    return st["launches"], st["fused"], st["fused_ops"], loss
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "gpt"])
+def test_launches_per_step(device, model):
+    counts = {}
+    for flag in (False, True):
+        with fusion(flag):
+            counts[flag] = _third_step(device, model)
+    chains, relus = STEP_SAVINGS[model]
+    saved = chains + (relus if _epilogue_folds(device) else 0)
+    assert counts[False][0] - counts[True][0] == saved
+    assert counts[True][2] - counts[True][1] == saved          # fused_ops - fused
+    assert counts[True][3] == counts[False][3]                 # the same loss, bit for bit
+
+
+def test_fusion_launches_tool(device):
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "fusion_launches.py"), "--quick",
+                        "--device", device.spec], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:4]]
+    assert [row[0] for row in rows] == ["mlp", "cnn", "gpt"]
+    assert all(int(row[2]) < int(row[1]) and row[-1] == "True" for row in rows)

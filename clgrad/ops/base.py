@@ -217,7 +217,7 @@ class _EwPlan:
     the unfused launch is built only if a chain of one is launched (`launch_for_run`)."""
 
     __slots__ = ("out_dtype", "out_view", "nbytes", "device", "convs", "launch", "first",
-                 "fuse", "spec")
+                 "fuse", "spec", "node")
 
     def launch_for_run(self):
         launch = self.launch
@@ -227,6 +227,7 @@ class _EwPlan:
 
 
 _ew_plans: dict = {}
+
 
 
 def _ew_key(op, args, out):
@@ -313,6 +314,7 @@ def _ew_plan(op: Op, args, out):
             and out_dtype.name in FUSIBLE and all(t.dtype.name in FUSIBLE for t in tens)
             and not _wide([out_view, *(t._view for t in tens)])):
         plan.fuse = (op.name, _render_expr(expr, compute), compute, preamble)
+        plan.node = (device, out_view, out_dtype, compute)     # what a pending node copies
     else:
         plan.launch = _plan_launch(*plan.spec)
     return plan
@@ -356,11 +358,12 @@ class _StorePlan:
     """A pending write of `x0` into an existing tensor (clgrad/array.py: Array._write_pending):
     the fields a pending node reads, and the unfused launch for a chain of one."""
 
-    __slots__ = ("fuse", "out_view", "out_dtype", "device")
+    __slots__ = ("fuse", "out_view", "out_dtype", "device", "node")
 
     def __init__(self, name, compute, dst):
         self.fuse = (name, "x0", compute, ())
         self.out_view, self.out_dtype, self.device = dst._view, dst.dtype, dst._buf.device
+        self.node = (self.device, self.out_view, self.out_dtype, compute)
 
     def store(self, dst, args):
         name, expr, compute, preamble = self.fuse

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..dtypes import LOW_FLOATS, float32
-from ..runtime import gemm
-from ..view import broadcast_shapes, coalesce
+from ..runtime import gemm, lazy
+from ..view import View, broadcast_shapes, coalesce
 from .base import _check_devices, _need, _wide, cast, copy_into, ew
 from .elementwise import ADD
 
@@ -29,6 +29,10 @@ def matmul2(a, b, bias=None):
         return cast(matmul2(*up), a.dtype)
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    family = gemm.family_for(device, a.dtype)
+    if lazy.enabled and family == "cpu" and K > 0 and M * N > 0 and (
+            bias is None or _bias_operand(bias, batch, M, N, device, a.dtype) is not None):
+        return _pending_product(T, a, b, bias, batch, M, K, N, device)
     c = T._empty(batch + (M, N), a.dtype, device)
     if c.numel() == 0:
         return c
@@ -56,6 +60,59 @@ def matmul2(a, b, bias=None):
     if bias is not None and bias_op is None:
         ew(ADD, c, bias, out=c)
     return c
+
+
+class _GemmPlan:
+    """A product whose launch waits (fusion, docs/architecture.md): clgrad/array.py launches
+    it when its result is needed, with a ReLU in its epilogue when the only use of the product
+    was a ReLU. The fields a pending node reads, and `produce(out_raw, relu)`."""
+
+    __slots__ = ("node", "nbytes", "call")
+
+    def takes(self, name: str, other) -> bool:
+        """Whether the epilogue can compute the elementwise op `name` of the product (and
+        `other`, a launched (buffer, view, dtype), as its second input)."""
+        if name == "relu":
+            return True
+        bias, bshape = self.call[-1], self.call[-3]
+        return (name == "threshold_backward" and bias is None and all(s == 1 for s in bshape)
+                and other[2] is self.node[2])
+
+    def produce(self, out_raw, args, name=None, other=None):
+        """Launch into out_raw, with the epilogue computing `name` ('relu', or
+        'threshold_backward' with the ReLU output `other` as its mask) when given."""
+        device, dt, acc_t, cv, c_bst, a, b, M, N, K, bshape, wide, bias = self.call
+        mask = None
+        if name == "threshold_backward":
+            mv = other[1].expand(cv.shape)
+            mask = gemm.Operand(other[0].raw, mv.offset, *mv.strides[-2:])
+            wide = wide or _wide([mv])
+        gemm.matmul(device, dt, acc_t, gemm.Operand(out_raw, cv.offset, *cv.strides[-2:], c_bst),
+                    a, b, M, N, K, bshape, wide, bias=bias, relu=name == "relu", mask=mask)
+
+
+def _pending_product(T, a, b, bias, batch, M, K, N, device):
+    """matmul2 on the CPU kernels with fusion on: the product as a pending result."""
+    dt = a.dtype
+    av = a._view.expand(batch + (M, K))
+    bv = b._view.expand(batch + (K, N))
+    cv = View.contiguous(batch + (M, N))
+    bshape, (c_bst, a_bst, b_bst) = coalesce(batch, cv.strides[:-2], av.strides[:-2],
+                                              bv.strides[:-2]) if batch else ((1,), ((0,),) * 3)
+    wide = _wide([av, bv, cv])
+    bias_op = None
+    if bias is not None:
+        bias_op = _bias_operand(bias, batch, M, N, device, dt)
+        wide = wide or _wide([bias._view])
+    plan = _GemmPlan()
+    plan.node = (device, cv, dt, dt.compute)
+    plan.nbytes = cv.numel * dt.itemsize
+    plan.call = (device, dt, dt.compute, cv, c_bst,
+                 gemm.Operand(a._buf.raw, av.offset, *av.strides[-2:], a_bst),
+                 gemm.Operand(b._buf.raw, bv.offset, *bv.strides[-2:], b_bst),
+                 M, N, K, bshape, wide, bias_op)
+    # the node holds its operands' buffers (they stay allocated until it launches)
+    return T._pending(plan, (a, b) if bias is None else (a, b, bias), producer=True)
 
 
 def _bias_operand(bias, batch, M, N, device, dt):

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..dtypes import int64, torch_name
-from ..runtime import Buffer, check_dtype, codegen
+from ..array import FUSIBLE
+from ..runtime import Buffer, check_dtype, codegen, lazy
 from ..view import View, coalesce, normalize_dim
 from .base import Op, _keep, _wide, cast, ew
 
@@ -64,7 +65,17 @@ class _ReducePlan:
     arguments in place (slots 0 and `in_pos` take each call's buffers)."""
 
     __slots__ = ("out_view", "nbytes", "device", "cast", "kernel", "gsize", "lsize", "args",
-                 "in_pos")
+                 "in_pos", "node")
+
+    # as a pending producer (clgrad/array.py): its result waits until something needs it
+    def takes(self, name, other) -> bool:
+        return False
+
+    def produce(self, out_raw, args, name=None, other=None):
+        launch = self.args.copy()
+        launch[0] = out_raw
+        launch[self.in_pos] = args[0][0].raw
+        self.kernel(self.gsize, self.lsize, *launch)
 
 
 def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType):
@@ -77,6 +88,8 @@ def reduce(kind: str, x, dims, keepdim: bool, out_dtype: DType, acc_dtype: DType
     if plan is None:
         plan = _keep(_reduce_plans, key, _reduce_plan(kind, x, dims, keepdim, out_dtype,
                                                       acc_dtype))
+    if plan.node is not None and lazy.enabled:
+        return x._plain._pending(plan, (x,), producer=True)
     out = x._plain._make(Buffer(plan.device, plan.nbytes), plan.out_view, out_dtype)
     if plan.kernel is None:
         return out
@@ -100,7 +113,7 @@ def _reduce_plan(kind, x, dims, keepdim, out_dtype, acc_dtype):
     plan.device = device
     plan.out_view = out_view = View.contiguous(out_shape)
     plan.nbytes = out_view.numel * out_dtype.itemsize
-    plan.kernel = None
+    plan.kernel = plan.node = None
     plan.cast = x.dtype is not acc_dtype and kind not in ("all", "any")
     if out_view.numel == 0:
         return plan
@@ -125,6 +138,8 @@ def _reduce_plan(kind, x, dims, keepdim, out_dtype, acc_dtype):
         plan.kernel = k
         plan.gsize, plan.lsize, plan.args = launch
         plan.in_pos = 2 + len(o_st)
+        if not plan.cast and out_dtype.name in FUSIBLE and x.dtype.name in FUSIBLE:
+            plan.node = (device, out_view, out_dtype, out_dtype.compute)
     return plan
 
 

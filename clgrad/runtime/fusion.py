@@ -6,9 +6,11 @@ ops in an order where each comes after its inputs, each as (name, rendered expre
 DType, references to its inputs), the leaves' storage dtypes, how many scalar arguments, which
 ops' values are stored, and the indexing (flat, or strided of a rank). A kernel runs one or
 several segments over consecutive ranges of work-items. `fused_kernel` is memoized by the
-spec, so a structure seen before renders nothing."""
+spec, so a structure seen before renders nothing; `plan_chain` keeps, per structure and views,
+the launch itself (`ChainPlan`), so a chain seen before is a lookup and one enqueue."""
 from __future__ import annotations
 
+from ..view import coalesce
 from .codegen import _extensions, _index_lines, _preamble
 from .program import Args, kernel, memoize, render
 
@@ -101,3 +103,93 @@ def fused_kernel(device, compute: str, preamble: tuple, segments: tuple):
                  preamble=_preamble(preamble), ops="\n".join(all_defs), name=name, args=args,
                  segments="\n".join(blocks))
     return kernel(device, src, name, args)
+
+
+_fused: dict = {}       # structure key (names and types only, all hashed in C) -> Kernel
+
+
+class ChainPlan:
+    """Everything derived for one launch of fused segments with given views (the cached launch
+    plan per chain structure): the kernel, its argument list with offsets, strides and sizes in
+    place, and the positions where each launch's buffers and scalars go."""
+
+    __slots__ = ("kernel", "gsize", "lsize", "args", "bpos", "spos", "n_ops")
+
+
+def chain_key(run):
+    """Names, types and views of a run of segments (every part hashes in C)."""
+    key = [run[0].device.index, run[0].compute]
+    for seg in run:
+        first = seg.group[0]
+        key.append((tuple(seg.body), tuple(seg.preamble), first.view.shape, seg.outputs,
+                    len(seg.scalars)))
+        for n in seg.group:
+            t = n.target
+            key.append(None if t is None else (t[1].shape, t[1].strides, t[1].offset,
+                                               t[2].name))
+        for x in seg.leaves:
+            if type(x) is not tuple:        # a stored node: fresh, contiguous
+                key.append((x.view.shape, x.dtype.name))
+            else:
+                v = x[1]
+                key.append((v.shape, v.strides, v.offset, x[2].name))
+    return tuple(key)
+
+
+def plan_chain(run) -> ChainPlan:
+    """The ChainPlan of a run of segments (clgrad/array.py's _Segment: device, compute, group
+    of nodes, body, preamble, leaves, scalars, outputs)."""
+    specs, args, begin, n_ops = [], [], 0, 0
+    bpos, spos, preamble = [], [], []
+    multi = len(run) > 1
+    for seg in run:
+        for f in seg.preamble:
+            if f not in preamble:
+                preamble.append(f)
+        leaves = [x if type(x) is tuple else (x.buf, x.view, x.dtype) for x in seg.leaves]
+        shape = seg.group[0].view.shape
+        numel = seg.group[0].view.numel
+        outs = [n.target[1] if n.target is not None else n.view for n in seg.group]
+        views = [v if v.shape == shape else v.expand(shape) for v in outs] + \
+                [v if v.shape == shape else v.expand(shape) for _, v, _ in leaves]
+        cshape, cst = coalesce(shape, *(v.strides for v in views))
+        rank = len(cshape)
+        flat = None
+        no = len(outs)
+        if rank == 1 and all(st[0] == 1 for st in cst[:no]) and \
+                all(st[0] in (0, 1) for st in cst[no:]):
+            flat = tuple(numel > 1 and st[0] == 1 for st in cst[no:])
+        elif rank == 1 and numel == 1:
+            flat = (False,) * len(leaves)
+        specs.append((tuple(seg.body), tuple(d for _, _, d in leaves), len(seg.scalars),
+                      seg.outputs, flat, rank))
+        if multi:
+            args.append(begin)
+        for v, st in zip(views, cst):
+            bpos.append(len(args))
+            args += (None, v.offset)
+            if flat is None:
+                args += st
+        for _ in seg.scalars:
+            spos.append(len(args))
+            args.append(None)
+        args.append(numel)
+        if flat is None:
+            args += cshape
+        begin += numel
+        n_ops += len(seg.body)
+    first = run[0]
+    key = (first.device.index, first.compute, tuple(preamble),
+           tuple((tuple((b[1], b[2].name, b[3]) for b in body), tuple(d.name for d in lv), ns,
+                  outs, flat, rank) for body, lv, ns, outs, flat, rank in specs))
+    k = _fused.get(key)
+    if k is None:
+        if len(_fused) >= 4096:
+            _fused.clear()
+        k = _fused[key] = fused_kernel(first.device, first.compute, tuple(preamble),
+                                       tuple(specs))
+    plan = ChainPlan()
+    plan.kernel = k
+    plan.gsize, plan.lsize = k.sizes_1d(begin)
+    plan.args, plan.bpos, plan.spos, plan.n_ops = args, tuple(bpos), tuple(spos), n_ops
+    return plan

@@ -26,8 +26,8 @@ from .device import Device, devices
 from .memory import Buffer
 from .program import cache_dir, kernel, memoize, render
 
-# the epilogue is a launch flag (kernels_cl/gemm_cpu*.cl), not a program: bit 1 bias, bit 2 relu
-EPILOGUES = {None: 0, "bias": 2, "bias_relu": 6, "relu": 4}
+# the epilogue is a launch flag (kernels_cl/gemm_cpu*.cl): bit 1 bias, 2 relu, 3 mask (in bias)
+EPILOGUES = {None: 0, "bias": 2, "bias_relu": 6, "relu": 4, "mask": 8}
 PROBE_ENV = "CLGRAD_GEMM_PROBE"        # "0" trusts every variant without a child process
 # runtimes that have run every variant without crashing: their probe checks the result in this
 # process (the program it builds is the one the GEMM then uses), saving a child interpreter
@@ -532,17 +532,21 @@ BLOCKED_TILE = (8, 8)     # rows x columns of C per work-item for the scalar CPU
 
 def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Operand,
            M: int, N: int, K: int, bshape, wide: bool, family: str | None = None,
-           bias: Operand | None = None) -> None:
+           bias: Operand | None = None, relu: bool = False,
+           mask: Operand | None = None) -> None:
     """C = A @ B for M, N >= 1, K >= 1, batched over `bshape` (each Operand's bst); `family`
-    overrides family_for. `bias` (the CPU kernels' epilogue, same for every batch) is added
-    to C; only the 'cpu' family takes one."""
+    overrides family_for. Epilogues (the 'cpu' family only): `bias` (same for every batch)
+    added, then `relu`; or C kept where `mask` (an operand like the bias) is > 0."""
     family = family or family_for(device, dt)
     if family == "cpu":
+        epilogue = "mask" if mask is not None else ("bias_relu" if relu else "bias") \
+            if bias is not None else ("relu" if relu else None)
+        bias = mask if mask is not None else bias
         cpu_gemm(device, dt, c, a, b, M, N, K, tuple(bshape), wide, bias=bias,
-                 epilogue="bias" if bias is not None else None)
+                 epilogue=epilogue)
         return
-    if bias is not None:
-        raise ValueError(f"the {family} GEMM family has no bias epilogue")
+    if bias is not None or relu or mask is not None:
+        raise ValueError(f"the {family} GEMM family has no epilogue")
     nb = 1
     for s in bshape:
         nb *= s

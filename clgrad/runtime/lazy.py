@@ -11,6 +11,7 @@ import threading
 enabled = os.environ.get("CLGRAD_FUSION", "1").strip().lower() not in ("0", "false", "no", "off")
 pending: list = []          # pending nodes in the order they were asked for
 reads: set = set()          # ids of the buffers pending nodes read (a write must wait for them)
+writes = 0                  # pending writes into existing memory
 lock = threading.RLock()
 owner = None                # the thread whose flush is under way
 realize = None              # clgrad/array.py installs the function that launches `pending`

@@ -25,9 +25,10 @@ def stats() -> dict:
     """Counters since the last reset: kernel launches, transfers (and bytes; a copy from one
     device to another also counts as d2d, on top of the host legs it takes), program builds,
     captured-step replays (clgrad.jit; each replay's launches also count as launches), fused
-    kernels launched for chains of two or more elementwise ops (`fused`) and the ops they
-    computed (`fused_ops`: `fused_ops - fused` launches saved), and reads of the device error
-    flag (runtime/faults.py: at most one per sync, queued with it)."""
+    kernels launched for chains of two or more elementwise ops or a GEMM with an op folded
+    into its epilogue (`fused`) and the ops they computed (`fused_ops`: `fused_ops - fused`
+    launches saved), and reads of the device error flag (runtime/faults.py: at most one per
+    sync, queued with it)."""
     keys = ("launches", "h2d", "d2h", "h2d_bytes", "d2h_bytes", "d2d", "d2d_bytes", "builds",
             "disk_cache_hits", "allocs", "pool_hits", "replays", "replay_launches", "fused",
             "fused_ops", "flag_reads")
@@ -39,6 +40,7 @@ faults.count = count
 
 
 def reset_stats() -> None:
+    lazy.flush()        # work asked for before the reset counts before it
     _counters.clear()
 
 

@@ -10,6 +10,7 @@ import shutil
 import string
 import tempfile
 import threading
+from threading import get_ident
 import warnings
 from pathlib import Path
 
@@ -344,7 +345,7 @@ class Kernel:
     def __call__(self, global_size, local_size, *args):
         """Set the arguments (packed by the layout's types) and enqueue; never waits. Every
         clgrad launch passes through here."""
-        if lazy.pending:
+        if lazy.pending and lazy.owner != get_ident():
             lazy.realize()       # pending results read what this launch may overwrite
         _counters["launches"] += 1
         if _record is not None:
