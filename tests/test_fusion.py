@@ -348,9 +348,10 @@ def test_relu_of_product_gradcheck(fp64):
 
 # launches one step saves with fusion, bench.QUICK sizes: (elementwise chains, ReLUs and ReLU
 # backward masks folded into a GEMM epilogue). Counted on Intel's runtime and pip's PoCL alike
-# (MLP 30 -> 20, LeNet 55 -> 42, Transformer 269 -> 204); tools/fusion_launches.py prints the
+# (MLP 30 -> 20, LeNet 55 -> 42, Transformer 269 -> 195: the backward walk runs the newest node
+# first, as PyTorch's, which leaves longer chains pending); tools/fusion_launches.py prints the
 # full-size figures.
-STEP_SAVINGS = {"mlp": (6, 4), "cnn": (9, 4), "gpt": (65, 0)}
+STEP_SAVINGS = {"mlp": (6, 4), "cnn": (9, 4), "gpt": (74, 0)}
 
 
 def _third_step(device, model):

@@ -66,6 +66,18 @@ def _in_pending(pending, buf) -> bool:
     return False
 
 
+def _observed(t) -> bool:
+    """Whether code runs when leaf `t` gets its gradient (tensor or post-accumulate hooks)."""
+    return bool(t._hooks or getattr(t, "_post_acc_hooks", None))
+
+
+def _pending_holds(pending, g) -> bool:
+    """Whether a node still to run receives the pending result `g` itself."""
+    if not pending:
+        return False
+    return any(s is g for slots in pending.values() for s in slots)
+
+
 def _sum_to(g, shape):
     """Undo broadcasting: the one place where a gradient is reduced to its input's shape."""
     if g.shape == tuple(shape):
@@ -105,12 +117,22 @@ class _Walk:
         self.create_graph = create_graph
         self.capture = capture
         self.owned = set()            # buffers of gradients already handed to someone
+        self.owned_pending = {}       # id -> pending gradients handed out before their launch
         self.leaves = {}              # id(leaf) -> [leaf, summed gradient]
         self.pending = None           # while leaves are served mid-walk: gradients yet to flow
 
     def fresh(self, g):
         # a gradient handed out twice must not alias: later in-place accumulation would leak;
-        # nor may a leaf keep a buffer that a node still to run reads as its incoming gradient
+        # nor may a leaf keep a buffer that a node still to run reads as its incoming gradient.
+        # A pending (lazy) result is judged by identity: asking for its buffer would launch it
+        # mid-walk, ahead of the ops that could still fold into it (runtime/fusion.py)
+        if id(g) in self.owned_pending:
+            return g.clone()
+        if g.__dict__.get("_lazy") is not None:
+            if _pending_holds(self.pending, g):
+                return g.clone()
+            self.owned_pending[id(g)] = g
+            return g
         if id(g._buf) in self.owned or _in_pending(self.pending, g._buf):
             g = g.clone()
         elif not g.is_contiguous():
@@ -120,8 +142,8 @@ class _Walk:
 
     def accumulate(self, t, g):
         """t.grad += g with PyTorch's rules (steal a fresh gradient, else add)."""
-        if not self.create_graph:
-            g = g.detach()
+        if not self.create_graph and (g._requires_grad or g._ctx is not None):
+            g = g.detach()             # (detach would launch a pending result: only if needed)
         slot = t._grad_slot
         old = t._grad
         if old is None and slot is not None and not self.create_graph:
@@ -176,10 +198,13 @@ class _Walk:
                 if ready:
                     # no node left in the walk feeds these leaves: hand them their gradient now,
                     # so post-accumulate hooks (DDP's bucket all-reduces) overlap the rest
+                    # (only leaves with hooks: nothing else can observe the moment, and a
+                    # gradient handed over later leaves pending work to fuse, runtime/fusion.py)
                     self.pending = pending
                     for lid in ready:
-                        entry = leaves.pop(lid, None)
-                        if entry is not None:
+                        entry = leaves.get(lid)
+                        if entry is not None and _observed(entry[0]):
+                            del leaves[lid]
                             self.give_leaf(*entry)
                     self.pending = None
             for t, g in leaves.values():
