@@ -23,6 +23,9 @@ cd "$(dirname "$0")/.."
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/clgrad-oclgrind.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 export CLGRAD_CACHE_DIR="$WORK/cache" PYTHONUNBUFFERED=1
+# the clgrad of this checkout, also for scripts under tools/ (whose own folder comes first on
+# sys.path) and where another clgrad is installed in the environment
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 LOG="$WORK/oclgrind.log"
 
 # CLGRAD_OCLGRIND=wheel forces the wheel (to test that path)
@@ -52,7 +55,9 @@ status=0
 run() {   # run "$@"; then fail on a non-zero exit or on any Oclgrind report
     echo "== $*"
     : >"$LOG"
+    local t0=$SECONDS
     if ! "$@"; then status=1; fi
+    echo "   ($((SECONDS - t0)) s)"
     if [ -s "$LOG" ]; then
         echo "!! Oclgrind reported problems (first 60 lines):"
         head -60 "$LOG"
