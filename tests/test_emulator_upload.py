@@ -1,5 +1,5 @@
 """Host writes on an emulator (Oclgrind) go through a staging buffer and a copy kernel
-(runtime/memory.py: Oclgrind's uninitialised-value shadow mishandles host writes smaller than
+(runtime/memory.py and program.py: Oclgrind's uninitialised-value shadow mishandles host writes smaller than
 their buffer). CI runs that path only under Oclgrind (tools/oclgrind_check.sh); here it is forced
 on a real device so that its results are checked against numpy: every width (8, 4 and 1-byte
 words), offsets into a larger pooled buffer, neighbours left untouched, and growth of the
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import clgrad
-from clgrad.runtime import memory
+from clgrad.runtime import memory, program
 
 
 @pytest.fixture
 def emulated(device, monkeypatch):
     monkeypatch.setitem(memory._emulated_devices, device.index, True)
-    monkeypatch.setattr(memory, "_staging", {})
+    monkeypatch.setattr(program, "_staging", {})
     return device
 
 
@@ -25,7 +25,7 @@ def test_tensor_upload_through_the_staging_copy(emulated, dtype):
         host = (rng.standard_normal(n) * 100).astype(dtype)
         t = clgrad.tensor(host, device=emulated)
         np.testing.assert_array_equal(t.numpy(), host)
-    assert memory._staging[emulated.index][1] >= 5000 * np.dtype(dtype).itemsize
+    assert program._staging[emulated.index][1] >= 5000 * np.dtype(dtype).itemsize
 
 
 @pytest.mark.parametrize("itemsize,offset,count", [(8, 8, 5), (4, 12, 7), (1, 3, 11),

@@ -218,13 +218,12 @@ class Buffer:
 #   as uninitialised although a kernel wrote them;
 # - a released buffer's shadow is never freed (no memoryDeallocated handler), and Oclgrind
 #   reuses the freed buffer's index for the next buffer, which inherits that stale shadow.
-# tools/oclgrind_check.sh reproduces both with plain pyopencl. So on an emulator a host write
-# goes into a staging buffer that is never released (written from its byte 0, so its shadow is
-# exactly the bytes written, all clean) and a kernel copies it into place: kernel stores keep the
-# destination's full-size shadow exact. Other devices write directly.
+# tools/oclgrind_check.sh reproduces the first with plain pyopencl. So on an emulator a host
+# write goes (runtime/program.py's emulator_copy_in) into a staging buffer that is never
+# released, written from its byte 0 (its shadow is exactly the bytes written, all clean), and a
+# kernel copies it into place: kernel stores keep the destination's full-size shadow exact.
+# Other devices write directly.
 _emulated_devices: dict = {}
-_staging: dict = {}      # device index -> [buffer, size]; older, smaller ones kept alive in _kept
-_kept: list = []
 
 
 def _emulated(device: Device) -> bool:
@@ -234,44 +233,9 @@ def _emulated(device: Device) -> bool:
     return flag
 
 
-_WORDS = ((8, "ulong"), (4, "uint"), (1, "uchar"))
-_COPY_SRC = """__kernel void clg_copy_in_{t}(__global {t}* dst, ulong dst_off,
-                               __global const {t}* src, ulong n)
-{{
-    size_t i = get_global_id(0);
-    if (i < n)
-        dst[dst_off + i] = src[i];
-}}
-"""
-
-
-def emulator_copy_in(device: Device, dst, byte_offset: int, host: np.ndarray) -> None:
-    """Copy `host` into buffer `dst` at `byte_offset` through the staging buffer and a kernel
-    (see above); blocking, like the direct write."""
-    from .program import Args, kernel
-    with _emulator_lock:
-        stage = _staging.get(device.index)
-        if stage is None or stage[1] < host.nbytes:
-            if stage is not None:
-                _kept.append(stage[0])      # released, its index would pass its shadow on
-            size = max(4096, 1 << (host.nbytes - 1).bit_length())
-            stage = _staging[device.index] = [cl.Buffer(device.context, cl.mem_flags.READ_ONLY,
-                                                         size), size]
-        cl.enqueue_copy(device.queue, stage[0], host, is_blocking=True)
-        width, ctype = next((w, t) for w, t in _WORDS
-                            if byte_offset % w == 0 and host.nbytes % w == 0)
-        layout = Args().buffer(ctype, "dst").scalar("ulong", "dst_off") \
-            .buffer(ctype, "src", const=True).scalar("ulong", "n")
-        k = kernel(device, _COPY_SRC.format(t=ctype), f"clg_copy_in_{ctype}", layout)
-        n = host.nbytes // width
-        local = min(64, k.max_group)
-        with k._lock:   # launched directly: an upload is not an op (no count, no jit record)
-            k.cl_kernel(device.queue, ((n + local - 1) // local * local,), (local,),
-                        dst, byte_offset // width, stage[0], n)
-        device.queue.finish()     # the staging buffer is written again by the next upload
-
-
-_emulator_lock = threading.Lock()
+# runtime/program.py sets this to its emulator_copy_in (it builds the copy kernel; memory is
+# below program, so the function is handed down rather than imported)
+emulator_copy_in = None
 
 
 def memory_stats(device: Device) -> dict:
