@@ -18,6 +18,8 @@ __kernel void im2col3_${sfx}(__global clg_t* cols, int cols_sb, int cols_st,
     const int ow = get_global_id(0);
     const int oh = get_global_id(1);
     const int tap = get_global_id(2);
+    if (ow >= OW || oh >= OH)       /* a fixed work-group may round the grid up */
+        return;
     const int kw = tap % KW;
     const int kh = (tap / KW) % KH;
     const int c = tap / (KW * KH);
@@ -44,6 +46,8 @@ __kernel void col2im3_${sfx}(__global clg_t* x, __global const clg_t* cols,
     const int w = get_global_id(0);
     const int h = get_global_id(1);
     const int bc = get_global_id(2);
+    if (w >= W || h >= H)
+        return;
     const long L = (long)OH * OW;
     __global const clg_t* src = cols + (long)bc * KH * KW * L;
     clg_t acc = (clg_t)0;

@@ -1,7 +1,8 @@
 /* Sort family: one compare-exchange step of a bitonic network over rows padded to a power of
  * two. Every element carries its original position, and ties are broken by it, so the network
  * (unstable by itself) yields a stable order. Padding positions (index >= clg_len) sort after
- * everything; NaN counts as greater than any number, as in PyTorch. */
+ * everything, whatever their (unwritten) values; NaN counts as greater than any number, as in
+ * PyTorch. */
 ${extensions}
 typedef ${val_t} clg_t;
 
@@ -29,8 +30,10 @@ __kernel void ${name}(__global clg_t* clg_v, __global long* clg_i, long clg_pad,
     if (clg_partner <= clg_p)
         return;
     const long clg_a = clg_gid, clg_b = clg_gid - clg_p + clg_partner;
-    const clg_t va = clg_v[clg_a], vb = clg_v[clg_b];
     const long ia = clg_i[clg_a], ib = clg_i[clg_b];
+    /* a padding element's value is never written (nor needed): it is not read, and moves as 0 */
+    const clg_t va = ia < clg_len ? clg_v[clg_a] : (clg_t)0;
+    const clg_t vb = ib < clg_len ? clg_v[clg_b] : (clg_t)0;
     const int up = (clg_p & clg_k) == 0;
     const int swap = up ? clg_before(vb, ib, va, ia, clg_len, clg_desc)
                         : clg_before(va, ia, vb, ib, clg_len, clg_desc);

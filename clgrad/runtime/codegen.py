@@ -225,12 +225,25 @@ def reduce_launch(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, k
         lanes *= 2
     if n_red < 64:
         lanes = 1
-    rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
-    rows = min(rows, 1 << (n_out - 1).bit_length())
+    lanes, rows = _group_2d(k, lanes, limit, per_group_target, n_out)
     g1 = (n_out + rows - 1) // rows * rows
     args = [out_raw, out_off, *out_strides, in_raw, in_off, *keep_strides, *red_strides,
             n_out, *out_shape, n_red, *red_shape, local_mem(acc_bytes * lanes * rows)]
     return (lanes, g1), (lanes, rows), args
+
+
+def _group_2d(k, lanes, limit, target, n_out):
+    """(lanes, rows) of a lanes x rows work-group (reduce, softmax): `lanes` work-items share
+    an output, `rows` outputs per group. Fitted to the shape, except where the device compiles
+    per local size (PoCL): there a kernel gets one of two groups, all lanes or one lane, so a
+    model builds at most two work-group functions per kernel instead of one per shape (the
+    kernels stride over their reduced elements and guard their outputs, so any group works)."""
+    if k.one_local:
+        full = 1 << (max(1, min(limit, target)).bit_length() - 1)
+        lanes = full if lanes > 1 and lanes * 4 >= full else 1
+        return lanes, max(1, min(limit // lanes, 64 if lanes == 1 else 1))
+    rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
+    return lanes, min(rows, 1 << (n_out - 1).bit_length())
 
 
 def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
@@ -344,8 +357,7 @@ def launch_softmax(k, acc_bytes, out_raw, out_off, out_st, out_rst, in_raw, in_o
     while lanes * 2 <= min(limit, target) and lanes * 8 <= n and \
             n_rows * lanes < 512 * max(dev.compute_units, 1):
         lanes *= 2
-    rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
-    rows = min(rows, 1 << (n_rows - 1).bit_length())
+    lanes, rows = _group_2d(k, lanes, limit, target, n_rows)
     g1 = (n_rows + rows - 1) // rows * rows
     k((lanes, g1), (lanes, rows), out_raw, out_off, *out_st, out_rst, in_raw, in_off, *in_st,
       in_rst, n_rows, *row_shape, n, local_mem(acc_bytes * lanes * rows))

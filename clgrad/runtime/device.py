@@ -188,6 +188,14 @@ class Device:
             return ("-DCLG_HALF_AS_FLOAT",)
         return ()
 
+    @property
+    def compiles_per_local_size(self) -> bool:
+        """PoCL builds (and caches under POCL_CACHE_DIR) one work-group function per kernel and
+        local size: a local size that follows the input shape costs a compile per new shape
+        (about 0.1-1 s each on pip's PoCL), which clgrad's own program cache does not see.
+        Launch code keeps a fixed local size per kernel on such a device."""
+        return self.speed_label == "PoCL"
+
     def elementwise_group_size(self, kernel_max: int, multiple: int) -> int:
         """A work-group size for streaming kernels that the device and the kernel both accept."""
         want = 256 if not self.is_cpu else 512

@@ -259,8 +259,9 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
     gc, gr = (N + rn - 1) // rn, (M + tile.rm - 1) // tile.rm
     glob = (gr, gc, nb) if tile.rows_first else (gc, gr, nb)
     local = None
-    if tile.local is not None and tile.local[0] * tile.local[1] <= k.max_group:
-        local = (tile.local[0], tile.local[1], 1)
+    want = tile.local or ((4, 4) if k.one_local else None)    # PoCL: one group per kernel
+    if want is not None and want[0] * want[1] <= k.max_group:
+        local = (want[0], want[1], 1)
         glob = tuple((g + l - 1) // l * l for g, l in zip(glob, local))
     bias = bias or Operand(c.raw, 0, 0, 0)
     zero = (0,) * len(bshape)
@@ -556,7 +557,7 @@ def matmul(device: Device, dt: DType, acc_t: str, c: Operand, a: Operand, b: Ope
         rm, rn = BLOCKED_TILE
         k = codegen.matmul_kernel(device, dt, dt, dt, acc_t, len(bshape), wide,
                                   ("blocked", rm, rn))
-        k(((N + rn - 1) // rn, (M + rm - 1) // rm, nb), None, *args)
+        k(*k.fixed_group(((N + rn - 1) // rn, (M + rm - 1) // rm, nb), (4, 4, 1)), *args)
         return
     acc_bytes = 8 if acc_t in ("double", "long") else 4
     ts = codegen.matmul_tile(device, acc_bytes)
@@ -588,8 +589,9 @@ def im2col(device: Device, dt: DType, cols_raw, x_raw, x_off: int, x_strides, B:
     if B * C * KH * KW * L == 0:
         return
     sb, st = (L, B * L) if batch_inner else (C * KH * KW * L, L)
-    _cols_kernel(device, "im2col3", dt)((OW, OH, C * KH * KW), None, cols_raw, sb, st, x_raw,
-                                        x_off, *x_strides, B, *g)
+    k = _cols_kernel(device, "im2col3", dt)
+    k(*k.fixed_group((OW, OH, C * KH * KW), (8, 8, 1)), cols_raw, sb, st, x_raw, x_off,
+      *x_strides, B, *g)
 
 
 def col2im(device: Device, dt: DType, x_raw, cols_raw, B: int, g) -> None:
@@ -597,4 +599,5 @@ def col2im(device: Device, dt: DType, x_raw, cols_raw, B: int, g) -> None:
     C, H, W = g[:3]
     if B * C * H * W == 0:
         return
-    _cols_kernel(device, "col2im3", dt)((W, H, B * C), None, x_raw, cols_raw, *g)
+    k = _cols_kernel(device, "col2im3", dt)
+    k(*k.fixed_group((W, H, B * C), (8, 8, 1)), x_raw, cols_raw, *g)

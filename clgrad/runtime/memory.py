@@ -185,6 +185,9 @@ class Buffer:
         count("h2d_bytes", host.nbytes)
         if _on_transfer is not None:
             _on_transfer("h2d")
+        if _emulated(self.device):
+            emulator_copy_in(self.device, self.raw, byte_offset, host)
+            return
         cl.enqueue_copy(self.device.queue, self.raw, host, dst_offset=byte_offset, is_blocking=True)
 
     def read(self, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
@@ -205,6 +208,36 @@ class Buffer:
         if pending is not None:
             faults.check(device, pending)
         return out
+
+
+# ---- host writes on an emulator -------------------------------------------------------------
+# Oclgrind (21.10, and its later releases as of this writing) keeps one shadow per buffer for
+# --uninitialized, with two gaps that turn correct host code into reports:
+# - a host write of n bytes (clEnqueueWriteBuffer, clEnqueueCopyBuffer, COPY_HOST_PTR) replaces
+#   the shadow of the whole buffer by one n bytes long (Uninitialized::hostMemoryStore calls
+#   ShadowMemory::allocate(address, n)): after a 32-byte upload into a 256-byte pooled buffer,
+#   kernel stores past byte 32 are dropped from the shadow and later loads there are reported
+#   as uninitialised although a kernel wrote them;
+# - a released buffer's shadow is never freed (no memoryDeallocated handler), and Oclgrind
+#   reuses the freed buffer's index for the next buffer, which inherits that stale shadow.
+# tools/oclgrind_check.sh reproduces the first with plain pyopencl. So on an emulator a host
+# write goes (runtime/program.py's emulator_copy_in) into a staging buffer that is never
+# released, written from its byte 0 (its shadow is exactly the bytes written, all clean), and a
+# kernel copies it into place: kernel stores keep the destination's full-size shadow exact.
+# Other devices write directly.
+_emulated_devices: dict = {}
+
+
+def _emulated(device: Device) -> bool:
+    flag = _emulated_devices.get(device.index)
+    if flag is None:
+        flag = _emulated_devices[device.index] = device.speed_label == "emulator"
+    return flag
+
+
+# runtime/program.py sets this to its emulator_copy_in (it builds the copy kernel; memory is
+# below program, so the function is handed down rather than imported)
+emulator_copy_in = None
 
 
 def memory_stats(device: Device) -> dict:

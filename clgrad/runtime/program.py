@@ -21,6 +21,7 @@ from ..version import __version__
 from . import lazy
 from .device import Device
 from .errors import KernelBuildError
+from . import memory
 from .memory import _counters, count
 
 BUILD_OPTIONS = ("-cl-std=CL1.2",)
@@ -336,6 +337,10 @@ class Kernel:
             info.PREFERRED_WORK_GROUP_SIZE_MULTIPLE, device.cl_device)
         # launch_1d's work-group depends only on the device and the kernel: chosen once here
         self.group_1d = device.elementwise_group_size(self.max_group, self.group_multiple)
+        # PoCL compiles a work-group function for every local size a kernel is launched with:
+        # there launch code keeps one local size per kernel (two for reduce and softmax, see
+        # codegen._group_2d)
+        self.one_local = device.compiles_per_local_size
         self.queue = device.queue
         # one cl_kernel serves every thread, and setting its arguments then enqueueing is two
         # steps: without this lock two threads launching the same kernel interleave them and one
@@ -356,8 +361,19 @@ class Kernel:
     def sizes_1d(self, n: int):
         """(global, local) sizes of launch_1d for n > 0 elements: callers that launch the same
         n again (the eager fast path) compute them once."""
-        local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
+        if self.one_local:
+            local = self.group_1d
+        else:       # a small n gets a group its size: nothing to compile per size here
+            local = min(self.group_1d, max(1, 1 << (int(n) - 1).bit_length()))
         return ((n + local - 1) // local * local,), (local,)
+
+    def fixed_group(self, glob, local):
+        """(global, local) for a kernel whose group the driver may choose: None (the driver's
+        choice, which follows the shape) except where the device compiles per local size
+        (PoCL): there `local`, with `glob` rounded up to it (the kernel guards the edge)."""
+        if not self.one_local or self.max_group < local[0] * local[1] * local[2]:
+            return tuple(glob), None
+        return tuple((g + n - 1) // n * n for g, n in zip(glob, local)), tuple(local)
 
     def launch_1d(self, n: int, *args):
         """One work-item per element; the kernel guards against the rounded-up tail."""
@@ -397,3 +413,46 @@ def local_mem(nbytes: int):
 
 def np_scalar(dtype):
     return np.dtype(dtype).type
+
+
+# ---- host writes on an emulator (see runtime/memory.py for why) --------------------------------
+_staging: dict = {}      # device index -> [buffer, size]; older, smaller ones kept alive in _kept
+_kept: list = []
+_staging_lock = threading.Lock()
+_WORDS = ((8, "ulong"), (4, "uint"), (1, "uchar"))
+_COPY_SRC = """__kernel void clg_copy_in_{t}(__global {t}* dst, ulong dst_off,
+                               __global const {t}* src, ulong n)
+{{
+    size_t i = get_global_id(0);
+    if (i < n)
+        dst[dst_off + i] = src[i];
+}}
+"""
+
+
+def emulator_copy_in(device: Device, dst, byte_offset: int, host: np.ndarray) -> None:
+    """Copy `host` into buffer `dst` at `byte_offset` through the staging buffer and a kernel
+    (see above); blocking, like the direct write."""
+    with _staging_lock:
+        stage = _staging.get(device.index)
+        if stage is None or stage[1] < host.nbytes:
+            if stage is not None:
+                _kept.append(stage[0])      # released, its index would pass its shadow on
+            size = max(4096, 1 << (host.nbytes - 1).bit_length())
+            stage = _staging[device.index] = [cl.Buffer(device.context, cl.mem_flags.READ_ONLY,
+                                                         size), size]
+        cl.enqueue_copy(device.queue, stage[0], host, is_blocking=True)
+        width, ctype = next((w, t) for w, t in _WORDS
+                            if byte_offset % w == 0 and host.nbytes % w == 0)
+        layout = Args().buffer(ctype, "dst").scalar("ulong", "dst_off") \
+            .buffer(ctype, "src", const=True).scalar("ulong", "n")
+        k = kernel(device, _COPY_SRC.format(t=ctype), f"clg_copy_in_{ctype}", layout)
+        n = host.nbytes // width
+        local = min(64, k.max_group)
+        with k._lock:   # launched directly: an upload is not an op (no count, no jit record)
+            k.cl_kernel(device.queue, ((n + local - 1) // local * local,), (local,),
+                        dst, byte_offset // width, stage[0], n)
+        device.queue.finish()     # the staging buffer is written again by the next upload
+
+
+memory.emulator_copy_in = emulator_copy_in
