@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..array import Array
 from ..dtypes import int64
-from ..runtime import codegen, gemm
+from ..runtime import codegen, convcols
 from .base import copy_into
 
 # Window kernels (kernels_cl/conv.cl, pool.cl, upsample.cl) run on dense (B, H, W) planes; 1-D
@@ -56,7 +56,7 @@ def im2col(x, g, batch_inner=False):
     shape = (C * KH * KW, B, OH * OW) if batch_inner else (B, C * KH * KW, OH * OW)
     out = x._plain._empty(shape, x.dtype, x.device)
     _check_cols(x, out)
-    gemm.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g,
+    convcols.im2col(x.device, x.dtype, out._buf.raw, x._buf.raw, x._view.offset, x._view.strides, B, g,
                 batch_inner)
     out._buf.version += 1
     return out
@@ -68,7 +68,7 @@ def col2im(cols, g):
     cols = _dense(cols)
     out = cols._plain._empty((cols.shape[0], C, H, W), cols.dtype, cols.device)
     _check_cols(cols, out)
-    gemm.col2im(cols.device, cols.dtype, out._buf.raw, cols._buf.raw, cols.shape[0], g)
+    convcols.col2im(cols.device, cols.dtype, out._buf.raw, cols._buf.raw, cols.shape[0], g)
     out._buf.version += 1
     return out
 

@@ -24,10 +24,10 @@ def check_dtype(device: Device, dt: DType) -> None:
             "does not report. Use float32.")
 
 
-# float16 storage, one source for every device: where the compiler defines cl_khr_fp16 (the
-# device reports the extension) and the device is not built with CLG_HALF_AS_FLOAT (Oclgrind) halves are loaded, stored and computed as `half`; elsewhere they
-# are storage only, converted by the core vload_half/vstore_half_rte, and computed in float.
-# bfloat16 ("ushort" storage) is the high half of a float: a shift in, round-to-nearest-even out.
+# float16, one source for every device: where the compiler defines cl_khr_fp16 and the device
+# is not built with CLG_HALF_AS_FLOAT (Oclgrind), halves compute as `half`; elsewhere they are
+# storage (vload_half/vstore_half_rte) computed in float. bfloat16 ("ushort") is a float's high
+# half: a shift in, round-to-nearest-even out.
 _HALF_DEFS = """#ifndef CLG_HALF_DEFS
 #define CLG_HALF_DEFS
 #if defined(cl_khr_fp16) && !defined(CLG_HALF_AS_FLOAT)
@@ -304,10 +304,7 @@ def matmul_tile(device: Device, acc_bytes: int) -> int:
     return ts
 
 
-# ==== reductions, scans, softmax (helper: reduce/linalg) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- reductions, scans, softmax ------------------------------------------------------------------
 def _row_kernel(family, device, name, in_dt: DType, out: DType, acc_t, rank, wide, **extra):
     """A row-wise kernel: output and input with per-row strides and the row shape."""
     idx = "long" if wide else "int"
@@ -381,10 +378,7 @@ def launch_scan(k, out_raw, out_off, out_st, out_rst, in_raw, in_off, in_st, in_
                 n_rows, *row_shape, n, int(bool(reverse)))
 
 
-# ==== shape, gather/scatter, sort, indexing (helper: shape/index) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- shape, gather/scatter, sort, indexing -------------------------------------------------------
 @memoize
 def gather_kernel(device, src: DType | None, out: DType, n_index, idx_dts, rank, wide):
     """Gather (src given: load the source at the computed offset) or offsets (src None: store
@@ -485,12 +479,7 @@ def sort_step_kernel(device, dt: DType):
                                       np.int32, np.int64])
 
 
-
-
-# ==== nn kernels (helper: nn) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- nn kernels ----------------------------------------------------------------------------------
 @memoize(key=lambda device, family, kname, real, arg_dtypes: (device, family, kname, real))
 def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
     """A kernel of nn's fixed-layout families (loss, norm, embedding, dropout .cl): the
@@ -502,10 +491,7 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
                   [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
 
 
-
-
-# ==== convolution and pooling (helper: conv) ====
-# (records and functions of this group go below this line)
+# ---- convolution and pooling ---------------------------------------------------------------------
 
 # argument layouts of the window families' entry points: b a buffer, i an int, f a float,
 # t the element type; Kernel checks each against the built kernel's argument count
@@ -535,14 +521,9 @@ def window_kernel(device, family: str, base: str, dt: DType):
     name = f"{base}_{sfx}"
     types = {"b": None, "i": np.int32, "f": np.float32, "t": _NP[dt.ctype]}
     return kernel(device, src, name, [types[c] for c in _WINDOW_ARGS[base]])
-#
-#
 
 
-# ==== optimizer updates (helper: optim) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- optimizer updates ---------------------------------------------------------------------------
 @memoize
 def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     """A fused in-place update over flat arenas: `clg_p` (the parameters, read and written),
@@ -569,11 +550,7 @@ def optim_kernel(device, name, dt: DType, states, scalars, update, wide):
     return kernel(device, src, name, args)
 
 
-
-# ==== sequence models (helper: seq) ====
-# (records and functions of this group go below this line)
-#
-#
+# ---- sequence models -----------------------------------------------------------------------------
 @memoize(key=lambda device, family, kname, real, arg_dtypes, **subst:
          (device, family, kname, real, tuple(sorted(subst.items()))))
 def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
@@ -585,7 +562,7 @@ def seq_kernel(device, family: str, kname: str, real: str, arg_dtypes, **subst):
                   [_NP[a] if isinstance(a, str) else a for a in arg_dtypes])
 
 
-# ==== mixed precision (helper: amp) ====
+# ---- mixed precision -----------------------------------------------------------------------------
 @memoize
 def amp_kernels(device, dt: DType):
     """GradScaler's kernels for gradients of dtype `dt` (kernels_cl/amp.cl): (unscale-and-check,

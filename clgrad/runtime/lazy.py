@@ -4,13 +4,17 @@ written or a launch is recorded drains it first, so a pending result always read
 as they were when it was asked for."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import weakref
 
 # CLGRAD_FUSION=0 turns fusion off (every elementwise op launches at once, as before)
 enabled = os.environ.get("CLGRAD_FUSION", "1").strip().lower() not in ("0", "false", "no", "off")
 pending: list = []          # pending nodes in the order they were asked for
-reads: set = set()          # ids of the buffers pending nodes read (a write must wait for them)
+# the buffers pending nodes read (a write must wait for them), held weakly: a buffer freed with
+# a dropped chain leaves no stale entry (an id reused by a new buffer cut chains at random)
+reads = weakref.WeakSet()
 writes = 0                  # pending writes into existing memory
 lock = threading.RLock()
 owner = None                # the thread whose flush is under way
@@ -21,6 +25,21 @@ def flush() -> None:
     """Launch every pending result now (nothing to do when none is pending)."""
     if pending:
         realize()
+
+
+@contextlib.contextmanager
+def aside():
+    """Device work on buffers of its own (the GEMM probe, runtime/gemm.py) runs without launching
+    what is pending: the queue is set aside meanwhile, so where a model's chains are cut does
+    not depend on whether a probe ran (a cold and a warm process fuse alike)."""
+    global pending
+    with lock:
+        saved, pending = pending, []
+        try:
+            yield
+        finally:
+            saved.extend(pending)
+            pending = saved
 
 
 def set_enabled(flag: bool) -> bool:
