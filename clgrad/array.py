@@ -111,7 +111,7 @@ class Array:
         its version counts the write now, the data arrive at the next launch."""
         buf = self._buf
         with lazy.lock:
-            if len(lazy.pending) >= MAX_PENDING or buf in lazy.reads:
+            if len(lazy.pending) >= MAX_PENDING or buf.serial in lazy.reads:
                 lazy.realize()              # a pending read of this buffer goes first
             node = _Lazy(plan, args)
             node.target = (buf, self._view, self.dtype)    # what it is now, as for reads
@@ -182,7 +182,7 @@ class _Lazy:
                 if lz is None:
                     leaves += 1
                     a = (a._buf, a._view, a.dtype)
-                    _reads.add(a[0])             # a write into it must wait for this read
+                    _reads.add(a[0].serial)      # a write into it must wait for this read
                 else:
                     size += lz.size
                     leaves += lz.leaves

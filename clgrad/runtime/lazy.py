@@ -7,14 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import weakref
 
 # CLGRAD_FUSION=0 turns fusion off (every elementwise op launches at once, as before)
 enabled = os.environ.get("CLGRAD_FUSION", "1").strip().lower() not in ("0", "false", "no", "off")
 pending: list = []          # pending nodes in the order they were asked for
-# the buffers pending nodes read (a write must wait for them), held weakly: a buffer freed with
-# a dropped chain leaves no stale entry (an id reused by a new buffer cut chains at random)
-reads = weakref.WeakSet()
+# serials of the buffers pending nodes read (a write must wait for them): a serial is never
+# reused, so a buffer freed with a dropped chain leaves no entry another buffer could match
+# (keyed by id(), a reused id cut chains at random)
+reads: set = set()
 writes = 0                  # pending writes into existing memory
 lock = threading.RLock()
 owner = None                # the thread whose flush is under way

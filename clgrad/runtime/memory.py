@@ -1,6 +1,7 @@
 """Device buffers, the size-bucketed buffer pool, host<->device transfers and the runtime counters."""
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter, defaultdict
 
@@ -147,15 +148,19 @@ def pool(device: Device) -> Pool:
     return p
 
 
+_serials = itertools.count()
+
+
 class Buffer:
     """A block of device memory owned by tensors; returns to the pool when the last one goes.
 
     `version` is the storage's version counter shared by all views (autograd checks it).
     """
 
-    __slots__ = ("device", "nbytes", "raw", "_size", "version", "_pool", "__weakref__")
+    __slots__ = ("device", "nbytes", "raw", "_size", "version", "_pool", "serial", "__weakref__")
 
     def __init__(self, device: Device, nbytes: int):
+        self.serial = next(_serials)      # never reused, unlike id(): fusion's read set keys on it
         self.device = device
         self.nbytes = nbytes = int(nbytes)
         p = _by_index.get(device.index)
