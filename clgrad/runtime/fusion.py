@@ -88,15 +88,20 @@ def fused_kernel(device, compute: str, preamble: tuple, segments: tuple):
     ind = "        "
     for s, seg in enumerate(segments):
         args.scalar("int", f"clg_{s}_begin")
+        args.scalar("int", f"clg_{s}_groups")
         defs, offsets, index, loads, lines, stores, ct = _segment(args, s, seg, compute,
-                                                                  "clg_i", ind)
+                                                                  "clg_i", ind + "    ")
         ctypes += ct
         all_defs += defs
+        # a chain starts on a work-group boundary and the branch tests the group id, which is
+        # the same for the whole group: no group mixes two chains, so a compiler that
+        # vectorizes across work-items (CPU runtimes) keeps unit-stride vector loads
         blocks.append("\n".join([
-            f"    {'else ' if s else ''}if (clg_gid < clg_{s}_begin + clg_{s}_n) {{",
+            f"    {'else ' if s else ''}if (clg_grp < clg_{s}_groups) {{",
             f"{ind}const int clg_i = clg_gid - clg_{s}_begin;",
-            f"{ind}int clg_rest = clg_i;", f"{ind}int clg_c;", *offsets, index, *loads, *lines,
-            *stores, "    }"]))
+            f"{ind}if (clg_i < clg_{s}_n) {{",
+            f"{ind}    int clg_rest = clg_i;", f"{ind}    int clg_c;", *offsets, index, *loads,
+            *lines, *stores, f"{ind}}}", "    }"]))
     n_ops = sum(len(seg[0]) for seg in segments)
     name = f"fused{len(segments)}_{first[0]}_{last[0]}_{n_ops}_{last[2].short}"
     src = render("fused_multi", extensions=_extensions(*ctypes), compute=compute,
@@ -140,7 +145,7 @@ def plan_chain(run) -> ChainPlan:
     """The ChainPlan of a run of segments (clgrad/array.py's _Segment: device, compute, group
     of nodes, body, preamble, leaves, scalars, outputs)."""
     specs, args, begin, n_ops = [], [], 0, 0
-    bpos, spos, preamble = [], [], []
+    bpos, spos, preamble, starts, sizes = [], [], [], [], []
     multi = len(run) > 1
     for seg in run:
         for f in seg.preamble:
@@ -164,7 +169,8 @@ def plan_chain(run) -> ChainPlan:
         specs.append((tuple(seg.body), tuple(d for _, _, d in leaves), len(seg.scalars),
                       seg.outputs, flat, rank))
         if multi:
-            args.append(begin)
+            starts.append(len(args))
+            args += (None, None)            # begin and end group: set below, by the group size
         for v, st in zip(views, cst):
             bpos.append(len(args))
             args += (None, v.offset)
@@ -176,6 +182,7 @@ def plan_chain(run) -> ChainPlan:
         args.append(numel)
         if flat is None:
             args += cshape
+        sizes.append(numel)
         begin += numel
         n_ops += len(seg.body)
     first = run[0]
@@ -190,6 +197,17 @@ def plan_chain(run) -> ChainPlan:
                                        tuple(specs))
     plan = ChainPlan()
     plan.kernel = k
-    plan.gsize, plan.lsize = k.sizes_1d(begin)
+    if multi:
+        # each chain starts at a multiple of the kernel's 1-D work-group (the idle work-items
+        # of a chain's last group cost less than groups that mix two chains)
+        local = k.group_1d
+        begin = 0
+        for pos, numel in zip(starts, sizes):
+            groups = (begin + numel + local - 1) // local
+            args[pos], args[pos + 1] = begin, groups
+            begin = groups * local
+        plan.gsize, plan.lsize = (begin,), (local,)
+    else:
+        plan.gsize, plan.lsize = k.sizes_1d(begin)
     plan.args, plan.bpos, plan.spos, plan.n_ops = args, tuple(bpos), tuple(spos), n_ops
     return plan
