@@ -1,7 +1,8 @@
 /* Reduction family: each output element combines the input elements along the reduced dims.
  * Work-items are a 2-D grid: dimension 0 are the lanes sharing one output (a power of two;
  * 1 when outputs are many and rows short), dimension 1 walks the outputs. Lanes stride over the
- * reduced elements, then combine through local memory in a tree. */
+ * reduced elements (their coordinates advance by carrying digits: no division per element),
+ * then combine through local memory in a tree. */
 ${extensions}
 ${preamble}
 
@@ -24,11 +25,11 @@ __kernel void ${name}(${args})
 ${out_offsets}
 ${out_index}
     if (clg_valid) {
+${red_start}
         for (${idx} clg_r = clg_lane; clg_r < clg_nred; clg_r += clg_lanes) {
-            ${idx} clg_rr = clg_r;
 ${red_offsets}
-${red_index}
             clg_acc = CLG_COMBINE(clg_acc, CLG_MAP(${load}, clg_r));
+${red_step}
         }
         clg_scratch[clg_slot + clg_lane] = clg_acc;
     }

@@ -1,9 +1,11 @@
 """Reductions, scans, softmax and p-norms."""
 from __future__ import annotations
 
+import math
+
 from ..dtypes import int64, torch_name
 from ..array import FUSIBLE
-from ..runtime import Buffer, check_dtype, codegen, lazy
+from ..runtime import Buffer, check_dtype, codegen, lazy, reducegen
 from ..view import View, coalesce, normalize_dim
 from .base import Op, _keep, _wide, cast, ew
 
@@ -130,10 +132,11 @@ def _reduce_plan(kind, x, dims, keepdim, out_dtype, acc_dtype):
     spec = reduce_spec(kind, src_dtype)
     acc_bytes = {"clg_pair": 16, "uchar": 1, "double": 8, "long": 8}.get(spec["acc_t"], 4)
     name = f"reduce_{kind}_{src_dtype.short}_{out_dtype.short}"
-    k = codegen.reduce_kernel(device, name, spec, src_dtype, out_dtype, len(o_shape),
-                              len(r_shape), _wide([xv, out_view]))
-    launch = codegen.reduce_launch(k, acc_bytes, None, ov.offset, o_st, None, xv.offset,
-                                   k_st, r_st, o_shape, r_shape)
+    seq = reducegen.reduce_sequential(device, out_view.numel, math.prod(r_shape), k_st)
+    k = reducegen.reduce_kernel(device, name, spec, src_dtype, out_dtype, len(o_shape),
+                              len(r_shape), _wide([xv, out_view]), seq)
+    launch = reducegen.reduce_launch(k, acc_bytes, None, ov.offset, o_st, None, xv.offset,
+                                   k_st, r_st, o_shape, r_shape, seq)
     if launch is not None:
         plan.kernel = k
         plan.gsize, plan.lsize, plan.args = launch

@@ -173,65 +173,7 @@ def launch_elementwise(k, n, out_raw, out_off, out_strides, operands, shape):
     k.launch_1d(n, *args)
 
 
-# ---- reductions --------------------------------------------------------------------------------
-@memoize(key=lambda device, name, spec, *rest: (device, name, tuple(sorted(spec.items())), *rest))
-def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_rank, wide):
-    """spec: dict of C snippets: acc_t, init, map(x, r), combine(a, b), final(a), load_t, and
-    defs (type and helper definitions placed before them)."""
-    idx = "long" if wide else "int"
-    args = Args().buffer(out.ctype, "clg_out").scalar(idx, "clg_out_off")
-    args.scalar(idx, *(f"clg_out_st{d}" for d in range(out_rank)))
-    args.buffer(in_dt.ctype, "clg_in", const=True).scalar(idx, "clg_in_off")
-    args.scalar(idx, *(f"clg_keep_st{d}" for d in range(out_rank)))
-    args.scalar(idx, *(f"clg_red_st{d}" for d in range(red_rank)))
-    args.scalar(idx, "clg_nout", *(f"clg_oshape{d}" for d in range(out_rank)))
-    args.scalar(idx, "clg_nred", *(f"clg_rshape{d}" for d in range(red_rank)))
-    args.local("clg_acc_t", "clg_scratch")
-    load_t = spec["load_t"]
-    ctypes = (in_dt.ctype, out.ctype, load_t, spec["acc_t"])
-    src = render(
-        "reduce", extensions=_extensions(*ctypes), preamble=spec.get("defs", ""),
-        acc_t=spec["acc_t"], init=spec["init"], map=spec["map"], combine=spec["combine"],
-        final=spec["final"], name=name, args=args, idx=idx,
-        out_offsets=f"    {idx} clg_o_out = clg_out_off;\n    {idx} clg_o_in = clg_in_off;",
-        out_index=_index_lines(out_rank, [f"clg_oshape{d}" for d in range(out_rank)],
-                               [("clg_o_out", "clg_out_st"), ("clg_o_in", "clg_keep_st")]),
-        red_offsets=f"            {idx} clg_oi = clg_o_in;",
-        red_index=_index_lines(red_rank, [f"clg_rshape{d}" for d in range(red_rank)],
-                               [("clg_oi", "clg_red_st")], rest="clg_rr", indent="            "),
-        load=_load("clg_in", in_dt.ctype, "clg_oi", load_t),
-        store="            " + _store("clg_out", out.ctype, "clg_o_out", "CLG_FINAL(clg_acc)",
-                                      out.name == "bool"))
-    return kernel(device, src, name, args)
-
-
-def reduce_launch(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
-                  red_strides, out_shape, red_shape):
-    """(global, local, args) of a reduce_kernel launch, or None when the output is empty: a
-    caller that repeats the launch keeps them and swaps in its buffers."""
-    n_out = int(np.prod(out_shape, dtype=np.int64)) if out_shape else 1
-    n_red = int(np.prod(red_shape, dtype=np.int64)) if red_shape else 1
-    if n_out == 0:
-        return None
-    dev = k.device
-    limit = max(1, min(k.max_group, dev.max_work_group_size))
-    local_cap = max(1, dev.local_mem_size // max(acc_bytes, 1))
-    limit = min(limit, local_cap)
-    # lanes per output: many when rows are long and outputs few, one when outputs are many
-    lanes = 1
-    per_group_target = 256 if not dev.is_cpu else 64
-    while lanes * 2 <= min(limit, per_group_target) and lanes * 2 <= n_red and \
-            n_out * lanes < 4096 * max(dev.compute_units, 1):
-        lanes *= 2
-    if n_red < 64:
-        lanes = 1
-    lanes, rows = _group_2d(k, lanes, limit, per_group_target, n_out)
-    g1 = (n_out + rows - 1) // rows * rows
-    args = [out_raw, out_off, *out_strides, in_raw, in_off, *keep_strides, *red_strides,
-            n_out, *out_shape, n_red, *red_shape, local_mem(acc_bytes * lanes * rows)]
-    return (lanes, g1), (lanes, rows), args
-
-
+# ---- work-groups of row kernels (reductions, softmax) ---------------------------------------
 def _group_2d(k, lanes, limit, target, n_out):
     """(lanes, rows) of a lanes x rows work-group (reduce, softmax): `lanes` work-items share
     an output, `rows` outputs per group. Fitted to the shape, except where the device compiles
@@ -244,14 +186,6 @@ def _group_2d(k, lanes, limit, target, n_out):
         return lanes, max(1, min(limit // lanes, 64 if lanes == 1 else 1))
     rows = max(1, min(limit // lanes, 64 if lanes == 1 else 1))
     return lanes, min(rows, 1 << (n_out - 1).bit_length())
-
-
-def launch_reduce(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off, keep_strides,
-                  red_strides, out_shape, red_shape):
-    launch = reduce_launch(k, acc_bytes, out_raw, out_off, out_strides, in_raw, in_off,
-                           keep_strides, red_strides, out_shape, red_shape)
-    if launch is not None:
-        k(launch[0], launch[1], *launch[2])
 
 
 # ---- matmul ------------------------------------------------------------------------------------
@@ -498,6 +432,7 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
 _WINDOW_ARGS = {
     "pad": "bb" + "i" * 8, "pad_grad": "bb" + "i" * 8,
     "max_pool": "bbb" + "i" * 14, "max_pool_grad": "bbb" + "i" * 14,
+    "max_pool_tiled": "bbbiiiifi", "max_pool_grad_tiled": "bbbiiiifi",
     "avg_pool": "bb" + "i" * 14, "avg_pool_grad": "bb" + "i" * 14,
     "unpool": "bbbiii", "unpool_grad": "bbbiii",
     "nearest": "bbiiiiffii", "nearest_grad": "bbiiiiffii",
