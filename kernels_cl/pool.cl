@@ -104,6 +104,68 @@ __kernel void max_pool_grad_${sfx}(__global clg_t* gx, __global const clg_t* gy,
     gx[gid] = acc;
 }
 
+/* p / OW for 0 <= p < 2**22 without an integer division (scalar code when a CPU compiler
+ * vectorizes across work-items): (p + 0.5) / OW lies at least 0.5 / OW from an integer, far more
+ * than float's rounding error at that size. The launch checks the bound. */
+#define CLG_SPLIT(p, inv) ((int)(((float)(p) + 0.5f) * (inv)))
+
+/* Max pooling whose windows tile the planes exactly (see max_pool_grad_tiled): a 2-D range of
+ * (position in the output plane, plane); no bounds tests, no window arithmetic. The same ties and NaN rule
+ * as max_pool (the first maximum wins, a NaN wins over numbers). */
+__kernel void max_pool_tiled_${sfx}(__global clg_t* y, __global long* idx,
+                                    __global const clg_t* x, int OH, int OW, int KH, int KW,
+                                    float inv_ow, int n)
+{
+    const int p = get_global_id(0);         /* oh * OW + ow within the plane, see CLG_SPLIT */
+    const int b = get_global_id(1);
+    if (p >= OH * OW || b >= n)
+        return;
+    const int oh = CLG_SPLIT(p, inv_ow), ow = p - oh * OW;
+    const int W = OW * KW;
+    __global const clg_t* plane = x + (long)b * OH * KH * W;
+    long arg = (long)oh * KH * W + (long)ow * KW;
+    clg_t best = plane[arg];
+    for (int i = 0; i < KH; ++i) {
+        for (int j = 0; j < KW; ++j) {
+            const long at = (long)(oh * KH + i) * W + ow * KW + j;
+            const clg_t v = plane[at];
+            if (v > best || CLG_ISNAN(v)) {
+                best = v;
+                arg = at;
+            }
+        }
+    }
+    const long o = (long)b * OH * OW + p;
+    y[o] = best;
+    idx[o] = arg;
+}
+
+/* The gradient of max pooling whose windows tile the planes exactly (stride = kernel size, no
+ * padding or dilation, H = OH * KH, W = OW * KW): each output writes its own window, the
+ * gradient where its argmax is and 0 elsewhere, so every input is written once, with no search.
+ * The range of max_pool_tiled. */
+__kernel void max_pool_grad_tiled_${sfx}(__global clg_t* gx, __global const clg_t* gy,
+                                         __global const long* idx, int OH, int OW, int KH,
+                                         int KW, float inv_ow, int n)
+{
+    const int p = get_global_id(0);
+    const int b = get_global_id(1);
+    if (p >= OH * OW || b >= n)
+        return;
+    const int oh = CLG_SPLIT(p, inv_ow), ow = p - oh * OW;
+    const int W = OW * KW;
+    const long o = (long)b * OH * OW + p;
+    const clg_t v = gy[o];
+    const long arg = idx[o];
+    __global clg_t* plane = gx + (long)b * OH * KH * W;
+    for (int i = 0; i < KH; ++i) {
+        for (int j = 0; j < KW; ++j) {
+            const long me = (long)(oh * KH + i) * W + ow * KW + j;
+            plane[me] = me == arg ? v : (clg_t)0;
+        }
+    }
+}
+
 /* The divisor of average-pooling output (oh, ow), following PyTorch's avg_pool2d. */
 clg_t clg_avg_div(int oh, int ow, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW,
                   int PH, int PW, int adaptive, int include_pad, int divisor)

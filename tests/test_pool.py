@@ -84,6 +84,9 @@ MAX2D = [
     ((1, 2, 7, 8), dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 1), dilation=(2, 1))),
     ((1, 3, 8, 6), dict(kernel_size=2, stride=3, dilation=2, ceil_mode=True)),
     ((2, 7, 6), dict(kernel_size=2, stride=1)),                                  # unbatched
+    ((2, 3, 8, 4), dict(kernel_size=(2, 1))),               # windows tile the planes exactly
+    ((1, 2, 7, 6), dict(kernel_size=2)),                    # a row no window covers: not tiled
+    ((3, 1, 4), dict(kernel_size=(1, 2), dilation=(3, 1))),  # tiled: dilation along a 1-tap dim
 ]
 
 
