@@ -331,12 +331,15 @@ def test_is_leaf_requires_grad_and_grad_fn(device):
              "mm": (x @ c.t()).grad_fn.name(), "view": x.view(6).grad_fn.name(),
              "permute": x.permute(1, 0).grad_fn.name(), "neg": (-x).grad_fn.name(),
              "div": (x / 2).grad_fn.name(), "sub": (x - c).grad_fn.name(),
-             "clone": x.clone().grad_fn.name(), "relu": x.relu().grad_fn.name()}
+             "clone": x.clone().grad_fn.name(), "relu": x.relu().grad_fn.name(),
+             "t": x.t().grad_fn.name(), "transpose": x.transpose(0, 1).grad_fn.name(),
+             "mT": x.mT.grad_fn.name()}
     assert names == {"mul": "MulBackward0", "sum": "SumBackward0", "mean": "MeanBackward0",
                      "exp": "ExpBackward0", "mm": "MmBackward0", "view": "ViewBackward0",
                      "permute": "PermuteBackward0", "neg": "NegBackward0",
                      "div": "DivBackward0", "sub": "SubBackward0", "clone": "CloneBackward0",
-                     "relu": "ReluBackward0"}
+                     "relu": "ReluBackward0", "t": "TBackward0",
+                     "transpose": "TransposeBackward0", "mT": "TransposeBackward0"}
     z = (x * 2).exp()
     nxt, idx = z.grad_fn.next_functions[0]
     assert nxt.name() == "MulBackward0" and idx == 0

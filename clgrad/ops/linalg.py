@@ -132,10 +132,18 @@ def _bias_operand(bias, batch, M, N, device, dt):
 
 def _transposed(t, g) -> bool:
     """t is a transposed contiguous matrix (a weight seen through .t(), as F.linear does) of
-    g's batch shape."""
+    g's batch shape: its last two dims swapped give a contiguous view (read off the strides)."""
     v = t._view
-    return (t.ndim == g.ndim and len(v.shape) >= 2 and v.strides[-2] == 1 and v.shape[-2] > 1
-            and v.shape[-1] > 1 and t.mT.is_contiguous())
+    shape, st = v.shape, v.strides
+    if len(shape) != g.ndim or len(shape) < 2 or shape[-2] < 2 or shape[-1] < 2 or \
+            st[-2] != 1 or st[-1] != shape[-2]:
+        return False
+    step = shape[-2] * shape[-1]
+    for n, s in zip(reversed(shape[:-2]), reversed(st[:-2])):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
 
 
 def _grad_a(a, b, g):

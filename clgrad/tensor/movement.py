@@ -84,10 +84,14 @@ class MovementMixin:
         nd = self.ndim
         if nd == 0:
             return self.detach_view() if not self.requires_grad else self.permute(())
-        d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
-        order = list(range(nd))
+        return self._swap(normalize_dim(dim0, nd), normalize_dim(dim1, nd), "TransposeBackward0")
+
+    def _swap(self, d0: int, d1: int, name: str) -> "Tensor":
+        # a swap is its own inverse and valid by construction: no checks (t() and mT are hot)
+        order = list(range(self.ndim))
         order[d0], order[d1] = order[d1], order[d0]
-        return self.permute(order)
+        return apply(ops.view_op, self, self._view.permute(tuple(order)), name,
+                     lambda ctx, g: (g._swap(d0, d1, name),))
 
     swapaxes = swapdims = transpose
 
@@ -95,7 +99,7 @@ class MovementMixin:
         if self.ndim > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                                f"{self.ndim}D")
-        return self.transpose(0, 1) if self.ndim == 2 else self
+        return self._swap(0, 1, "TBackward0") if self.ndim == 2 else self
 
     @property
     def T(self) -> "Tensor":
