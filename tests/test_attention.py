@@ -9,6 +9,7 @@ import clgrad
 from clgrad import nn, runtime
 from clgrad.autograd import gradcheck
 from clgrad.nn import functional as F
+from clgrad.ops import attention
 from helpers import check_op
 
 NINF = -np.inf
@@ -103,17 +104,43 @@ def test_sdpa_2d_and_empty(device):
     assert tuple(out.shape) == (2, 0, 5)
 
 
-def test_sdpa_is_one_kernel(device):
+def test_sdpa_launches(device, monkeypatch):
+    """Two GEMMs around the probabilities kernel where the CPU GEMM kernels run, else the
+    streaming kernel alone; nothing crosses to the host."""
     q = clgrad.randn(2, 4, 16, 8, device=device)
     k = clgrad.randn(2, 4, 16, 8, device=device)
     v = clgrad.randn(2, 4, 16, 8, device=device)
-    F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    runtime.reset_stats()
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    s = runtime.stats()
-    assert s["launches"] == 1 and s["d2h"] == 0 and s["h2d"] == 0
     ref = _ref(*(t.numpy().astype(np.float64) for t in (q, k, v)), causal=True)
-    np.testing.assert_allclose(out.numpy(), ref, atol=1e-5, rtol=1e-4)
+    uses_gemm = attention.gemm.family_for(q.device, q.dtype) == "cpu"
+    for limit, want in ((attention.MAX_GEMM_SCORES, 3 if uses_gemm else 1), (0, 1)):
+        monkeypatch.setattr(attention, "MAX_GEMM_SCORES", limit)
+        F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        runtime.reset_stats()
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        s = runtime.stats()
+        assert s["launches"] == want and s["d2h"] == 0 and s["h2d"] == 0
+        np.testing.assert_allclose(out.numpy(), ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["gemm", "streaming"])
+def test_sdpa_both_paths_with_gradients(device, monkeypatch, path):
+    """The GEMM formulation (saved probabilities, fused softmax backward) and the streaming
+    kernel (recomputed probabilities) on strided views, a mask with a dead row, causal rows."""
+    if path == "streaming":
+        monkeypatch.setattr(attention, "MAX_GEMM_SCORES", 0)
+    rng = np.random.default_rng(1)
+    m = rng.random((3, 5)) < 0.6
+    m[:, 0] = True
+    m[1] = False                              # every key masked out: zeros, no gradient
+    check_op([(2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 6)],
+             lambda q, k, v: F.scaled_dot_product_attention(
+                 q, k, v, attn_mask=clgrad.tensor(m, device=q.device), scale=0.7),
+             lambda q, k, v: _ref(q, k, v, _bool_bias(m), scale=0.7), device=device,
+             layouts=("contiguous", "permuted", "sliced"))
+    check_op([(3, 6, 4), (3, 6, 4), (3, 6, 3)],
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+             lambda q, k, v: _ref(q, k, v, causal=True), device=device,
+             layouts=("contiguous", "permuted"))
 
 
 def test_sdpa_dropout(device):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 
-from ..runtime import codegen
+from ..runtime import codegen, gemm
 
 _I, _L = "int", "long"
 MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memory
+# Where the CPU GEMM kernels run, the forward is two batched GEMMs around one probabilities kernel
+# and keeps the (N, L, S) probabilities for the backward, up to this many of them (256 MiB of
+# float32); past it, the streaming kernel. Measured on Intel's runtime (tools/kernel_profile.py,
+# the bench Transformer, (N, L, E) = (128, 64, 32) causal): the streaming kernel took ~45 ms a
+# layer, the GEMMs and the probabilities kernel ~2 ms: one work-item per query row walking its
+# keys is scalar work, where the GEMMs are register-blocked vector code.
+MAX_GEMM_SCORES = 1 << 26
 # Measured on PoCL (2 shared cores), causal, float32: (N, L, E) = (8, 64, 16) 2.3 ms fused vs
 # 18.8 ms matmul + softmax; (8, 256, 32) 44 vs 166 ms; (4, 512, 64) 124 vs 507 ms. So the fused
 # kernel is used whenever it applies (no dropout, float32/64, Ev <= MAX_FUSED_DV). It streams
@@ -64,16 +71,87 @@ def _mask_strides(bias, batch, L, S):
     return bias, v.offset, st
 
 
+def _kernel(q, name, Ev):
+    dv = 16
+    while dv < Ev:
+        dv *= 2
+    args = {"clg_sdpa_fwd": [None] * 5 + [_I, _L, _L, _L, _L, _L, _I, q.dtype.ctype] + [_I] * 6,
+            "clg_sdpa_probs": [None] * 2 + [_I, _L, _L, _L, _L, _L, _I, q.dtype.ctype] + [_I] * 4,
+            "clg_sdpa_probs_bwd": [None, None, q.dtype.ctype, _L, _I]}[name]
+    return codegen.seq_kernel(q.device, "attention", name, q.dtype.ctype, args, dv=dv)
+
+
+def _uses_gemm(q, N, L, S):
+    return gemm.family_for(q.device, q.dtype) == "cpu" and N * L * S <= MAX_GEMM_SCORES
+
+
+def _recording(ctx) -> bool:
+    """Whether this backward is itself recorded (create_graph=True)."""
+    try:
+        ctx.forbid_double_backward("attention")
+    except NotImplementedError:
+        return True
+    return False
+
+
 def sdpa_fused(ctx, q, k, v, bias, scale: float, is_causal: bool):
     """Attention output (*batch, L, Ev) of q (*batch, L, E), k (*batch, S, E), v (*batch, S, Ev)
-    with an additive float bias broadcastable to (*batch, L, S) (or None), from one kernel."""
+    with an additive float bias broadcastable to (*batch, L, S) (or None): two batched GEMMs
+    around one probabilities kernel on CPU GEMM devices (strided operands, no copies), else one
+    streaming kernel."""
     T = q._plain
-    real = q.dtype.ctype
     batch = tuple(q.shape[:-2])
     L, E = q.shape[-2:]
     S, Ev = v.shape[-2:]
     N = math.prod(batch)
     Hh = batch[-1] if batch else 1
+    if bias is not None:
+        mbuf, moff, (mb, mh, ml, ms) = _mask_strides(bias, batch, L, S)
+    probs_ = None
+    if N * L and _uses_gemm(q, N, L, S):
+        probs_ = q @ k.mT                                          # (*batch, L, S) scores
+        if bias is None:
+            mbuf, moff, (mb, mh, ml, ms) = probs_, 0, (0, 0, 0, 0)
+        _kernel(q, "clg_sdpa_probs", Ev).launch_1d(
+            N * L, probs_._buf.raw, mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
+            int(is_causal), float(scale), N, Hh, L, S)
+        out = probs_ @ v                                           # (*batch, L, Ev)
+    else:
+        out = _streaming(T, q, k, v, bias, scale, is_causal, batch, N, Hh, L, S, E, Ev)
+    if ctx is not None:
+        ctx.save_for_backward(q, k, v, bias)
+        ctx.probs = probs_
+
+    def backward(ctx, g):
+        sq, sk, sv, sb = ctx.saved_tensors
+        n = ctx.needs_input_grad
+        p = ctx.probs
+        if p is None or n[3] or _recording(ctx):
+            # recompute the probabilities with matmul + softmax; written with Tensor ops, so
+            # create_graph=True differentiates through it
+            p = probs(scores(sq, sk, sb, scale, is_causal))           # (..., L, S)
+            dv_ = p.mT @ g if n[2] else None
+            ds = None
+            if n[0] or n[1] or n[3]:
+                dp = g @ sv.mT
+                ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+            dq = (ds @ sk) * scale if n[0] else None
+            dk = (ds.mT @ sq) * scale if n[1] else None
+            return dq, dk, dv_, (ds if n[3] else None)
+        dv_ = p.mT @ g if n[2] else None
+        dq = dk = None
+        if n[0] or n[1]:
+            ds = g @ sv.mT                                   # (..., L, S) fresh: ds in place
+            _kernel(sq, "clg_sdpa_probs_bwd", sv.shape[-1]).launch_1d(
+                N * L, ds._buf.raw, p._buf.raw, float(scale), N * L, S)
+            dq = ds @ sk if n[0] else None
+            dk = ds.mT @ sq if n[1] else None
+        return dq, dk, dv_, None
+    return out, "ScaledDotProductAttentionBackward0", backward
+
+
+def _streaming(T, q, k, v, bias, scale, is_causal, batch, N, Hh, L, S, E, Ev):
+    """The online-softmax kernel: contiguous copies of q, k, v, one work-item per query row."""
     qc = q.contiguous()
     kc = k.contiguous()
     vc = v.contiguous()
@@ -86,30 +164,8 @@ def sdpa_fused(ctx, q, k, v, bias, scale: float, is_causal: bool):
             mbuf, moff, (mb, mh, ml, ms) = _mask_strides(bias, batch, L, S)
         else:
             mbuf, moff, (mb, mh, ml, ms) = qc, 0, (0, 0, 0, 0)
-        dv = 16
-        while dv < Ev:
-            dv *= 2
-        kern = codegen.seq_kernel(q.device, "attention", "clg_sdpa_fwd", real,
-                                  [None] * 5 + [_I, _L, _L, _L, _L, _L, _I, real] + [_I] * 6,
-                                  dv=dv)
-        kern.launch_1d(N * L, out._buf.raw, qc._buf.raw, kc._buf.raw, vc._buf.raw,
-                       mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
-                       int(is_causal), float(scale), N, Hh, L, S, E, Ev)
-    if ctx is not None:
-        ctx.save_for_backward(q, k, v, bias)
-
-    def backward(ctx, g):
-        # recompute the probabilities with matmul + softmax; written with Tensor ops, so
-        # create_graph=True differentiates through it
-        sq, sk, sv, sb = ctx.saved_tensors
-        p = probs(scores(sq, sk, sb, scale, is_causal))           # (..., L, S)
-        n = ctx.needs_input_grad
-        dv_ = p.mT @ g if n[2] else None
-        ds = None
-        if n[0] or n[1] or n[3]:
-            dp = g @ sv.mT
-            ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-        dq = (ds @ sk) * scale if n[0] else None
-        dk = (ds.mT @ sq) * scale if n[1] else None
-        return dq, dk, dv_, (ds if n[3] else None)
-    return out, "ScaledDotProductAttentionBackward0", backward
+        _kernel(q, "clg_sdpa_fwd", Ev).launch_1d(
+            N * L, out._buf.raw, qc._buf.raw, kc._buf.raw, vc._buf.raw, mbuf._buf.raw,
+            int(bias is not None), moff, mb, mh, ml, ms, int(is_causal), float(scale), N, Hh, L,
+            S, E, Ev)
+    return out
