@@ -306,3 +306,67 @@ def test_mha_state_dict_keys(device):
         "out_proj.weight", "out_proj.bias"]
     with pytest.raises(AssertionError, match="divisible"):
         nn.MultiheadAttention(8, 3)
+
+
+def _mha_self_case(device, batch_first, mask, dtype=clgrad.float32):
+    clgrad.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, batch_first=batch_first, device=device, dtype=dtype)
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((3, 5, 8))                   # (N, L, E) or (L, N, E)
+    L = 5 if batch_first else 3
+    kw = {}
+    if mask == "causal":
+        kw = dict(attn_mask=nn.Transformer.generate_square_subsequent_mask(L, device=device,
+                                                                             dtype=dtype),
+                  is_causal=True)
+    elif mask == "float2d":
+        kw = dict(attn_mask=clgrad.tensor(rng.standard_normal((L, L)), dtype=dtype,
+                                          device=device))
+    return m, xs, kw
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("mask", ["none", "causal", "float2d"])
+def test_mha_self_attention_packed(device, batch_first, mask):
+    """Self-attention (query, key and value one tensor) takes the packed projection: the same
+    output and gradients as the general path, which gets three tensors of the same values."""
+    m, xs, kw = _mha_self_case(device, batch_first, mask)
+    gy = np.random.default_rng(1).standard_normal(xs.shape).astype(np.float32)
+    grads = []
+    for same in (True, False):
+        xq, xk, xv = (clgrad.tensor(xs, dtype=clgrad.float32, device=device,
+                                    requires_grad=True) for _ in range(3))
+        if same:
+            xk = xv = xq
+        m.zero_grad()
+        out = m(xq, xk, xv, need_weights=False, **kw)[0]
+        (out * clgrad.tensor(gy, device=device)).sum().backward()
+        gx = xq.grad.numpy() + (0 if same else xk.grad.numpy() + xv.grad.numpy())
+        grads.append([out.detach().numpy(), gx] + [p.grad.numpy() for p in m.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_mha_self_attention_packed_launches(device):
+    """One projection GEMM for q, k and v and no copy of a head: forward launches."""
+    m, xs, kw = _mha_self_case(device, True, "causal")
+    x = clgrad.tensor(xs, dtype=clgrad.float32, device=device)
+    with clgrad.no_grad():
+        m(x, x, x, need_weights=False, **kw)
+        runtime.reset_stats()
+        m(x, x, x, need_weights=False, **kw)[0].numpy()
+    if attention.gemm.family_for(x.device, x.dtype) == "cpu":
+        # in projection, scores, probabilities, probabilities @ v, out projection
+        assert runtime.stats()["launches"] == 5
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_mha_self_attention_packed_gradgrad(fp64, batch_first):
+    from clgrad.autograd import gradgradcheck
+    m, xs, kw = _mha_self_case(fp64, batch_first, "causal", clgrad.float64)
+    x = clgrad.tensor(xs[:2, :3], dtype=clgrad.float64, device=fp64, requires_grad=True)
+    kw["attn_mask"] = kw["attn_mask"][:x.shape[1 if batch_first else 0], :x.shape[1 if
+                                                                         batch_first else 0]]
+    f = lambda x, w: m(x, x, x, need_weights=False, **kw)[0]     # noqa: E731
+    assert gradcheck(f, (x, m.in_proj_weight))
+    assert gradgradcheck(f, (x, m.in_proj_weight))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 from ..runtime import codegen, gemm
+from .base import copy_into
+from .linalg import matmul2
+from .movement import scatter_view
 
 _I, _L = "int", "long"
 MAX_FUSED_DV = 256          # the fused kernel keeps a value row in private memory
@@ -85,6 +88,23 @@ def _uses_gemm(q, N, L, S):
     return gemm.family_for(q.device, q.dtype) == "cpu" and N * L * S <= MAX_GEMM_SCORES
 
 
+def _probs(q, k, bias, scale, is_causal):
+    """softmax(q k^T * scale + bias) (causal: keys past the query dropped), (*batch, L, S), from
+    one batched GEMM and one kernel over its rows, in place."""
+    batch = tuple(q.shape[:-2])
+    L, S = q.shape[-2], k.shape[-2]
+    p = matmul2(q, k.mT)
+    if bias is not None:
+        mbuf, moff, (mb, mh, ml, ms) = _mask_strides(bias, batch, L, S)
+    else:
+        mbuf, moff, (mb, mh, ml, ms) = p, 0, (0, 0, 0, 0)
+    N = math.prod(batch)
+    _kernel(q, "clg_sdpa_probs", 1).launch_1d(
+        N * L, p._buf.raw, mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
+        int(is_causal), float(scale), N, batch[-1] if batch else 1, L, S)
+    return p
+
+
 def _recording(ctx) -> bool:
     """Whether this backward is itself recorded (create_graph=True)."""
     try:
@@ -105,16 +125,9 @@ def sdpa_fused(ctx, q, k, v, bias, scale: float, is_causal: bool):
     S, Ev = v.shape[-2:]
     N = math.prod(batch)
     Hh = batch[-1] if batch else 1
-    if bias is not None:
-        mbuf, moff, (mb, mh, ml, ms) = _mask_strides(bias, batch, L, S)
     probs_ = None
     if N * L and _uses_gemm(q, N, L, S):
-        probs_ = q @ k.mT                                          # (*batch, L, S) scores
-        if bias is None:
-            mbuf, moff, (mb, mh, ml, ms) = probs_, 0, (0, 0, 0, 0)
-        _kernel(q, "clg_sdpa_probs", Ev).launch_1d(
-            N * L, probs_._buf.raw, mbuf._buf.raw, int(bias is not None), moff, mb, mh, ml, ms,
-            int(is_causal), float(scale), N, Hh, L, S)
+        probs_ = _probs(q, k, bias, scale, is_causal)              # (*batch, L, S)
         out = probs_ @ v                                           # (*batch, L, Ev)
     else:
         out = _streaming(T, q, k, v, bias, scale, is_causal, batch, N, Hh, L, S, E, Ev)
@@ -169,3 +182,82 @@ def _streaming(T, q, k, v, bias, scale, is_causal, batch, N, Hh, L, S, E, Ev):
             int(bias is not None), moff, mb, mh, ml, ms, int(is_causal), float(scale), N, Hh, L,
             S, E, Ev)
     return out
+
+
+def qkv_view(view, part: int, heads: int, batch_major: bool):
+    """The (N, H, L, hd) view of q (part 0), k (1) or v (2) in a packed projection: a contiguous
+    (N, L, 3E) (`batch_major`) or (L, N, 3E) view of tokens, each row q | k | v, heads inside."""
+    outer, inner, e3 = view.shape
+    v = view.reshape((outer, inner, 3, heads, e3 // (3 * heads))).select(2, part)
+    return v.permute((0, 2, 1, 3) if batch_major else (1, 2, 0, 3))
+
+
+def heads_view(view, heads: int, batch_major: bool):
+    """The (N, H, L, hd) view of a contiguous (N, L, E) or (L, N, E) attention output."""
+    outer, inner, e = view.shape
+    v = view.reshape((outer, inner, heads, e // heads))
+    if v is None:
+        return None
+    return v.permute((0, 2, 1, 3) if batch_major else (1, 2, 0, 3))
+
+
+def sdpa_packed(ctx, qkv, bias, heads: int, batch_major: bool, scale: float, is_causal: bool):
+    """Self-attention on a packed projection qkv (N, L, 3E) (`batch_major`) or (L, N, 3E),
+    contiguous, into a contiguous result of the same token order (N, L, E) or (L, N, E): the
+    layouts multi-head attention reads and writes, so no head is ever copied out. The GEMMs take
+    the strided head views; the gradient's three parts are written into one (.., 3E) buffer.
+    On devices without the CPU GEMM kernels the streaming kernel runs on contiguous copies."""
+    T = qkv._plain
+    outer, inner, e3 = qkv.shape
+    E = e3 // 3
+    N, L = (outer, inner) if batch_major else (inner, outer)
+    q, k, v = (T._make(qkv._buf, qkv_view(qkv._view, i, heads, batch_major), qkv.dtype)
+               for i in range(3))
+    res = T._empty((outer, inner, E), qkv.dtype, qkv.device)
+    o = T._make(res._buf, heads_view(res._view, heads, batch_major), res.dtype)
+    p = None
+    if N * L and _uses_gemm(qkv, N * heads, L, L):
+        p = _probs(q, k, bias, scale, is_causal)
+        matmul2(p, v, out=o)
+    elif N * L:
+        copy_into(o, _streaming(T, q, k, v, bias, scale, is_causal, (N, heads), N * heads,
+                                heads, L, L, E // heads, E // heads))
+    if ctx is not None:
+        ctx.save_for_backward(qkv, bias)
+        ctx.probs = p
+
+    def backward(ctx, g):
+        sqkv, sb = ctx.saved_tensors
+        fn = [lambda w, i=i: qkv_view(w, i, heads, batch_major) for i in range(3)]
+        order = (0, 2, 1, 3) if batch_major else (1, 2, 0, 3)
+        if ctx.probs is None or ctx.needs_input_grad[1] or _recording(ctx):
+            # Tensor ops (double backward, a mask's gradient, the streaming kernel's recompute)
+            hv = [sqkv.reshape(outer, inner, 3, heads, E // heads).select(2, i).permute(*order)
+                  for i in range(3)]
+            gv = g.reshape(outer, inner, heads, E // heads).permute(*order)
+            pr = probs(scores(hv[0], hv[1], sb, scale, is_causal))
+            dp = gv @ hv[2].mT
+            ds = pr * (dp - (dp * pr).sum(-1, keepdim=True))
+            parts = ((ds @ hv[1]) * scale, (ds.mT @ hv[0]) * scale, pr.mT @ gv)
+            gq = None
+            for i, d in enumerate(parts):
+                d = d._apply(scatter_view, d, sqkv.shape, fn[i])
+                gq = d if gq is None else gq + d
+            return gq, (ds if ctx.needs_input_grad[1] else None)
+        pr = ctx.probs
+        w = heads_view(g._view, heads, batch_major)
+        if w is None:
+            g = g.contiguous()
+            w = heads_view(g._view, heads, batch_major)
+        gh = g._plain._make(g._buf, w, g.dtype)
+        G = sqkv._plain._empty(sqkv.shape, sqkv.dtype, sqkv.device)
+        hq, hk, hv = (sqkv._plain._make(sqkv._buf, f(sqkv._view), sqkv.dtype) for f in fn)
+        gq, gk, gv = (G._plain._make(G._buf, f(G._view), G.dtype) for f in fn)
+        matmul2(pr.mT, gh, out=gv)
+        ds = matmul2(gh, hv.mT)                             # (N, H, L, L) fresh: ds in place
+        _kernel(sqkv, "clg_sdpa_probs_bwd", 1).launch_1d(
+            N * heads * L, ds._buf.raw, pr._buf.raw, float(scale), N * heads * L, L)
+        matmul2(ds, hk, out=gq)
+        matmul2(ds.mT, hq, out=gk)
+        return G, None
+    return res, "ScaledDotProductAttentionBackward0", backward

@@ -8,11 +8,12 @@ from .base import _check_devices, _need, _wide, cast, copy_into, ew
 from .elementwise import ADD
 
 
-def matmul2(a, b, bias=None):
+def matmul2(a, b, bias=None, out=None):
     """Batched matmul of (..., M, K) @ (..., K, N) with broadcast batch dims; no autograd.
     `bias` (broadcastable to (M, N), or to the whole result) is added in the GEMM's epilogue
     where the kernel family has one and the bias does not vary over the batch, else by one
-    elementwise add into the result."""
+    elementwise add into the result. `out`: an array of the result's shape, any strides that
+    do not overlap, to write into (launched at once) instead of a new contiguous result."""
     T = a._plain
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
@@ -26,14 +27,18 @@ def matmul2(a, b, bias=None):
         # the vector GEMM kernels are float32/float64: 16-bit operands go through float32 copies
         # (float accumulation, one rounding at the end; 3-6x the scalar 16-bit kernel on CPUs)
         up = [cast(t, float32) if t is not None and t.dtype is a.dtype else t for t in (a, b, bias)]
-        return cast(matmul2(*up), a.dtype)
+        r = cast(matmul2(*up), a.dtype)
+        return r if out is None else copy_into(out, r)
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     family = gemm.family_for(device, a.dtype)
-    if lazy.enabled and family == "cpu" and K > 0 and M * N > 0 and (
+    if out is None and lazy.enabled and family == "cpu" and K > 0 and M * N > 0 and (
             bias is None or _bias_operand(bias, batch, M, N, device, a.dtype) is not None):
         return _pending_product(T, a, b, bias, batch, M, K, N, device)
-    c = T._empty(batch + (M, N), a.dtype, device)
+    if out is not None and (tuple(out.shape) != batch + (M, N) or out.dtype is not a.dtype):
+        raise RuntimeError(f"matmul out= must be {a.dtype.name} of shape {list(batch + (M, N))},"
+                           f" got {out.dtype.name} of shape {list(out.shape)}")
+    c = T._empty(batch + (M, N), a.dtype, device) if out is None else out
     if c.numel() == 0:
         return c
     if K == 0:
