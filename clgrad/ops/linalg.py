@@ -32,6 +32,10 @@ def matmul2(a, b, bias=None, out=None):
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     family = gemm.family_for(device, a.dtype)
+    if family == "cpu" and M * N > 0 and gemm.dot_form_copies_b(
+            device, a.dtype, gemm.Operand(None, 0, *a._view.strides[-2:]),
+            gemm.Operand(None, 0, *b._view.strides[-2:]), M, N, K):
+        b = copy_into(T._empty(b.shape, b.dtype, device), b)
     if out is None and lazy.enabled and family == "cpu" and K > 0 and M * N > 0 and (
             bias is None or _bias_operand(bias, batch, M, N, device, a.dtype) is not None):
         return _pending_product(T, a, b, bias, batch, M, K, N, device)
