@@ -359,3 +359,31 @@ def test_dot_form_runs_on_a_copy_of_b_for_many_rows_and_short_k(device, bias):
     want = x @ w.T + (b if bias else 0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert clgrad.runtime.stats()["launches"] == (2 if copies else 1)     # the bias: epilogue
+
+
+def test_one_row_product_is_one_launch(device):
+    """A one-row product over a deep k (a bias gradient as ones @ g) runs as one launch with
+    work-items along the columns: no k-blocks, no padding rows."""
+    rng = np.random.default_rng(6)
+    g = rng.standard_normal((3000, 70)).astype(np.float32)
+    gt = clgrad.tensor(g, device=device)
+    ones = clgrad.ones(1, 3000, device=device)
+    ones.numpy()
+    clgrad.runtime.reset_stats()
+    got = (ones @ gt).numpy()
+    np.testing.assert_allclose(got, g.sum(0, keepdims=True), rtol=1e-4, atol=1e-3)
+    if gemm.uses_cpu_kernels(gt.device, float32):
+        assert clgrad.runtime.stats()["launches"] == 1
+
+
+def test_linear_bias_gradient_sums_rows(device, fp64):
+    x = clgrad.tensor(np.random.default_rng(7).standard_normal((40, 3)), device=fp64,
+                      requires_grad=True)
+    w = clgrad.tensor(np.random.default_rng(8).standard_normal((5, 3)), device=fp64,
+                      requires_grad=True)
+    for shape in ((5,), (1, 5)):
+        b = clgrad.zeros(*shape, dtype=clgrad.float64, device=fp64, requires_grad=True)
+        f = lambda x, w, b: clgrad.nn.functional.linear(x, w, b) if len(shape) == 1 else \
+            clgrad.addmm(b, x, w.t())                                   # noqa: E731
+        assert clgrad.autograd.gradcheck(f, (x, w, b))
+        assert clgrad.autograd.gradgradcheck(f, (x, w, b))

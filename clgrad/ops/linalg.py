@@ -144,11 +144,33 @@ def _matmul_backward(ctx, g):
     return (g @ b.mT if _need(ctx, 0) else None, a.mT @ g if _need(ctx, 1) else None)
 
 
+_ones: dict = {}
+
+
+def _ones_row(g, M: int):
+    """A (1, M) row of ones on g's device and dtype, from a cached buffer (filled once)."""
+    key = (g.device, g.dtype)
+    ones = _ones.get(key)
+    if ones is None or ones.shape[0] < M:
+        n = 1 << max(M - 1, 1).bit_length()
+        ones = _ones[key] = copy_into(g._plain._empty((n,), g.dtype, g.device), 1)
+    return ones[:M].unsqueeze(0)
+
+
 def _addmm_backward(ctx, g):
     a, b = ctx.saved_tensors
-    # the bias's gradient is g; autograd sums it back over the dims the bias was broadcast in
-    return (g if _need(ctx, 0) else None, g @ b.mT if _need(ctx, 1) else None,
-            a.mT @ g if _need(ctx, 2) else None)
+    gb = None
+    if _need(ctx, 0):
+        # the bias's gradient is g; autograd sums it back over the dims the bias was broadcast
+        # in. A bias per column of a 2-D product is summed here instead, as one GEMM row
+        # (ones @ g): on the CPU GEMM kernels neighbouring work-items read neighbouring
+        # columns, 3-5x the column reduction on the bench Transformer's (2048, 128..512)
+        gb = g
+        M, N = g.shape
+        if (ctx.bias_shape in ((N,), (1, N)) and M > 1
+                and gemm.family_for(g.device, g.dtype) == "cpu"):
+            gb = (_ones_row(g, M) @ g).reshape(ctx.bias_shape)
+    return (gb, g @ b.mT if _need(ctx, 1) else None, a.mT @ g if _need(ctx, 2) else None)
 
 
 def addmm_nd(ctx, bias, a, b):
@@ -160,6 +182,7 @@ def addmm_nd(ctx, bias, a, b):
     c = matmul2(a, b, bias=bias)
     if ctx is not None:
         ctx.save_for_backward(a, b)
+        ctx.bias_shape = tuple(bias.shape)
     return c, "AddmmBackward0", _addmm_backward
 
 

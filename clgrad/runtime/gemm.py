@@ -261,6 +261,11 @@ def cpu_gemm(device: Device, dt: DType, c: Operand, a: Operand, b: Operand, M: i
         tile = choose(device, family, dt, shape_class(M, N, K))
         if family == "nn" and M < 2 * tile.rm and (-M) % tile.rm > tile.rm // 2:
             tile = replace(tile, rm=small_rm(M, tile.rm))
+        if family == "nn" and M <= tile.rm and (tile.rows_first or tile.kb or tile.local):
+            # one block of rows (a column sum as ones @ g): k-blocks would share no slab of B,
+            # and the work-items next to each other, which the runtime vectorizes across, must
+            # walk columns, not padding rows
+            tile = replace(tile, rows_first=False, local=None, kb=0)
     if epilogue not in EPILOGUES:
         raise ValueError(f"unknown GEMM epilogue {epilogue!r}; one of {list(EPILOGUES)}")
     k = cpu_kernel(device, dt, tile, len(bshape), wide, gather)
