@@ -1,6 +1,7 @@
 """Where a training step's time goes, per kernel: each launch timed alone (synchronized).
 
     python tools/kernel_profile.py --device cl:0 [--model gpt|mlp|cnn] [--steps 3] [--shapes]
+                                   [--quick]
 
 Runs `clgrad.bench.training_cases` for one model (warm-up steps first, which build kernels), then
 times `--steps` steps with every launch wrapped: the queue is drained, the launch enqueued, the
@@ -33,9 +34,9 @@ def family(name: str) -> str:
     return re.sub(r"_[0-9a-f]{8,}$", "", base)
 
 
-def profile(device, model: str, steps: int, shapes: bool):
+def profile(device, model: str, steps: int, shapes: bool, sizes=None):
     clgrad.manual_seed(0)
-    (case, step), = bench.training_cases(clgrad, bench.Sizes(), device, model)
+    (case, step), = bench.training_cases(clgrad, sizes or bench.Sizes(), device, model)
     for _ in range(3):
         step()
     clgrad.synchronize(device)
@@ -83,11 +84,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--shapes", action="store_true", help="split each kernel by global size")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--quick", action="store_true", help="the bench's quick sizes (for tests)")
     a = p.parse_args(argv)
     device = clgrad.device(a.device) if a.device else None
     with open("/proc/loadavg") as f:
         load0 = f.read().split()[0]
-    case, plain, synced, per = profile(device, a.model, a.steps, a.shapes)
+    case, plain, synced, per = profile(device, a.model, a.steps, a.shapes,
+                                      bench.QUICK if a.quick else None)
     with open("/proc/loadavg") as f:
         load1 = f.read().split()[0]
     total = sum(t for _, t in per.values())
