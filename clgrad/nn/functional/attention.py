@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from ...ops import attention as attention_ops
 from ...tensor import nn_ops
 from ...tensor.apply import autocast_policy
 from ...tensor.creation import zeros
@@ -224,8 +223,8 @@ def _self_attention_packed(x, heads, w_in, b_in, w_out, b_out, attn_mask, is_cau
         raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(bias.shape)}, but should "
                            f"be {(L, L)}.")
     if qkv.dtype.ctype in ("float", "double"):
-        o = qkv._apply(attention_ops.sdpa_packed, qkv, bias, heads, batch_major,
-                       1.0 / math.sqrt(E // heads), is_causal)             # (.., .., E)
+        o = nn_ops.sdpa_packed(qkv, bias, heads, batch_major, 1.0 / math.sqrt(E // heads),
+                               is_causal)                                  # (.., .., E)
     else:       # autocast's 16-bit projection: attention with Tensor ops on head views
         order = (0, 2, 1, 3) if batch_major else (1, 2, 0, 3)
         q, k, v = (qkv.reshape(*xt.shape[:2], 3, heads, E // heads).select(2, i).permute(*order)
