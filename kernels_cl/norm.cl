@@ -89,3 +89,27 @@ __kernel void clg_norm_backward_${suffix}(__global clg_t* clg_dx, __global clg_t
         clg_db[r] = sg;
     }
 }
+
+/* The affine weight's and bias's gradients where they are indexed per b (LayerNorm): one
+ * work-item per b sums g * x_hat and g over every (a, r), so neighbouring work-items read
+ * neighbouring elements (the backward above has one work-item per row). */
+__kernel void clg_norm_wgrad_${suffix}(__global clg_t* clg_dw, __global clg_t* clg_db,
+                                       __global const clg_t* clg_g, __global const clg_t* clg_x,
+                                       __global const clg_t* clg_mean,
+                                       __global const clg_t* clg_rstd, int clg_a, int clg_r,
+                                       int clg_b)
+{
+    const int b = get_global_id(0);
+    if (b >= clg_b)
+        return;
+    clg_t sw = 0, sb = 0;
+    for (int a = 0; a < clg_a; ++a)
+        for (int r = 0; r < clg_r; ++r) {
+            const long i = CLG_AT(a, r, b);
+            const clg_t g = clg_g[i];
+            sw += g * ((clg_x[i] - clg_mean[r]) * clg_rstd[r]);
+            sb += g;
+        }
+    clg_dw[b] = sw;
+    clg_db[b] = sb;
+}

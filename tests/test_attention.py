@@ -9,6 +9,7 @@ import clgrad
 from clgrad import nn, runtime
 from clgrad.autograd import gradcheck
 from clgrad.nn import functional as F
+from clgrad.ops import attention
 from helpers import check_op
 
 NINF = -np.inf
@@ -103,17 +104,43 @@ def test_sdpa_2d_and_empty(device):
     assert tuple(out.shape) == (2, 0, 5)
 
 
-def test_sdpa_is_one_kernel(device):
+def test_sdpa_launches(device, monkeypatch):
+    """Two GEMMs around the probabilities kernel where the CPU GEMM kernels run, else the
+    streaming kernel alone; nothing crosses to the host."""
     q = clgrad.randn(2, 4, 16, 8, device=device)
     k = clgrad.randn(2, 4, 16, 8, device=device)
     v = clgrad.randn(2, 4, 16, 8, device=device)
-    F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    runtime.reset_stats()
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    s = runtime.stats()
-    assert s["launches"] == 1 and s["d2h"] == 0 and s["h2d"] == 0
     ref = _ref(*(t.numpy().astype(np.float64) for t in (q, k, v)), causal=True)
-    np.testing.assert_allclose(out.numpy(), ref, atol=1e-5, rtol=1e-4)
+    uses_gemm = attention.gemm.family_for(q.device, q.dtype) == "cpu"
+    for limit, want in ((attention.MAX_GEMM_SCORES, 3 if uses_gemm else 1), (0, 1)):
+        monkeypatch.setattr(attention, "MAX_GEMM_SCORES", limit)
+        F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        runtime.reset_stats()
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        s = runtime.stats()
+        assert s["launches"] == want and s["d2h"] == 0 and s["h2d"] == 0
+        np.testing.assert_allclose(out.numpy(), ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["gemm", "streaming"])
+def test_sdpa_both_paths_with_gradients(device, monkeypatch, path):
+    """The GEMM formulation (saved probabilities, fused softmax backward) and the streaming
+    kernel (recomputed probabilities) on strided views, a mask with a dead row, causal rows."""
+    if path == "streaming":
+        monkeypatch.setattr(attention, "MAX_GEMM_SCORES", 0)
+    rng = np.random.default_rng(1)
+    m = rng.random((3, 5)) < 0.6
+    m[:, 0] = True
+    m[1] = False                              # every key masked out: zeros, no gradient
+    check_op([(2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 6)],
+             lambda q, k, v: F.scaled_dot_product_attention(
+                 q, k, v, attn_mask=clgrad.tensor(m, device=q.device), scale=0.7),
+             lambda q, k, v: _ref(q, k, v, _bool_bias(m), scale=0.7), device=device,
+             layouts=("contiguous", "permuted", "sliced"))
+    check_op([(3, 6, 4), (3, 6, 4), (3, 6, 3)],
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+             lambda q, k, v: _ref(q, k, v, causal=True), device=device,
+             layouts=("contiguous", "permuted"))
 
 
 def test_sdpa_dropout(device):
@@ -279,3 +306,67 @@ def test_mha_state_dict_keys(device):
         "out_proj.weight", "out_proj.bias"]
     with pytest.raises(AssertionError, match="divisible"):
         nn.MultiheadAttention(8, 3)
+
+
+def _mha_self_case(device, batch_first, mask, dtype=clgrad.float32):
+    clgrad.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, batch_first=batch_first, device=device, dtype=dtype)
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((3, 5, 8))                   # (N, L, E) or (L, N, E)
+    L = 5 if batch_first else 3
+    kw = {}
+    if mask == "causal":
+        kw = dict(attn_mask=nn.Transformer.generate_square_subsequent_mask(L, device=device,
+                                                                             dtype=dtype),
+                  is_causal=True)
+    elif mask == "float2d":
+        kw = dict(attn_mask=clgrad.tensor(rng.standard_normal((L, L)), dtype=dtype,
+                                          device=device))
+    return m, xs, kw
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("mask", ["none", "causal", "float2d"])
+def test_mha_self_attention_packed(device, batch_first, mask):
+    """Self-attention (query, key and value one tensor) takes the packed projection: the same
+    output and gradients as the general path, which gets three tensors of the same values."""
+    m, xs, kw = _mha_self_case(device, batch_first, mask)
+    gy = np.random.default_rng(1).standard_normal(xs.shape).astype(np.float32)
+    grads = []
+    for same in (True, False):
+        xq, xk, xv = (clgrad.tensor(xs, dtype=clgrad.float32, device=device,
+                                    requires_grad=True) for _ in range(3))
+        if same:
+            xk = xv = xq
+        m.zero_grad()
+        out = m(xq, xk, xv, need_weights=False, **kw)[0]
+        (out * clgrad.tensor(gy, device=device)).sum().backward()
+        gx = xq.grad.numpy() + (0 if same else xk.grad.numpy() + xv.grad.numpy())
+        grads.append([out.detach().numpy(), gx] + [p.grad.numpy() for p in m.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_mha_self_attention_packed_launches(device):
+    """One projection GEMM for q, k and v and no copy of a head: forward launches."""
+    m, xs, kw = _mha_self_case(device, True, "causal")
+    x = clgrad.tensor(xs, dtype=clgrad.float32, device=device)
+    with clgrad.no_grad():
+        m(x, x, x, need_weights=False, **kw)
+        runtime.reset_stats()
+        m(x, x, x, need_weights=False, **kw)[0].numpy()
+    if attention.gemm.family_for(x.device, x.dtype) == "cpu":
+        # in projection, scores, probabilities, probabilities @ v, out projection
+        assert runtime.stats()["launches"] == 5
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_mha_self_attention_packed_gradgrad(fp64, batch_first):
+    from clgrad.autograd import gradgradcheck
+    m, xs, kw = _mha_self_case(fp64, batch_first, "causal", clgrad.float64)
+    x = clgrad.tensor(xs[:2, :3], dtype=clgrad.float64, device=fp64, requires_grad=True)
+    kw["attn_mask"] = kw["attn_mask"][:x.shape[1 if batch_first else 0], :x.shape[1 if
+                                                                         batch_first else 0]]
+    f = lambda x, w: m(x, x, x, need_weights=False, **kw)[0]     # noqa: E731
+    assert gradcheck(f, (x, m.in_proj_weight))
+    assert gradgradcheck(f, (x, m.in_proj_weight))

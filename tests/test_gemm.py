@@ -337,3 +337,53 @@ def test_linear_is_one_addmm(device, shape, fp64):
     x, w, b = (clgrad.tensor(a, device=device, requires_grad=True) for a in (xa, wa, ba))
     assert clgrad.autograd.gradcheck(F.linear, (x, w, b))
     assert clgrad.autograd.gradgradcheck(F.linear, (x, w, b))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_dot_form_runs_on_a_copy_of_b_for_many_rows_and_short_k(device, bias):
+    """x @ W^T with many rows and a short k: on Intel's runtime W^T is copied contiguous and the
+    product runs in the outer-product form (one more launch); the values are numpy's either way,
+    batched and with the bias epilogue."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 300, 64)).astype(np.float32)
+    w = rng.standard_normal((40, 64)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    xt, wt, bt = (clgrad.tensor(v, device=device) for v in (x, w, b))
+    a_op, b_op = gemm.Operand(None, 0, 64, 1), gemm.Operand(None, 0, 1, 64)
+    copies = gemm.dot_form_copies_b(xt.device, float32, a_op, b_op, 300, 40, 64)
+    assert copies == (xt.device.speed_label == "Intel CPU runtime")
+    assert not gemm.dot_form_copies_b(xt.device, float32, a_op, b_op, 300, 40, 512)
+    assert not gemm.dot_form_copies_b(xt.device, float32, a_op, b_op, 100, 40, 64)
+    clgrad.runtime.reset_stats()
+    got = clgrad.nn.functional.linear(xt, wt, bt if bias else None).numpy()
+    want = x @ w.T + (b if bias else 0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert clgrad.runtime.stats()["launches"] == (2 if copies else 1)     # the bias: epilogue
+
+
+def test_one_row_product_is_one_launch(device):
+    """A one-row product over a deep k (a bias gradient as ones @ g) runs as one launch with
+    work-items along the columns: no k-blocks, no padding rows."""
+    rng = np.random.default_rng(6)
+    g = rng.standard_normal((3000, 70)).astype(np.float32)
+    gt = clgrad.tensor(g, device=device)
+    ones = clgrad.ones(1, 3000, device=device)
+    ones.numpy()
+    clgrad.runtime.reset_stats()
+    got = (ones @ gt).numpy()
+    np.testing.assert_allclose(got, g.sum(0, keepdims=True), rtol=1e-4, atol=1e-3)
+    if gemm.uses_cpu_kernels(gt.device, float32):
+        assert clgrad.runtime.stats()["launches"] == 1
+
+
+def test_linear_bias_gradient_sums_rows(device, fp64):
+    x = clgrad.tensor(np.random.default_rng(7).standard_normal((40, 3)), device=fp64,
+                      requires_grad=True)
+    w = clgrad.tensor(np.random.default_rng(8).standard_normal((5, 3)), device=fp64,
+                      requires_grad=True)
+    for shape in ((5,), (1, 5)):
+        b = clgrad.zeros(*shape, dtype=clgrad.float64, device=fp64, requires_grad=True)
+        f = lambda x, w, b: clgrad.nn.functional.linear(x, w, b) if len(shape) == 1 else \
+            clgrad.addmm(b, x, w.t())                                   # noqa: E731
+        assert clgrad.autograd.gradcheck(f, (x, w, b))
+        assert clgrad.autograd.gradgradcheck(f, (x, w, b))

@@ -31,7 +31,8 @@ from .nn_fused import (_fused_guard, NN_BCE, dense, cross_entropy_rows, norm_row
 from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_geometry,
                      max_pool_planes, max_pool_scatter, gather_planes, unpool_planes,
                      avg_pool_planes, resize_planes)
-from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused)
+from .attention import (MAX_FUSED_DV, additive_mask, causal_bias, scores, probs, sdpa_fused,
+                        sdpa_packed)
 from .rnn import (lstm_cell, gru_cell, rnn_cell)
 from .amp import unscale_check, update_scale
 from .compat import (COPYSIGN, LOGADDEXP, LOGADDEXP2, cum_extreme, logcumsumexp,

@@ -134,9 +134,12 @@ def norm_rows(ctx, x, weight, bias, eps: float, per_row=False):
             if per_row:
                 gw, gb = dw, db
             else:
-                xhat = (xs - mu.reshape(1, R, 1)) * rs.reshape(1, R, 1)
-                gw = (g * xhat).sum((0, 1))
-                gb = g.sum((0, 1))
+                gw = T._empty((B,), xs.dtype, xs.device)
+                gb = T._empty((B,), xs.dtype, xs.device)
+                kw = codegen.nn_kernel(xs.device, "norm", "clg_norm_wgrad", real,
+                                       [None] * 6 + [I, I, I])
+                kw.launch_1d(B, gw._buf.raw, gb._buf.raw, g._buf.raw, xs._buf.raw, mu._buf.raw,
+                             rs._buf.raw, A, R, B)
         return (dx if ctx.needs_input_grad[0] else None,
                 gw if ctx.needs_input_grad[1] else None,
                 gb if ctx.needs_input_grad[2] else None)

@@ -75,6 +75,12 @@ def sdpa_fused(q, k, v, bias, scale: float, is_causal: bool):
     return q._apply(ops.sdpa_fused, q, k, v, bias, scale, is_causal)
 
 
+def sdpa_packed(qkv, bias, heads: int, batch_major: bool, scale: float, is_causal: bool):
+    """Self-attention on a packed (.., .., 3E) projection into a (.., .., E) result of the same
+    token order (ops.sdpa_packed)."""
+    return qkv._apply(ops.sdpa_packed, qkv, bias, heads, batch_major, scale, is_causal)
+
+
 def lstm_cell(gi, gh, c):
     """One LSTM step on (B, 4H) pre-activations: (h, c)."""
     return gi._apply(ops.lstm_cell, gi, gh, c)

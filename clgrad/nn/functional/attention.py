@@ -123,6 +123,14 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
         attn_mask = None        # the hint replaces the mask: the kernel skips masked keys
     else:
         is_causal = False
+    if (query is key and key is value and not use_separate_proj_weight and bias_k is None
+            and bias_v is None and not add_zero_attn and not need_weights
+            and key_padding_mask is None and (dropout_p == 0.0 or not training)
+            and query.dtype.ctype in ("float", "double")
+            and (attn_mask is None or attn_mask.ndim == 2)):
+        out = _self_attention_packed(query, num_heads, in_proj_weight, in_proj_bias,
+                                     out_proj_weight, out_proj_bias, attn_mask, is_causal)
+        return (out if batched else out.squeeze(1)), None
     # ---- input projections
     if not use_separate_proj_weight:
         wq, wk, wv = in_proj_weight[:E], in_proj_weight[E:2 * E], in_proj_weight[2 * E:]
@@ -200,6 +208,31 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     if not batched:
         out = out.squeeze(1)
     return out, None
+
+
+def _self_attention_packed(x, heads, w_in, b_in, w_out, b_out, attn_mask, is_causal):
+    """Self-attention of x (L, N, E) as PyTorch's packed-projection path: one linear for q, k and
+    v, attention on head views of its result (no copies), the output projection. Tokens stay in
+    x's memory order: batch-major when x is a transpose of a contiguous (N, L, E)."""
+    L, N, E = x.shape
+    batch_major = x.transpose(0, 1).is_contiguous()
+    xt = x.transpose(0, 1) if batch_major else x.contiguous()            # (N, L, E) or (L, N, E)
+    qkv = linear(xt, w_in, b_in).contiguous()                             # (.., .., 3E)
+    bias = _mha_float_mask(attn_mask, x.dtype, "attn_mask")
+    if bias is not None and tuple(bias.shape) != (L, L):
+        raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(bias.shape)}, but should "
+                           f"be {(L, L)}.")
+    if qkv.dtype.ctype in ("float", "double"):
+        o = nn_ops.sdpa_packed(qkv, bias, heads, batch_major, 1.0 / math.sqrt(E // heads),
+                               is_causal)                                  # (.., .., E)
+    else:       # autocast's 16-bit projection: attention with Tensor ops on head views
+        order = (0, 2, 1, 3) if batch_major else (1, 2, 0, 3)
+        q, k, v = (qkv.reshape(*xt.shape[:2], 3, heads, E // heads).select(2, i).permute(*order)
+                   for i in range(3))                                      # (N, H, L, hd)
+        o = scaled_dot_product_attention(q, k, v, bias, 0.0, is_causal)
+        o = o.permute(*((0, 2, 1, 3) if batch_major else (2, 0, 1, 3)))
+    o = linear(o.reshape(-1, E), w_out, b_out).reshape(xt.shape)
+    return o.transpose(0, 1) if batch_major else o                       # (L, N, E)
 
 
 def _pad_last(mask):
