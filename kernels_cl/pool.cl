@@ -104,22 +104,22 @@ __kernel void max_pool_grad_${sfx}(__global clg_t* gx, __global const clg_t* gy,
     gx[gid] = acc;
 }
 
-/* p / OW for 0 <= p < 2**22 without an integer division (scalar code when a CPU compiler
- * vectorizes across work-items): (p + 0.5) / OW lies at least 0.5 / OW from an integer, far more
- * than float's rounding error at that size. The launch checks the bound. */
+/* p / N for 0 <= p < 2**21 without an integer division (scalar code when a CPU compiler
+ * vectorizes across work-items): (p + 0.5) / N lies at least 0.5 / N from an integer, and the
+ * product's rounding error is below (p / N) * 2**-23 < 0.25 / N. The launch checks the bound. */
 #define CLG_SPLIT(p, inv) ((int)(((float)(p) + 0.5f) * (inv)))
 
-/* Max pooling whose windows tile the planes exactly (see max_pool_grad_tiled): a 2-D range of
- * (position in the output plane, plane); no bounds tests, no window arithmetic. The same ties and NaN rule
+/* Max pooling whose windows tile the planes exactly (see max_pool_grad_tiled): one work-item per
+ * output, split into plane and position without dividing; no bounds tests, no window search. The same ties and NaN rule
  * as max_pool (the first maximum wins, a NaN wins over numbers). */
 __kernel void max_pool_tiled_${sfx}(__global clg_t* y, __global long* idx,
                                     __global const clg_t* x, int OH, int OW, int KH, int KW,
-                                    float inv_ow, int n)
+                                    float inv_ow, float inv_plane, int n)
 {
-    const int p = get_global_id(0);         /* oh * OW + ow within the plane, see CLG_SPLIT */
-    const int b = get_global_id(1);
-    if (p >= OH * OW || b >= n)
+    const int o = get_global_id(0);         /* b * OH * OW + oh * OW + ow, see CLG_SPLIT */
+    if (o >= n)
         return;
+    const int b = CLG_SPLIT(o, inv_plane), p = o - b * OH * OW;
     const int oh = CLG_SPLIT(p, inv_ow), ow = p - oh * OW;
     const int W = OW * KW;
     __global const clg_t* plane = x + (long)b * OH * KH * W;
@@ -135,7 +135,6 @@ __kernel void max_pool_tiled_${sfx}(__global clg_t* y, __global long* idx,
             }
         }
     }
-    const long o = (long)b * OH * OW + p;
     y[o] = best;
     idx[o] = arg;
 }
@@ -146,15 +145,14 @@ __kernel void max_pool_tiled_${sfx}(__global clg_t* y, __global long* idx,
  * The range of max_pool_tiled. */
 __kernel void max_pool_grad_tiled_${sfx}(__global clg_t* gx, __global const clg_t* gy,
                                          __global const long* idx, int OH, int OW, int KH,
-                                         int KW, float inv_ow, int n)
+                                         int KW, float inv_ow, float inv_plane, int n)
 {
-    const int p = get_global_id(0);
-    const int b = get_global_id(1);
-    if (p >= OH * OW || b >= n)
+    const int o = get_global_id(0);
+    if (o >= n)
         return;
+    const int b = CLG_SPLIT(o, inv_plane), p = o - b * OH * OW;
     const int oh = CLG_SPLIT(p, inv_ow), ow = p - oh * OW;
     const int W = OW * KW;
-    const long o = (long)b * OH * OW + p;
     const clg_t v = gy[o];
     const long arg = idx[o];
     __global clg_t* plane = gx + (long)b * OH * KH * W;

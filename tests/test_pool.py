@@ -108,6 +108,25 @@ def test_max_pool2d(device, shape, kw):
     np.testing.assert_array_equal(idx.numpy(), _max2d_ref(x, kw)[1])
 
 
+@pytest.mark.parametrize("shape,k", [((3, 700, 6, 10), 2), ((2, 9, 33, 21), 3)])
+def test_max_pool2d_tiled_many_planes(device, shape, k):
+    """The tiled kernels split each output index into plane, row and column without dividing:
+    thousands of planes of odd sizes, forward values, indices and the scattered gradient."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    xt = clgrad.tensor(x, device=device, requires_grad=True)
+    y, idx = F.max_pool2d(xt, k, return_indices=True)
+    want, want_i = _max2d_ref(x.astype(np.float64), dict(kernel_size=k))
+    np.testing.assert_array_equal(y.detach().numpy(), want.astype(np.float32))
+    np.testing.assert_array_equal(idx.numpy(), want_i)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(clgrad.tensor(g, device=device))
+    gx = np.zeros(x.shape[:-2] + (x.shape[-2] * x.shape[-1],), np.float32)
+    np.put_along_axis(gx, want_i.reshape(want_i.shape[:-2] + (-1,)),
+                      g.reshape(g.shape[:-2] + (-1,)), axis=-1)
+    np.testing.assert_array_equal(xt.grad.numpy(), gx.reshape(x.shape))
+
+
 MAX1D = [
     ((2, 2, 9), dict(kernel_size=3, stride=2, padding=1)),
     ((1, 3, 10), dict(kernel_size=2, stride=3, dilation=3, ceil_mode=True)),

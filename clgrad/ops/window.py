@@ -2,6 +2,8 @@
 forwards for Tensor._apply."""
 from __future__ import annotations
 
+import math
+
 from ..array import Array
 from ..dtypes import int64
 from ..runtime import codegen, convcols
@@ -22,9 +24,9 @@ _INT_BASES = {"max_pool", "max_pool_tiled", "avg_pool", "nearest"}
 _INT_CTYPES = {"long", "int", "short", "char", "uchar"}
 
 
-def _window_launch(family, base, out, n, *args, rows=None):
-    """Launch window kernel `base` writing `out`: one work-item per element of n, or, with
-    `rows`, a 2-D range of (n, rows) whose kernel takes the row count as its last argument."""
+def _window_launch(family, base, out, n, *args):
+    """Launch window kernel `base` writing `out`, one work-item for each of n (its last
+    argument)."""
     dt = out.dtype
     if not dt.is_floating and not (base in _INT_BASES and dt.ctype in _INT_CTYPES):
         dt = next((a.dtype for a in args if isinstance(a, Array) and a.dtype.is_floating), dt)
@@ -36,13 +38,9 @@ def _window_launch(family, base, out, n, *args, rows=None):
         if isinstance(a, Array) and a._view.numel >= codegen.INT32_LIMIT:
             raise RuntimeError(f"{base}: tensors of 2**31 or more elements are not supported")
     k = codegen.window_kernel(out.device, family, base, dt)
-    raws = (a._buf.raw if isinstance(a, Array) else a for a in args)
-    if rows is not None:
-        if n and rows:
-            glob, local = k.fixed_group((n, rows, 1), (64, 1, 1))
-            k(glob, local, out._buf.raw, *raws, rows)
-    elif n:
-        k.launch_1d(n, out._buf.raw, *raws, n)
+    if n:
+        k.launch_1d(n, out._buf.raw, *(a._buf.raw if isinstance(a, Array) else a for a in args),
+                    n)
     out._buf.version += 1
     return out
 
@@ -116,13 +114,13 @@ def pool_geometry(H, W, OH, OW, k, s, p, d, adaptive):
     return (H, W, OH, OW, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], int(adaptive))
 
 
-def _tiled(geom) -> bool:
+def _tiled(geom, planes: int) -> bool:
     """The windows tile the planes exactly (LeNet's 2x2, stride 2): stride = kernel size, no
     padding, dilation only along a one-tap dimension, and no input left over."""
     H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, adaptive = geom
     return (not adaptive and (SH, SW) == (KH, KW) and PH == PW == 0 and H == OH * KH and
             W == OW * KW and (DH == 1 or KH == 1) and (DW == 1 or KW == 1) and
-            OH * OW < 1 << 22)        # the kernels' float split of a plane position
+            planes * OH * OW < 1 << 21)        # the kernels' float split of an output index
 
 
 def max_pool_planes(ctx, x, geom):
@@ -133,9 +131,9 @@ def max_pool_planes(ctx, x, geom):
     B = x.shape[0]
     y = T._empty((B, OH, OW), x.dtype, x.device)
     idx = T._empty((B, OH, OW), int64, x.device)
-    if _tiled(geom):
-        _window_launch("pool", "max_pool_tiled", y, OH * OW, idx, xd, OH, OW, *geom[4:6],
-                       1.0 / OW, rows=B)
+    if _tiled(geom, B):
+        _window_launch("pool", "max_pool_tiled", y, B * OH * OW, idx, xd, OH, OW, *geom[4:6],
+                       1.0 / OW, 1.0 / (OH * OW))
     else:
         _window_launch("pool", "max_pool", y, y.numel(), idx, xd, *geom)
     shape = x.shape
@@ -148,13 +146,14 @@ def max_pool_planes(ctx, x, geom):
 def max_pool_scatter(ctx, g, idx, geom, shape):
     """Gradient of max pooling: each input sums the output gradients whose argmax it is."""
     H, W, OH, OW, KH, KW = geom[:6]
-    tiled = _tiled(geom)
+    planes = math.prod(shape) // (H * W)
+    tiled = _tiled(geom, planes)
 
     def fwd(t):
         out = t._plain._empty(shape, t.dtype, t.device)
         if tiled:
-            return _window_launch("pool", "max_pool_grad_tiled", out, OH * OW, _dense(t), idx,
-                                  OH, OW, KH, KW, 1.0 / OW, rows=out.numel() // (H * W))
+            return _window_launch("pool", "max_pool_grad_tiled", out, planes * OH * OW,
+                                  _dense(t), idx, OH, OW, KH, KW, 1.0 / OW, 1.0 / (OH * OW))
         return _window_launch("pool", "max_pool_grad", out, out.numel(), _dense(t), idx, *geom)
 
     def adj(t):

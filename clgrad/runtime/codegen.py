@@ -432,7 +432,7 @@ def nn_kernel(device, family: str, kname: str, real: str, arg_dtypes):
 _WINDOW_ARGS = {
     "pad": "bb" + "i" * 8, "pad_grad": "bb" + "i" * 8,
     "max_pool": "bbb" + "i" * 14, "max_pool_grad": "bbb" + "i" * 14,
-    "max_pool_tiled": "bbbiiiifi", "max_pool_grad_tiled": "bbbiiiifi",
+    "max_pool_tiled": "bbbiiiiffi", "max_pool_grad_tiled": "bbbiiiiffi",
     "avg_pool": "bb" + "i" * 14, "avg_pool_grad": "bb" + "i" * 14,
     "unpool": "bbbiii", "unpool_grad": "bbbiii",
     "nearest": "bbiiiiffii", "nearest_grad": "bbiiiiffii",
