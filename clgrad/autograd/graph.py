@@ -132,6 +132,13 @@ class Context:
     def mark_dirty(self, *tensors):
         self.dirty = tuple(id(t) for t in tensors)
 
+    @property
+    def _records_backward(self) -> bool:
+        """In a backward: whether its own Tensor calls are recorded (backward with
+        create_graph=True), so a backward with a fused fast path knows to take its composite
+        one. Private: a user's Function may keep any public name on its ctx."""
+        return is_grad_enabled()
+
     def forbid_double_backward(self, name: str):
         """Called by a backward that is one fused kernel: it has no graph of its own to build."""
         if is_grad_enabled():

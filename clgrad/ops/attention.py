@@ -107,11 +107,7 @@ def _probs(q, k, bias, scale, is_causal):
 
 def _recording(ctx) -> bool:
     """Whether this backward is itself recorded (create_graph=True)."""
-    try:
-        ctx.forbid_double_backward("attention")
-    except NotImplementedError:
-        return True
-    return False
+    return ctx._records_backward
 
 
 def sdpa_fused(ctx, q, k, v, bias, scale: float, is_causal: bool):
