@@ -57,11 +57,14 @@ __kernel void clg_ce_forward_${suffix}(__global clg_t* clg_loss, __global clg_t*
 __kernel void clg_ce_backward_${suffix}(__global clg_t* clg_dx, __global const clg_t* clg_x,
                                         __global const clg_t* clg_lse,
                                         __global const long* clg_target,
-                                        __global const clg_t* clg_g,
+                                        __global const clg_t* clg_g, int clg_g_off,
+                                        int clg_g_step,
                                         __global const clg_t* clg_weight, int clg_has_weight,
                                         __global const clg_t* clg_wsum, long clg_ignore,
                                         clg_t clg_smooth, int clg_n, int clg_c, int clg_s)
 {
+    /* the loss gradient of row r is clg_g[clg_g_off + r * clg_g_step]: step 0 reads a 'mean'
+     * or 'sum' reduction's one value for every row (no expanded copy of it) */
     const long i = get_global_id(0);
     if (i >= (long)clg_n * clg_c * clg_s)
         return;
@@ -83,5 +86,5 @@ __kernel void clg_ce_backward_${suffix}(__global clg_t* clg_dx, __global const c
     clg_t d = p * (keep * wy + clg_smooth * wsum / (clg_t)clg_c) - clg_smooth * wc / (clg_t)clg_c;
     if (c == y)
         d -= keep * wy;
-    clg_dx[i] = clg_g[row] * d;
+    clg_dx[i] = clg_g[clg_g_off + (long)row * clg_g_step] * d;
 }

@@ -80,12 +80,16 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
     def backward(ctx, g, _):
         _fused_guard(ctx, "cross_entropy")
         xs, lse_ = ctx.saved_tensors
-        g = dense(g)
+        gv = g._view
+        if any(st != 0 for st in gv.strides):
+            g = dense(g)                # a row's gradient at row * 1
+            gv = g._view
         dx = T._empty(xs.shape, xs.dtype, xs.device)
         kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
-                               [None] * 6 + [I, None, "long", real, I, I, I])
+                               [None] * 5 + [I, I, None, I, None, "long", real, I, I, I])
         kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
-                     g._buf.raw, wbuf._buf.raw, int(weight is not None),
+                     g._buf.raw, gv.offset, int(any(st != 0 for st in gv.strides)),
+                     wbuf._buf.raw, int(weight is not None),
                      (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
                      float(smoothing), N, C, S)
         return dx, None, None
