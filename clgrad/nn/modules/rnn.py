@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from ...autograd import Function, is_grad_enabled
 from ...tensor import creation, nn_ops
 from ...tensor.shape import cat, stack
 from .. import functional as F
@@ -25,6 +26,38 @@ def _step(mode, gi, gh, h, c):
     if mode == "GRU":
         return nn_ops.gru_cell(gi, gh, h), None
     return nn_ops.rnn_cell(gi, gh, mode == "RNN_RELU"), None
+
+
+class _Held:
+    """The inputs h_{t-1} of every step, stacked once the forward loop has made them."""
+
+    __slots__ = ("h_in",)
+
+    def __init__(self):
+        self.h_in = None
+
+
+class _DeferredWeightGrad(Function):
+    """Identity on the input pre-activations gi (T, B, G*H) whose backward also gives W_hh's
+    gradient: the steps multiply by a detached W_hh, and since each step's gh gets the same
+    gradient as its gi (LSTM, Elman), dW_hh = sum_t dgi_t^T h_{t-1} is one GEMM over the
+    stacked steps instead of T small GEMMs and T accumulations into W_hh.grad."""
+
+    @staticmethod
+    def forward(ctx, gi, w_hh, held):
+        ctx.held, ctx.w_dtype = held, w_hh.dtype
+        return gi
+
+    @staticmethod
+    def backward(ctx, g):
+        dw = None
+        if ctx.needs_input_grad[1]:
+            # under autocast the steps' products (and g) are in the low dtype, as each step's
+            # own linear was; the gradient goes back to W_hh's dtype, as through its cast
+            h_in = ctx.held.h_in.to(g.dtype)                          # (T, B, real_h)
+            dw = g.reshape(-1, g.shape[-1]).t().matmul(h_in.reshape(-1, h_in.shape[-1]))
+            dw = dw.to(ctx.w_dtype)                                   # (G*H, real_h)
+        return g, dw, None
 
 
 def _uniform_by_hidden_size(m) -> None:
@@ -199,13 +232,29 @@ class RNNBase(Module):
             outs = []
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, d)
-                gi_all = F.linear(x, w_ih, b_ih)                    # (T, B, I) -> (T, B, G*H)
+                deferred = False
+                if self.mode != "GRU":
+                    # gh and gi enter the cell alike, so b_hh joins b_ih in one GEMM epilogue
+                    # and W_hh's gradient is one GEMM over all steps (_DeferredWeightGrad)
+                    bias = b_ih + b_hh if b_ih is not None else None
+                    gi_all = F.linear(x, w_ih, bias)                 # (T, B, I) -> (T, B, G*H)
+                    deferred = T_ > 0 and w_hh.requires_grad and is_grad_enabled()
+                    if deferred:
+                        held = _Held()
+                        gi_all = _DeferredWeightGrad.apply(gi_all, w_hh, held)
+                        h_in = [None] * T_
+                    w_step, b_step = w_hh.detach(), None
+                else:
+                    gi_all = F.linear(x, w_ih, b_ih)                 # (T, B, I) -> (T, B, G*H)
+                    w_step, b_step = w_hh, b_hh
                 gis = nn_ops.time_steps(gi_all)                        # T x (B, G*H)
                 h = h0[layer * D + d]                                # (B, real_h)
                 c = c0[layer * D + d] if lstm else None              # (B, H)
                 steps = [None] * T_
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
-                    gh = F.linear(h, w_hh, b_hh)                     # (B, G*H)
+                    if deferred:
+                        h_in[t] = h.detach()
+                    gh = F.linear(h, w_step, b_step)                 # (B, G*H)
                     hp, cp = h, c
                     h, c = _step(self.mode, gis[t], gh, h, c)
                     if w_hr is not None:
@@ -216,6 +265,8 @@ class RNNBase(Module):
                         c = c.where(masks[t], cp) if lstm else None
                     else:
                         steps[t] = h
+                if deferred:
+                    held.h_in = stack(h_in, 0)                       # (T, B, real_h)
                 outs.append(stack(steps, 0) if T_ else
                             creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
                 hn.append(h)
