@@ -148,6 +148,21 @@ def test_gradcheck_module(fp64, kind):
     assert gradcheck(fn, (x, h0, c0, *params), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind,T,given", [("LSTM", 3, False), ("LSTM", 1, True),
+                                           ("RNN", 3, True), ("RNN", 1, False)])
+def test_gradcheck_recurrent_weights(fp64, kind, T, given):
+    """W_hh's gradient, which LSTM and RNN layers compute in one product over all steps from
+    the layer's outputs and the initial state (zeros or given), in both directions."""
+    clgrad.manual_seed(1)
+    m = getattr(nn, kind)(2, 2, bidirectional=True, device=fp64, dtype=clgrad.float64)
+    rng = np.random.default_rng(4)
+    x = _t(rng.standard_normal((T, 2, 2)), fp64, clgrad.float64, True)
+    h0 = _t(rng.standard_normal((2, 2, 2)), fp64, clgrad.float64)
+    hx = None if not given else ((h0, h0 * 0.5) if kind == "LSTM" else h0)
+    params = [m.weight_hh_l0, m.weight_hh_l0_reverse, m.bias_hh_l0, m.bias_ih_l0_reverse]
+    assert gradcheck(lambda x, *_: m(x, hx)[0], (x, *params), atol=1e-6)
+
+
 def test_gradcheck_lstm_proj(fp64):
     clgrad.manual_seed(0)
     m = nn.LSTM(2, 3, proj_size=2, batch_first=True, device=fp64, dtype=clgrad.float64)

@@ -29,12 +29,32 @@ def _step(mode, gi, gh, h, c):
 
 
 class _Held:
-    """The inputs h_{t-1} of every step, stacked once the forward loop has made them."""
+    """The inputs h_{t-1} of every step, known once the forward loop has made them: stacked
+    (`h_in`, with masks), or the layer's outputs (T, B, P), which are the next steps' inputs,
+    and the first step's input (`first`, None for zeros), read in time order or reversed."""
 
-    __slots__ = ("h_in",)
+    __slots__ = ("h_in", "out", "first", "reverse")
 
-    def __init__(self):
-        self.h_in = None
+    def __init__(self, first, reverse: bool):
+        self.h_in = self.out = None
+        self.first, self.reverse = first, reverse
+
+    def weight_grad(self, g):
+        """sum_t g_t^T h_{t-1} for g (T, B, G*H): (G*H, P)."""
+        def gemm(gs, hs):
+            return gs.reshape(-1, gs.shape[-1]).t().matmul(
+                hs.to(gs.dtype).reshape(-1, hs.shape[-1]))
+        if self.h_in is not None:
+            return gemm(g, self.h_in)
+        if self.reverse:                                   # step t reads the output of t + 1
+            dw = gemm(g[:-1], self.out[1:])
+            edge = g[-1]
+        else:
+            dw = gemm(g[1:], self.out[:-1])
+            edge = g[0]
+        if self.first is not None:
+            dw = dw + edge.t().matmul(self.first.to(g.dtype))
+        return dw
 
 
 class _DeferredWeightGrad(Function):
@@ -54,9 +74,7 @@ class _DeferredWeightGrad(Function):
         if ctx.needs_input_grad[1]:
             # under autocast the steps' products (and g) are in the low dtype, as each step's
             # own linear was; the gradient goes back to W_hh's dtype, as through its cast
-            h_in = ctx.held.h_in.to(g.dtype)                          # (T, B, real_h)
-            dw = g.reshape(-1, g.shape[-1]).t().matmul(h_in.reshape(-1, h_in.shape[-1]))
-            dw = dw.to(ctx.w_dtype)                                   # (G*H, real_h)
+            dw = ctx.held.weight_grad(g).to(ctx.w_dtype)              # (G*H, real_h)
         return g, dw, None
 
 
@@ -232,7 +250,7 @@ class RNNBase(Module):
             outs = []
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_params(layer, d)
-                deferred = False
+                deferred, h_in = False, None
                 if self.mode != "GRU":
                     # gh and gi enter the cell alike, so b_hh joins b_ih in one GEMM epilogue
                     # and W_hh's gradient is one GEMM over all steps (_DeferredWeightGrad)
@@ -240,9 +258,10 @@ class RNNBase(Module):
                     gi_all = F.linear(x, w_ih, bias)                 # (T, B, I) -> (T, B, G*H)
                     deferred = T_ > 0 and w_hh.requires_grad and is_grad_enabled()
                     if deferred:
-                        held = _Held()
+                        held = _Held(None if hx is None else h0[layer * D + d].detach(),
+                                     d == 1)
                         gi_all = _DeferredWeightGrad.apply(gi_all, w_hh, held)
-                        h_in = [None] * T_
+                        h_in = [None] * T_ if masks is not None else None
                     # W_hh^T made contiguous once: each step's product (nn) and its backward
                     # (nt, K = G*H, which the nn kernels would split into 256-deep launches)
                     # are one launch each on the CPU GEMM; measured 7% off the bench LSTM step
@@ -255,7 +274,7 @@ class RNNBase(Module):
                 c = c0[layer * D + d] if lstm else None              # (B, H)
                 steps = [None] * T_
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
-                    if deferred:
+                    if h_in is not None:
                         h_in[t] = h.detach()
                     gh = F.linear(h, w_step, b_step)                 # (B, G*H)
                     hp, cp = h, c
@@ -268,10 +287,13 @@ class RNNBase(Module):
                         c = c.where(masks[t], cp) if lstm else None
                     else:
                         steps[t] = h
-                if deferred:
-                    held.h_in = stack(h_in, 0)                       # (T, B, real_h)
                 outs.append(stack(steps, 0) if T_ else
                             creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
+                if deferred:
+                    if h_in is not None:
+                        held.h_in = stack(h_in, 0)                   # (T, B, real_h)
+                    else:
+                        held.out = outs[-1].detach()                 # (T, B, real_h)
                 hn.append(h)
                 if lstm:
                     cn.append(c)
