@@ -33,10 +33,10 @@ class _Held:
     (`h_in`, with masks), or the layer's outputs (T, B, P), which are the next steps' inputs,
     and the first step's input (`first`, None for zeros), read in time order or reversed."""
 
-    __slots__ = ("h_in", "out", "first", "reverse")
+    __slots__ = ("h_in", "out", "first", "reverse", "gout")
 
     def __init__(self, first, reverse: bool):
-        self.h_in = self.out = None
+        self.h_in = self.out = self.gout = None
         self.first, self.reverse = first, reverse
 
     def weight_grad(self, g):
@@ -84,6 +84,46 @@ class _DeferredWeightGrad(Function):
             ones = creation.ones(1, g2.shape[0], dtype=g.dtype, device=g.device)
             db = ones.matmul(g2).reshape(-1).to(ctx.b_dtype)          # (G*H,)
         return g, dw, db, None
+
+
+class _StepProduct(Function):
+    """gh = h W^T of one step (W detached) whose backward adds the step output's share of the
+    layer output's gradient in the same GEMM: dh = gout[src] + dgh W, one launch where autograd
+    would add the two contributions to h by a launch of its own (see _LayerOutput)."""
+
+    @staticmethod
+    def forward(ctx, h, w, held, src, last_reader):
+        ctx.w, ctx.held, ctx.src, ctx.last_reader = w, held, src, last_reader
+        ctx.h_dtype = h.dtype
+        return h.matmul(w.t())
+
+    @staticmethod
+    def backward(ctx, g):
+        gout = ctx.held.gout
+        if ctx.last_reader:
+            ctx.held.gout = None    # a later backward through h_n alone must not see it
+        w = ctx.w.to(g.dtype)       # under autocast g is in the low dtype, as the product was
+        if ctx.src is None or gout is None:
+            dh = g.matmul(w)
+        else:
+            dh = nn_ops.addmm(gout[ctx.src].to(g.dtype), g, w)
+        return dh.to(ctx.h_dtype), None, None, None, None
+
+
+class _LayerOutput(Function):
+    """Identity on a layer's stacked outputs (T, B, P), built from detached steps: its backward
+    keeps the output gradient for the steps' _StepProduct backwards and passes the last
+    step's share to that step's h."""
+
+    @staticmethod
+    def forward(ctx, out, last, held, idx):
+        ctx.held, ctx.idx = held, idx
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        ctx.held.gout = g
+        return None, g[ctx.idx], None, None
 
 
 def _uniform_by_hidden_size(m) -> None:
@@ -285,10 +325,18 @@ class RNNBase(Module):
                 h = h0[layer * D + d]                                # (B, real_h)
                 c = c0[layer * D + d] if lstm else None              # (B, H)
                 steps = [None] * T_
+                fold = deferred and masks is None
                 for t in (range(T_ - 1, -1, -1) if d == 1 else range(T_)):
                     if h_in is not None:
                         h_in[t] = h.detach()
-                    gh = F.linear(h, w_step, b_step)                 # (B, G*H)
+                    if fold:
+                        # h is the output of step t -/+ 1 (none at the first step)
+                        src = t - 1 if d == 0 else t + 1
+                        src = src if 0 <= src < T_ else None
+                        gh = _StepProduct.apply(h, w_step, held, src,  # (B, G*H)
+                                                src == (T_ - 1 if d == 1 else 0))
+                    else:
+                        gh = F.linear(h, w_step, b_step)             # (B, G*H)
                     hp, cp = h, c
                     h, c = _step(self.mode, gis[t], gh, h, c)
                     if w_hr is not None:
@@ -298,9 +346,13 @@ class RNNBase(Module):
                         h = h.where(masks[t], hp)
                         c = c.where(masks[t], cp) if lstm else None
                     else:
-                        steps[t] = h
-                outs.append(stack(steps, 0) if T_ else
-                            creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
+                        steps[t] = h.detach() if fold else h
+                if fold:
+                    outs.append(_LayerOutput.apply(stack(steps, 0), h, held,
+                                                   0 if d == 1 else T_ - 1))
+                else:
+                    outs.append(stack(steps, 0) if T_ else
+                                creation.empty(0, B, real_h, dtype=x.dtype, device=x.device))
                 if deferred:
                     if h_in is not None:
                         held.h_in = stack(h_in, 0)                   # (T, B, real_h)
