@@ -18,6 +18,7 @@ import numpy as np
 import clgrad
 import clgrad.nn      # noqa: F401 -- the models below reach nn and optim through `lib`
 import clgrad.optim   # noqa: F401
+from clgrad.bench_models import lstm_lm, vae
 from clgrad.runtime import clblast
 
 SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "jit", "first_step")
@@ -42,6 +43,8 @@ class Sizes:
     gpt: tuple = (128, 4, 64, 32, 2, 64)      # d_model, heads, context, batch, layers, vocab
     small_mlp: tuple = (784, 128, 128, 10)    # launch-bound: what clgrad.jit is for
     small_mlp_batch: int = 32
+    lstm: tuple = (96, 64, 128, 2, 35, 20)    # vocab, embedding, hidden, layers, sequence, batch
+    vae: tuple = (784, 400, 20, 128)          # input, hidden, latent, batch
     settle: float = 0.1                       # s of pause before each timed call (interleaved)
 
 
@@ -49,7 +52,7 @@ FULL = Sizes()
 QUICK = Sizes(gemm=(64, 128), conv_batch=4, elementwise=1 << 16, launch_loop=20,
               mlp=(784, 64, 64, 10), mlp_batch=16, cnn_batch=4, gpt=(32, 4, 16, 4, 2, 32),
               small_mlp=(32, 16, 10), small_mlp_batch=4, overhead_mlp=(32, 16, 10),
-              overhead_batch=4, settle=0.0)
+              overhead_batch=4, lstm=(16, 8, 16, 1, 4, 2), vae=(32, 16, 4, 4), settle=0.0)
 
 
 def _torch():
@@ -364,24 +367,85 @@ def _mlp_step(lib, dims, batch, device=None):
     return step, x, y
 
 
+def _lstm_step(lib, sizes: Sizes, device=None):
+    """(name, step, inputs): a character LSTM language-model step (cross entropy over every
+    position, clip_grad_norm_ at 1, Adam) that returns its loss; `step.model` is its model."""
+    kw = {"device": device} if device is not None else {}
+    V, E, H, nl, T, B = sizes.lstm
+    rng = np.random.default_rng(4)
+    model = lstm_lm(lib, V, E, H, nl, device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = lib.tensor(rng.integers(0, V, (B, T)), **kw)
+    y = lib.tensor(rng.integers(0, V, (B, T)), **kw)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = lib.nn.functional.cross_entropy(model(x).reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    step.model = model
+    return (f"LSTM LM {nl}x{H}, embedding {E}, vocab {V}, seq {T}, batch {B}, clip, Adam",
+            step, (x, y))
+
+
+def _vae_step(lib, sizes: Sizes, device=None):
+    """(name, step, inputs): PyTorch's examples/vae training step (BCE summed + KL, Adam) that
+    returns its loss; the reparameterization draws new noise at every call (and replay);
+    `step.model` is its model."""
+    kw = {"device": device} if device is not None else {}
+    D, Hd, Z, B = sizes.vae
+    rng = np.random.default_rng(5)
+    model = vae(lib, D, Hd, Z, device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    x = lib.tensor(rng.random((B, D), dtype=np.float32), **kw)
+
+    def step(x):
+        opt.zero_grad()
+        recon, mu, logvar = model(x)
+        bce = lib.nn.functional.binary_cross_entropy(recon, x, reduction="sum")
+        kld = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()
+        loss = bce + kld
+        loss.backward()
+        opt.step()
+        return loss
+    step.model = model
+    return f"VAE {D}-{Hd}-{Z}, batch {B}, BCE + KL, Adam", step, (x,)
+
+
+def _mlp_case(dims, batch):
+    def build(lib, sizes, device=None):
+        step, x, y = _mlp_step(lib, dims, batch, device)
+        return f"MLP {'-'.join(map(str, dims))}, batch {batch}, Adam", step, (x, y)
+    return build
+
+
+def jit_cases(sizes: Sizes):
+    """The builders of the jit section: each `build(lib, sizes, device)` gives (name, step,
+    inputs) from the same code for clgrad and PyTorch."""
+    return [_mlp_case(sizes.mlp, sizes.mlp_batch), _mlp_case(sizes.small_mlp,
+                                                             sizes.small_mlp_batch),
+            _lstm_step, _vae_step]
+
+
 def bench_jit(device, sizes: Sizes, repeat: int):
-    """The MLP step eagerly ("clgrad"), replayed by clgrad.jit ("jit") and in PyTorch; each
-    reads its loss once. The warm-up calls are the jit's eager call and its recording call."""
+    """Each step eagerly ("clgrad"), replayed by clgrad.jit ("jit") and in PyTorch; each reads
+    its loss once. The warm-up calls are the jit's eager call and its recording call."""
     torch = _torch()
-    for dims, batch in ((sizes.mlp, sizes.mlp_batch), (sizes.small_mlp, sizes.small_mlp_batch)):
+    for build in jit_cases(sizes):
         clgrad.manual_seed(0)
-        eager, x, y = _mlp_step(clgrad, dims, batch, device)
-        jitted, jx, jy = _mlp_step(clgrad, dims, batch, device)
+        name, eager, xs = build(clgrad, sizes, device)
+        _, jitted, jxs = build(clgrad, sizes, device)
         jitted = clgrad.jit(jitted)
-        fns = {"clgrad": lambda: eager(x, y).item(), "jit": lambda: jitted(jx, jy).item()}
+        fns = {"clgrad": lambda: eager(*xs).item(), "jit": lambda: jitted(*jxs).item()}
         if torch is not None:
             torch.manual_seed(0)
-            tstep, tx, ty = _mlp_step(torch, dims, batch)
-            fns["torch"] = lambda: tstep(tx, ty).item()
+            _, tstep, txs = build(torch, sizes)
+            fns["torch"] = lambda: tstep(*txs).item()
         s = interleaved(fns, repeat, settle=sizes.settle)
-        yield make_row(device, "jit", f"MLP {'-'.join(map(str, dims))}, batch {batch}, Adam, "
-                       "step", "ms", s, ratios=[("clgrad", "torch"), ("jit", "torch"),
-                                                ("clgrad", "jit")],
+        yield make_row(device, "jit", f"{name}, step", "ms", s,
+                       ratios=[("clgrad", "torch"), ("jit", "torch"), ("clgrad", "jit")],
                        launches=jitted.launches())
 
 

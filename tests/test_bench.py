@@ -70,9 +70,11 @@ def test_bench_quick_json(device):
                                                  / e["seconds"]["numpy"] / 1e9)
     assert [r["unit"] for r in by["launch"]] == ["µs", "µs", "µs"]
     assert len(by["train"]) == 3 and all(r["unit"] == "ms" for r in by["train"])
-    assert len(by["jit"]) == 2 and all(r["unit"] == "ms" for r in by["jit"])
+    assert len(by["jit"]) == 4 and all(r["unit"] == "ms" for r in by["jit"])
+    assert [r["case"].split()[0] for r in by["jit"]] == ["MLP", "MLP", "LSTM", "VAE"]
     for r in by["jit"]:
         assert "jit" in r["values"] and "clgrad/jit" in r["ratios"] and r["launches"] > 0
+        assert ("jit/torch" in r["ratios"]) == (bench._torch() is not None)
     torch_ok = bench._torch() is not None
     for row in by["conv"] + by["launch"] + by["train"] + by["jit"]:
         assert ("torch" in row["values"]) == torch_ok
@@ -165,7 +167,9 @@ def test_same_models_in_both_libraries():
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity skipped")
     import clgrad
     for build in (lambda lib: bench.mlp(lib, (784, 512, 512, 10)), bench.lenet,
-                  lambda lib: bench.gpt(lib, 128, 4, 64, 2, 64)):
+                  lambda lib: bench.gpt(lib, 128, 4, 64, 2, 64),
+                  lambda lib: bench.lstm_lm(lib, *bench.FULL.lstm[:4]),
+                  lambda lib: bench.vae(lib, *bench.FULL.vae[:3])):
         ours = [tuple(p.shape) for p in build(clgrad).parameters()]
         theirs = [tuple(p.shape) for p in build(torch).parameters()]
         assert ours == theirs and ours

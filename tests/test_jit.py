@@ -444,3 +444,37 @@ def test_method_decorator_captures_per_instance(device):
     assert la == lb and Trainer.step.captured == 2
     eager = _train(device, False, batches, opt_name="sgd")
     np.testing.assert_allclose(la, eager[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["lstm", "vae"])
+def test_ported_example_steps_replay_like_eager(device, case):
+    """The scoreboard's LSTM language model (2 layers, clip_grad_norm_, Adam) and VAE (randn in
+    the step, BCE + KL, Adam): replays give the eager losses and parameters, batch after batch."""
+    from dataclasses import replace
+
+    from clgrad import bench
+    sizes = replace(bench.QUICK, lstm=(16, 8, 12, 2, 5, 3), vae=(24, 12, 4, 6))
+    build = {"lstm": bench._lstm_step, "vae": bench._vae_step}[case]
+    rng = np.random.default_rng(7)
+    if case == "lstm":
+        V, _, _, _, T, Bt = sizes.lstm
+        batches = [tuple(clgrad.tensor(rng.integers(0, V, (Bt, T)), device=device)
+                         for _ in range(2)) for _ in range(6)]
+    else:
+        batches = [(clgrad.tensor(rng.random((sizes.vae[3], sizes.vae[0]), dtype=np.float32),
+                                  device=device),) for _ in range(6)]
+
+    def train(jitted):
+        clgrad.manual_seed(0)
+        _, step, _ = build(clgrad, sizes, device)
+        f = clgrad.jit(step) if jitted else step
+        clgrad.manual_seed(42)
+        losses = [f(*b).item() for b in batches]
+        return losses, [p.detach().numpy() for p in step.model.parameters()]
+
+    runtime.reset_stats()
+    eager = train(False)
+    jit = train(True)
+    assert runtime.stats()["replays"] == 4
+    assert len(set(jit[0])) == len(jit[0])
+    _same(eager, jit)

@@ -148,6 +148,51 @@ def test_gradcheck_module(fp64, kind):
     assert gradcheck(fn, (x, h0, c0, *params), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind,T,given", [("LSTM", 3, False), ("LSTM", 1, True),
+                                           ("RNN", 3, True), ("RNN", 1, False)])
+def test_gradcheck_recurrent_weights(fp64, kind, T, given):
+    """W_hh's gradient, which LSTM and RNN layers compute in one product over all steps from
+    the layer's outputs and the initial state (zeros or given), in both directions."""
+    clgrad.manual_seed(1)
+    m = getattr(nn, kind)(2, 2, bidirectional=True, device=fp64, dtype=clgrad.float64)
+    rng = np.random.default_rng(4)
+    x = _t(rng.standard_normal((T, 2, 2)), fp64, clgrad.float64, True)
+    h0 = _t(rng.standard_normal((2, 2, 2)), fp64, clgrad.float64)
+    hx = None if not given else ((h0, h0 * 0.5) if kind == "LSTM" else h0)
+    params = [m.weight_hh_l0, m.weight_hh_l0_reverse, m.bias_hh_l0, m.bias_ih_l0_reverse]
+    assert gradcheck(lambda x, *_: m(x, hx)[0], (x, *params), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "RNN"])
+def test_output_and_state_gradients_add_up(device, kind):
+    """The layer output's gradient reaches each step through the next step's product (LSTM and
+    RNN layers): backwards through the output, through h_n, through both, and through h_n
+    after a retained backward through the output agree."""
+    clgrad.manual_seed(0)
+    m = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=True).to(device)
+    x = _t(np.random.default_rng(5).standard_normal((2, 4, 3)), device, clgrad.float32, True)
+
+    def grads(loss_of, retain_first=False):
+        for p in [x, *m.parameters()]:
+            p.grad = None
+        out, st = m(x)
+        hn = st[0] if kind == "LSTM" else st
+        if retain_first:
+            (out * out).sum().backward(retain_graph=True)
+            for p in [x, *m.parameters()]:
+                p.grad = None
+        loss_of(out, hn).backward()
+        return [p.grad.numpy() for p in [x, *m.parameters()]]
+
+    g_out = grads(lambda out, hn: (out * out).sum())
+    g_hn = grads(lambda out, hn: (hn * hn).sum())
+    g_both = grads(lambda out, hn: (out * out).sum() + (hn * hn).sum())
+    g_after = grads(lambda out, hn: (hn * hn).sum(), retain_first=True)
+    for a, b, both, after in zip(g_out, g_hn, g_both, g_after):
+        np.testing.assert_allclose(both, a + b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(after, b, rtol=1e-6, atol=1e-6)
+
+
 def test_gradcheck_lstm_proj(fp64):
     clgrad.manual_seed(0)
     m = nn.LSTM(2, 3, proj_size=2, batch_first=True, device=fp64, dtype=clgrad.float64)

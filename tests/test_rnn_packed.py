@@ -150,3 +150,8 @@ def test_packed_matches_torch(fp64, kind):
     assert co.batch_sizes.tolist() == to.batch_sizes.tolist()
     for a, b in zip(ch if kind == "LSTM" else [ch], th if kind == "LSTM" else [th]):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-10)
+    # every weight's gradient, both directions (a sequence's padded steps feed W_hh nothing)
+    (co.data ** 2).sum().backward()
+    (to.data ** 2).sum().backward()
+    for (name, a), b in zip(cm.named_parameters(), tm.parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-10, err_msg=name)

@@ -7,12 +7,39 @@ from ... import autograd
 from ...tensor import Tensor
 from ...tensor.creation import tensor
 from ...tensor.pointwise import where
+from ...view import View
 
 
 def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     return [p.grad for p in parameters if p.grad is not None]
+
+
+def _flat_runs(tensors):
+    """The same elements as `tensors`, as few tensors as possible: contiguous tensors that lie
+    back to back in one buffer (a parameter arena's gradients, clgrad/optim/optimizer.py) become
+    one flat view, so the norm and the scaling take one launch per run, not per parameter."""
+    groups, runs = {}, []
+    for t in tensors:
+        if t._lazy is None and t._view.is_contiguous():
+            groups.setdefault((id(t._buf), t.dtype), []).append(t)
+        else:
+            runs.append(t)
+    for group in groups.values():
+        group.sort(key=lambda t: t._view.offset)
+        start = end = None
+        for t in group + [None]:
+            if t is not None and t._view.offset == end:
+                end += t.numel()
+                continue
+            if start is not None:
+                runs.append(first if end - start == first.numel() else
+                            Tensor._make(first._buf, View.contiguous((end - start,), start),
+                                         first.dtype))
+            if t is not None:
+                first, start, end = t, t._view.offset, t._view.offset + t.numel()
+    return runs
 
 
 def _power_sum(g, p):
@@ -35,7 +62,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return tensor(0.0)
     with autograd.no_grad():
-        parts = [_power_sum(t.detach(), p).to(tensors[0].dtype) for t in tensors]
+        parts = [_power_sum(t.detach(), p).to(tensors[0].dtype) for t in _flat_runs(tensors)]
         total = parts[0]
         for part in parts[1:]:
             total = total.maximum(part) if p == math.inf else total + part
@@ -63,7 +90,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         return total
     with autograd.no_grad():
         coef = (float(max_norm) / (total + 1e-6)).minimum(1.0)
-        for g in grads:
+        for g in _flat_runs(grads):
             g.mul_(coef.to(g.dtype))
     return total
 
