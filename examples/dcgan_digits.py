@@ -287,7 +287,8 @@ def main(argv=None):
     p.add_argument("--ema", type=float, default=0.999,
                    help="decay of the generator's weight average used for sampling (0: off)")
     p.add_argument("--lr-d", type=float, default=None,
-                   help="the discriminator's learning rate (default: --lr, which sets the generator's)")
+                   help="the discriminator's learning rate (default: --lr, which then sets "
+                        "the generator's only)")
     p.add_argument("--real-label", type=float, default=0.9,
                    help="target for real digits in D's loss (one-sided label smoothing)")
     p.add_argument("--truncation", type=float, default=0.0, metavar="T",
