@@ -27,7 +27,10 @@ digits plus made-up non-digits (class 10), then labels 500 generated digits. The
 when at least half of them get a digit label with confidence > 0.9 and the labels are not
 collapsed (at least 8 of the 10 digits each make up >= 3% of the 500, none more than 30%).
 Noise, blobs, overlaid strokes and a generator stuck on one digit all fail. --check-every N
-runs it after every N epochs too (it does not change the training).
+runs it after every N epochs too (it does not change the training). --truncation T draws the
+checked and gridded digits' noise from a normal truncated at +-T (the truncation trick, BigGAN);
+off by default, because on this model it did not help (docs/examples.md). --lr-d gives the
+discriminator its own learning rate (two time-scale updates, TTUR).
 """
 import argparse
 import os
@@ -240,9 +243,25 @@ def describe(result) -> str:
             f"{'PASS' if result['passed'] else 'FAIL'}")
 
 
-def generate(G, n: int, device, seed: int, batch: int = 250) -> np.ndarray:
-    """n generated digits as float [0, 1], (n, 28, 28), from noise drawn with `seed`."""
-    z = np.random.default_rng(seed).standard_normal((n, NZ)).astype(np.float32)
+def truncated_normal(rng, shape, truncation: float | None = None) -> np.ndarray:
+    """Standard normal noise (float32) with every entry of magnitude > `truncation` drawn again
+    until none is left (the truncation trick, Brock et al. 2018); None or 0: plain normal."""
+    z = rng.standard_normal(shape)
+    if truncation:
+        if truncation < 0:
+            raise ValueError(f"truncation must be positive (or 0 for none), got {truncation}")
+        bad = np.abs(z) > truncation
+        while bad.any():
+            z[bad] = rng.standard_normal(int(bad.sum()))
+            bad = np.abs(z) > truncation
+    return z.astype(np.float32)
+
+
+def generate(G, n: int, device, seed: int, batch: int = 250,
+             truncation: float | None = None) -> np.ndarray:
+    """n generated digits as float [0, 1], (n, 28, 28), from noise drawn with `seed`
+    (truncated at `truncation`, see truncated_normal)."""
+    z = truncated_normal(np.random.default_rng(seed), (n, NZ), truncation)
     out = []
     G.eval()
     with clgrad.no_grad():
@@ -267,8 +286,14 @@ def main(argv=None):
     p.add_argument("--judge-epochs", type=int, default=4, help="epochs of the judge's training")
     p.add_argument("--ema", type=float, default=0.999,
                    help="decay of the generator's weight average used for sampling (0: off)")
+    p.add_argument("--lr-d", type=float, default=None,
+                   help="the discriminator's learning rate (default: --lr, which then sets "
+                        "the generator's only)")
     p.add_argument("--real-label", type=float, default=0.9,
                    help="target for real digits in D's loss (one-sided label smoothing)")
+    p.add_argument("--truncation", type=float, default=0.0, metavar="T",
+                   help="draw the checked and gridded digits' noise from a normal truncated at "
+                        "+-T (the truncation trick; 0: no truncation)")
     p.add_argument("--check-every", type=int, default=0, metavar="N",
                    help="also run the quality check after every N epochs (default: at the end)")
     args = p.parse_args(argv)
@@ -292,7 +317,7 @@ def main(argv=None):
         G_ema.load_state_dict(G.state_dict())
         G_ema.eval()
     opt_g = clgrad.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    opt_d = clgrad.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = clgrad.optim.Adam(D.parameters(), lr=args.lr_d or args.lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     B = args.batch_size
     real_target = clgrad.full((B,), args.real_label, device=device)
@@ -342,12 +367,16 @@ def main(argv=None):
                                 seed=args.seed, jit=not args.no_jit)
         if G_ema is not None:
             calibrate_batchnorm(G_ema, device, args.seed)
-        result = judge_digits(judge, generate(sampler_G, 500, device, args.seed + 7), device)
-        print(f"quality check {tag}: {describe(result)}", flush=True)
+        result = judge_digits(judge, generate(sampler_G, 500, device, args.seed + 7,
+                                              truncation=args.truncation), device)
+        real = judge_digits(judge, held_x[:500], device)["confident"]   # the judge's own yardstick
+        print(f"quality check {tag} ({trunc_note}): {describe(result)} "
+              f"[the judge gives held-out real digits {real:.1%}]", flush=True)
         return result
 
-    fixed = clgrad.tensor(np.random.default_rng([args.seed, 1]).standard_normal((64, NZ))
-                          .astype(np.float32), device=device)
+    trunc_note = f"noise truncated at {args.truncation:g}" if args.truncation else "no truncation"
+    fixed = clgrad.tensor(truncated_normal(np.random.default_rng([args.seed, 1]), (64, NZ),
+                                           args.truncation), device=device)
     ckpt = run.checkpoint(generator=G, discriminator=D, opt_g=opt_g, opt_d=opt_d,
                           generator_ema=G_ema)
     state = ckpt.resume()
@@ -391,7 +420,8 @@ def main(argv=None):
     result = check("on 500 generated digits")
     real_check = judge_digits(judge, held_x[:500], device)
     if G_ema is not None:
-        raw = judge_digits(judge, generate(G, 500, device, args.seed + 7), device)
+        raw = judge_digits(judge, generate(G, 500, device, args.seed + 7,
+                                           truncation=args.truncation), device)
         print(f"  (the generator's last weights instead of their average: {describe(raw)})")
     run.log.write(step=step, confident=result["confident"], time_s=run.elapsed())
     print(f"judge on {min(len(held_x), 500)} held-out real digits: {describe(real_check)}")

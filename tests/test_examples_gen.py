@@ -110,6 +110,41 @@ def test_minibatch_std_appends_the_mean_batch_std(device):
     np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-4, atol=1e-5)
 
 
+def test_truncated_noise_is_truncated_seeded_and_plain_without_a_limit():
+    z = dcgan_digits.truncated_normal(np.random.default_rng(3), (4000, 16), 0.7)
+    assert z.shape == (4000, 16) and z.dtype == np.float32
+    assert np.abs(z).max() <= 0.7
+    # entries are redrawn, not clipped: no pile-up at the limit, and the spread of a normal
+    # truncated at +-0.7 (variance 1 - 2 * 0.7 * phi(0.7) / (2 * Phi(0.7) - 1) = 0.1529)
+    assert (np.abs(z) > 0.69).mean() < 0.02
+    np.testing.assert_allclose(z.var(), 0.1529, rtol=0.03)
+    np.testing.assert_array_equal(
+        z, dcgan_digits.truncated_normal(np.random.default_rng(3), (4000, 16), 0.7))
+    # no limit (None or 0): exactly the plain normal the script drew before the flag existed
+    plain = np.random.default_rng(3).standard_normal((50, 16)).astype(np.float32)
+    for off in (None, 0.0):
+        np.testing.assert_array_equal(
+            dcgan_digits.truncated_normal(np.random.default_rng(3), (50, 16), off), plain)
+    with pytest.raises(ValueError, match="truncation"):
+        dcgan_digits.truncated_normal(np.random.default_rng(3), (2, 2), -1.0)
+
+
+def test_generate_uses_the_truncated_noise(device):
+    """generate() with a truncation draws from the truncated noise: it equals G on that noise."""
+    clgrad.manual_seed(6)
+    G = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
+    dcgan_digits.dcgan_init(G)
+    G.eval()
+    got = dcgan_digits.generate(G, 20, device, seed=9, truncation=0.5)
+    z = dcgan_digits.truncated_normal(np.random.default_rng(9), (20, dcgan_digits.NZ), 0.5)
+    G.eval()
+    with clgrad.no_grad():
+        want = (G(clgrad.tensor(z, device=device)).numpy()[:, 0] + 1) / 2
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    plain = dcgan_digits.generate(G, 20, device, seed=9)
+    assert np.abs(plain - got).max() > 1e-3
+
+
 def test_ema_update_is_a_lerp(device):
     clgrad.manual_seed(1)
     a = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
@@ -228,7 +263,7 @@ TINY = {
                   "--layers", "2", "--batch-size", "4", "--steps", "12", "--eval-every", "6",
                   "--sample-chars", "8"],
     "dcgan_digits": ["--train-size", "48", "--width", "4", "--batch-size", "8", "--epochs", "2",
-                     "--judge-epochs", "1"],
+                     "--judge-epochs", "1", "--truncation", "0.8", "--lr-d", "3e-4"],
 }
 WEIGHTS = {"gpt_char": "model.ckpt", "char_lstm": "model.ckpt", "dcgan_digits": "generator.ckpt"}
 TIMING = {"chars_per_s", "samples_per_s", "time_s"}     # wall-clock columns differ run to run
@@ -278,6 +313,8 @@ def test_sigkill_then_resume_is_bit_identical(script, device, tmp_path):
 
     out = _run_example(script, args_b + ["--resume"], tmp_path)
     assert "resumed from" in out, out
+    if script == "dcgan_digits":                      # the check line names its noise
+        assert "quality check on 500 generated digits (noise truncated at 0.8)" in out, out
     a = clgrad.load(str(tmp_path / "a" / WEIGHTS[script]), map_location=device)
     b = clgrad.load(str(out_b / WEIGHTS[script]), map_location=device)
     assert a.keys() == b.keys()
