@@ -51,6 +51,11 @@ def test_cnn_training_keeps_memory_flat(device):
         loss.backward()
         opt.step()
         loss.item()
+        if step == WARMUP - 1:
+            # warm-up ends with no cyclic garbage: a cycle made once (a failed GEMM probe's
+            # fallback, first builds) that gc frees later is not a leak; seen once on PoCL in a
+            # full xdist run, as one 32,000-byte buffer freed by the gc.collect() of step 30
+            gc.collect()
         if step >= WARMUP:
             ms = runtime.memory_stats(device)
             pool.append((ms["allocated_bytes"], ms["reserved_bytes"]))
