@@ -46,6 +46,14 @@ def in_float32(fn):
     return wrapper
 
 
+def _check_transposed_bias(bias, weight, OC: int) -> None:
+    """A transposed convolution's bias has one value per output channel (PyTorch's message)."""
+    if bias is not None and tuple(bias.shape) != (OC,):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"bias to be 1-dimensional with {OC} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+
+
 def _check_float(x, what):
     if not x.dtype.is_floating:
         raise RuntimeError(f'"{what}" not implemented for \'{torch_name(x.dtype)}\'')
@@ -353,10 +361,7 @@ def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, 
                                f"but got output_padding: {opad[2 - nd:]}, stride: "
                                f"{stride[2 - nd:]}, dilation: {dilation[2 - nd:]}")
     OC = Cog * groups
-    if bias is not None and tuple(bias.shape) != (OC,):
-        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
-                           f"bias to be 1-dimensional with {OC} elements, but got bias of size "
-                           f"{list(bias.shape)} instead")
+    _check_transposed_bias(bias, weight, OC)
     out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in
                    zip((H, W), stride, pad, dilation, (KH, KW), opad))
     if any(o < 1 for o in out_hw):

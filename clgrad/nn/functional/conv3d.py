@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...tensor.shape import pad
 from ...tensor.shape import cat
-from .conv import _check_float, _tuple, conv2d, conv_transpose2d
+from .conv import _check_float, _check_transposed_bias, _tuple, conv2d, conv_transpose2d
 
 
 def _same_pads(kernel, dilation, stride):
@@ -109,10 +109,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
                            f"got output_padding: {op}, stride: {s}, dilation: {d}")
     OC = Cog * groups
-    if bias is not None and tuple(bias.shape) != (OC,):
-        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
-                           f"bias to be 1-dimensional with {OC} elements, but got bias of size "
-                           f"{list(bias.shape)} instead")
+    _check_transposed_bias(bias, weight, OC)
     full = (D - 1) * s[0] + d[0] * (KD - 1) + 1 + op[0]            # depth before cropping
     OD = full - 2 * p[0]
     if OD < 1:
