@@ -2,15 +2,8 @@
  * Work-items are a 2-D grid: dimension 0 are the lanes sharing one output (a power of two;
  * 1 when outputs are many and rows short), dimension 1 walks the outputs. Lanes stride over the
  * reduced elements (their coordinates advance by carrying digits: no division per element),
- * then combine through local memory in a tree. */
-${extensions}
-${preamble}
-
-typedef ${acc_t} clg_acc_t;
-#define CLG_INIT ${init}
-#define CLG_MAP(x, r) (${map})
-#define CLG_COMBINE(a, b) (${combine})
-#define CLG_FINAL(a) (${final})
+ * then combine through local memory in a tree. The head is explained in reduce_seq.cl. */
+${head}
 
 __kernel void ${name}(${args})
 {

@@ -2,16 +2,12 @@
  * walks its reduced elements in order. Neighbouring work-items hold neighbouring outputs, so
  * where the kept innermost dimension is contiguous (a sum over the batch of a (N, C) tensor)
  * a compiler that vectorizes across work-items loads whole vectors; no local memory, no
- * barriers. The reduced coordinates advance by carrying digits, never by dividing
- * (a vector integer division is scalar code on CPUs). reduce.cl is the many-lanes-per-output variant for few, long reductions. */
-${extensions}
-${preamble}
-
-typedef ${acc_t} clg_acc_t;
-#define CLG_INIT ${init}
-#define CLG_MAP(x, r) (${map})
-#define CLG_COMBINE(a, b) (${combine})
-#define CLG_FINAL(a) (${final})
+ * barriers. The reduced coordinates advance by carrying digits, never by dividing (a vector
+ * integer division is scalar code on CPUs). reduce.cl is the many-lanes-per-output variant,
+ * for few, long reductions. Both start with the head that runtime/reducegen.py renders: the
+ * accumulator type clg_acc_t and the spec's CLG_INIT, CLG_MAP(x, r), CLG_COMBINE(a, b) and
+ * CLG_FINAL(a). */
+${head}
 
 __kernel void ${name}(${args})
 {

@@ -73,19 +73,25 @@ def reduce_kernel(device, name, spec, in_dt: DType, out: DType, out_rank, red_ra
     load_t = spec["load_t"]
     ctypes = (in_dt.ctype, out.ctype, load_t, spec["acc_t"])
     ind = "    " if seq else ""
+    # the part both templates share: extensions, helper definitions, the accumulator, the macros
+    head = "\n".join([_extensions(*ctypes), spec.get("defs", ""), "",
+                      f"typedef {spec['acc_t']} clg_acc_t;",
+                      f"#define CLG_INIT {spec['init']}",
+                      f"#define CLG_MAP(x, r) ({spec['map']})",
+                      f"#define CLG_COMBINE(a, b) ({spec['combine']})",
+                      f"#define CLG_FINAL(a) ({spec['final']})"])
     src = render(
-        "reduce_seq" if seq else "reduce", extensions=_extensions(*ctypes), preamble=spec.get("defs", ""),
-        acc_t=spec["acc_t"], init=spec["init"], map=spec["map"], combine=spec["combine"],
-        final=spec["final"], name=name, args=args, idx=idx,
-        out_offsets=f"{ind}    {idx} clg_o_out = clg_out_off;\n{ind}    {idx} clg_o_in = clg_in_off;",
+        "reduce_seq" if seq else "reduce", head=head, name=name, args=args, idx=idx,
+        out_offsets=(f"{ind}    {idx} clg_o_out = clg_out_off;\n"
+                     f"{ind}    {idx} clg_o_in = clg_in_off;"),
         out_index=_index_lines(out_rank, [f"clg_oshape{d}" for d in range(out_rank)],
                                [("clg_o_out", "clg_out_st"), ("clg_o_in", "clg_keep_st")],
                                indent=ind + "    "),
         red_offsets=f"            const {idx} clg_oi = clg_o_in + " +
                     " + ".join(f"clg_rd{d} * clg_red_st{d}" for d in range(red_rank)) + ";",
-        red_start=_digits("clg_rd", "0" if seq else "clg_lane", red_rank, idx, "        ") +
-                  ("" if red_rank == 1 else
-                   "\n" + _digits("clg_sd", "1" if seq else "clg_lanes", red_rank, idx, "        ")),
+        red_start=_digits("clg_rd", "0" if seq else "clg_lane", red_rank, idx, "        ") + (
+            "" if red_rank == 1 else
+            "\n" + _digits("clg_sd", "1" if seq else "clg_lanes", red_rank, idx, "        ")),
         red_step=_carry(red_rank, "1" if seq else "clg_lanes", idx),
         load=_load("clg_in", in_dt.ctype, "clg_oi", load_t),
         store="        " + ind + _store("clg_out", out.ctype, "clg_o_out", "CLG_FINAL(clg_acc)",
