@@ -143,16 +143,10 @@ def _transposed(t, g) -> bool:
     """t is a transposed contiguous matrix (a weight seen through .t(), as F.linear does) of
     g's batch shape: its last two dims swapped give a contiguous view (read off the strides)."""
     v = t._view
-    shape, st = v.shape, v.strides
-    if len(shape) != g.ndim or len(shape) < 2 or shape[-2] < 2 or shape[-1] < 2 or \
-            st[-2] != 1 or st[-1] != shape[-2]:
+    nd = len(v.shape)
+    if nd != g.ndim or nd < 2 or v.shape[-2] < 2 or v.shape[-1] < 2 or v.strides[-2] != 1:
         return False
-    step = shape[-2] * shape[-1]
-    for n, s in zip(reversed(shape[:-2]), reversed(st[:-2])):
-        if n != 1 and s != step:
-            return False
-        step *= n
-    return True
+    return v.permute((*range(nd - 2), nd - 1, nd - 2)).is_contiguous()
 
 
 def _grad_a(a, b, g):
