@@ -40,13 +40,19 @@ class Array:
     def __getattr__(self, name):
         # only reached when normal lookup fails: `_buf` of a pending Array launches it
         if name == "_buf":
-            lz = self.__dict__.get("_lazy")
+            d = self.__dict__
+            lz = d.get("_lazy")
             if lz is not None:
                 if lz.prod:
                     _realize_producer(lz)
                 else:
                     lazy.realize()
-                return self.__dict__["_buf"]
+                return d["_buf"]
+            # another thread's flush may have launched it between the failed lookup and here
+            # (it sets _buf, then clears _lazy)
+            buf = d.get("_buf")
+            if buf is not None:
+                return buf
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @classmethod

@@ -49,3 +49,19 @@ def test_threads_training_their_own_models_match_sequential_runs(device):
         for s in seeds:
             np.testing.assert_array_equal(got[s][0], want[s][0])
             np.testing.assert_array_equal(got[s][1], want[s][1])
+
+
+def test_reading_a_buffer_another_thread_just_launched(device):
+    """A thread reads a pending tensor's buffer while another thread's flush launches it: its
+    normal attribute lookup fails, then the flush sets the buffer and clears the pending node,
+    then the fallback runs. The fallback must find the buffer (CI once saw AttributeError)."""
+    from clgrad.array import Array
+    a = clgrad.tensor([1.0, 2.0], device=device)
+    b = a + 1                           # pending
+    assert b.__dict__.get("_lazy") is not None
+    b.numpy()                           # the "other thread's" flush: _buf set, _lazy cleared
+    assert b.__dict__.get("_lazy") is None
+    # the state the first thread's __getattr__ sees after its failed lookup
+    assert Array.__getattr__(b, "_buf") is b.__dict__["_buf"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        Array.__getattr__(b, "nope")
