@@ -12,7 +12,7 @@ import numpy as np
 from . import dtypes as dt
 from .dtypes import DType
 from .runtime import Buffer, Device, check_dtype, lazy
-from .runtime.fusion import chain_key, plan_chain
+from .runtime.fusion import ViewPlan, absorb_copies, chain_key, plan_chain
 from .runtime.memory import count
 from .view import View
 
@@ -111,6 +111,29 @@ class Array:
             lazy.pending.append(weakref.ref(node))  # a chain nobody holds is simply dropped
         return a
 
+    @classmethod
+    def _pending_view(cls, lz, view: View) -> "Array":
+        """`view` of the pending product lz's value (a transpose, a reshape): pending as well,
+        so that the product can still launch straight into the memory its value is copied to
+        (a .grad slot: runtime/fusion.absorb_copies). Launching the view launches the product
+        (once, whichever is read first); the view then shares its buffer."""
+        with lazy.lock:
+            if len(lazy.pending) >= MAX_PENDING:
+                lazy.realize()
+            root = lz.base if lz.base is not None else lz
+            if root.buf is not None:
+                return cls._make(root.buf, view, root.dtype)
+            node = _Lazy(ViewPlan(root, view), ())
+            node.prod, node.leaves, node.deep = True, 1, True
+            node.base = root
+            node.args = [root]          # read like an input: the product launches first
+            a = cls._make(None, view, root.dtype)
+            del a._buf
+            a._lazy = node
+            node.ref = weakref.ref(a)
+            lazy.pending.append(weakref.ref(node))
+        return a
+
     def _write_pending(self, plan, args) -> "Array":
         """Write the result of the store plan `plan` (ops/base.py's _StorePlan: `fuse`,
         `out_view`, `out_dtype`, `device`, `store(dst, args)`) into this real Array, pending:
@@ -176,7 +199,7 @@ class _Lazy:
 
     __slots__ = ("plan", "args", "device", "view", "dtype", "compute", "ref", "keep", "buf",
                  "size", "leaves", "arr", "mat", "used", "grp", "target", "deep", "prod",
-                 "into", "__weakref__")
+                 "into", "base", "__weakref__")
 
     def __init__(self, plan, args):
         size, leaves, out = 1, 0, []
@@ -203,10 +226,10 @@ class _Lazy:
         self.plan = plan
         self.device, self.view, self.dtype, self.compute = plan.node
         self.size, self.leaves = size, leaves
-        self.keep = self.buf = self.target = self.into = None
+        self.keep = self.buf = self.target = self.into = self.base = None
         self.prod = False       # a producer (a GEMM), not an elementwise op
         # keep: weakly, autograd's handle on it as a saved output; target: (buffer, view,
-        # dtype) a pending write stores into
+        # dtype) a pending write stores into; base: the product a view of a product reads
 
     def value(self):
         """The buffer holding this node's value, launching what is pending first (a saved
@@ -259,15 +282,20 @@ def _realize_producer(n):
         if lazy.writes:
             _realize()
             return
-        a = n.ref()
-        n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
         lazy.owner = _ident()           # its launch must not launch the rest
         try:
-            _produce(n, n)
+            _produce_now(n)
         finally:
             lazy.owner = None
-        n.mat, n.grp = True, -1         # later flushes read it as a launched input
-        n.args = n.arr = n.plan = None
+
+
+def _produce_now(n):
+    """Launch producer n alone, out of its flush (the lock held)."""
+    a = n.ref()
+    n.arr = a if a is not None and a.__dict__.get("_lazy") is n else None
+    _produce(n, n)
+    n.mat, n.grp = True, -1         # later flushes read it as a launched input
+    n.args = n.arr = n.plan = None
 
 
 def _realize_pending():
@@ -335,6 +363,7 @@ def _realize_pending():
                 g.dtype is n.dtype and g.view.shape == n.view.shape and \
                 g.plan.takes(name, other):
             n.into, n.mat, g.used, g.mat = g, True, False, False
+    absorb_copies(nodes)
     for n in nodes:
         n.grp = None
     groups, key, ops, leaves = [], None, 0, 0
@@ -499,6 +528,19 @@ def _produce(n, src):
     """Launch the producer node `src` (a pending GEMM) into a fresh buffer for node n: src
     itself, or an op of it (a ReLU, ReLU's backward) that its epilogue computes."""
     plan = src.plan
+    if n.target is not None:
+        # a copy into an existing tensor that the product writes directly (absorb_copies)
+        tbuf, tview, _ = n.target
+        plan.produce(tbuf.raw, src.args, out_off=tview.offset)
+        count("fused")
+        count("fused_ops", 2)
+        return
+    if type(plan) is ViewPlan:
+        root = n.base
+        if root.buf is None:
+            _produce_now(root)
+        _store(n, root.buf)
+        return
     buf = Buffer(n.device, plan.nbytes)
     if n is src:
         plan.produce(buf.raw, src.args)

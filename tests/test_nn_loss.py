@@ -144,6 +144,61 @@ def test_cross_entropy_spatial_and_1d(device):
     assert np.isfinite(out.numpy()).all() and abs(out.item()) < 1e-6
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_reduced_in_one_launch(device, monkeypatch, reduction):
+    """A 'mean' or 'sum' of at most CE_REDUCED_MAX elements is one kernel forward (the per-row
+    losses summed by one work-group) and one backward, and equals the general path (per-row
+    kernel, then sums) and the float64 reference, with weights, ignored rows, smoothing and
+    extra dims; all rows ignored gives 'mean' NaN, as PyTorch."""
+    from clgrad import runtime
+    from clgrad.tensor import nn_ops
+    rng = np.random.default_rng(11)
+    for shape, tshape in (((37, 6), (37,)), ((3, 5, 7), (3, 7)), ((300, 10), (300,))):
+        x = rng.standard_normal(shape)
+        t = rng.integers(0, shape[1], tshape)
+        t.reshape(-1)[::4] = 2                      # some rows ignored below
+        w = rng.uniform(0.5, 2, shape[1])
+        N, C = shape[0], shape[1]
+        S = int(np.prod(shape[2:], dtype=np.int64))
+        want = _ce_ref(x.reshape(N, C, S), t.reshape(N, S), w, 2, 0.15, reduction)
+        results = []
+        for limit in (nn_ops.CE_REDUCED_MAX, 0):      # the fused kernel, then the general path
+            monkeypatch.setattr(nn_ops, "CE_REDUCED_MAX", limit)
+            xc = clgrad.tensor(x.astype(np.float32), device=device, requires_grad=True)
+            args = (clgrad.tensor(t, device=device),)
+            kw = dict(weight=clgrad.tensor(w.astype(np.float32), device=device),
+                      ignore_index=2, label_smoothing=0.15, reduction=reduction)
+            F.cross_entropy(xc, *args, **kw)._buf                   # builds its kernels
+            runtime.reset_stats()
+            loss = F.cross_entropy(xc, *args, **kw)
+            loss._buf
+            launches = runtime.stats()["launches"]
+            loss.backward()
+            results.append((loss.item(), xc.grad.numpy()))
+            if limit:
+                assert launches == 1
+                assert loss.grad_fn.name() == "NllLossBackward0"
+            else:
+                assert launches > 1
+        np.testing.assert_allclose(results[0][0], want, rtol=1e-5)
+        np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+    ignored = F.cross_entropy(clgrad.zeros(3, 4, device=device),
+                              clgrad.tensor([1, 1, 1], device=device), ignore_index=1,
+                              reduction=reduction)
+    assert np.isnan(ignored.item()) if reduction == "mean" else ignored.item() == 0.0
+
+
+def test_cross_entropy_reduced_gradcheck(fp64):
+    rng = np.random.default_rng(12)
+    x = clgrad.tensor(rng.standard_normal((6, 4, 2)), device=fp64, requires_grad=True)
+    t = clgrad.tensor(rng.integers(0, 4, (6, 2)), device=fp64)
+    w = clgrad.tensor(rng.uniform(0.5, 2, 4), device=fp64)
+    for kw in ({}, {"weight": w, "ignore_index": 1, "label_smoothing": 0.3},
+               {"reduction": "sum", "weight": w}):
+        assert clgrad.autograd.gradcheck(lambda x: F.cross_entropy(x, t, **kw), (x,))
+
+
 def test_cross_entropy_probabilities(device):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4))

@@ -157,6 +157,13 @@ class _Walk:
             with no_grad():
                 old.add_(g)
 
+    def _into_slot(self, t, g) -> bool:
+        """Whether leaf t's gradient g is a pending product (or a view of one) that its copy
+        into t's empty .grad slot can absorb (clgrad/array.py's _absorb_copies)."""
+        lz = g.__dict__.get("_lazy")
+        return (lz is not None and lz.prod and self.capture is None and not self.create_graph
+                and t._grad is None and t._grad_slot is not None)
+
     def give_leaf(self, t, g):
         cap = self.capture
         if cap is not None and id(t) not in cap:
@@ -199,13 +206,16 @@ class _Walk:
                     # no node left in the walk feeds these leaves: hand them their gradient now,
                     # so post-accumulate hooks (DDP's bucket all-reduces) overlap the rest
                     # (only leaves with hooks: nothing else can observe the moment, and a
-                    # gradient handed over later leaves pending work to fuse, runtime/fusion.py)
+                    # gradient handed over later leaves pending work to fuse, runtime/fusion.py;
+                    # and a pending product bound for a .grad slot: once nothing but the slot's
+                    # copy holds it, the product launches straight into the slot)
                     self.pending = pending
                     for lid in ready:
                         entry = leaves.get(lid)
-                        if entry is not None and _observed(entry[0]):
+                        if entry is not None and (_observed(entry[0]) or self._into_slot(*entry)):
                             del leaves[lid]
                             self.give_leaf(*entry)
+                    entry = None
                     self.pending = None
             for t, g in leaves.values():
                 self.give_leaf(t, g)

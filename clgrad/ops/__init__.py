@@ -27,7 +27,7 @@ from .movement import (view_op, scatter_view)
 from .index import (masked_where, index_gather, index_offsets, sort_rows, nonzero_positions,
                     scatter_sorted, check_nonzero, check_range)
 from .nn_fused import (_fused_guard, NN_BCE, dense, cross_entropy_rows, norm_rows, dropout_apply,
-                       embedding_lookup, optim_update)
+                       embedding_lookup, optim_update, cross_entropy_reduced, CE_REDUCED_MAX)
 from .window import (linear_pair, im2col, col2im, PAD_MODES, pad_planes, pool_geometry,
                      max_pool_planes, max_pool_scatter, gather_planes, unpool_planes,
                      avg_pool_planes, resize_planes)

@@ -87,17 +87,25 @@ class _GemmPlan:
         return (name == "threshold_backward" and bias is None and all(s == 1 for s in bshape)
                 and other[2] is self.node[2])
 
-    def produce(self, out_raw, args, name=None, other=None):
-        """Launch into out_raw, with the epilogue computing `name` ('relu', or
-        'threshold_backward' with the ReLU output `other` as its mask) when given."""
+    def dense(self) -> bool:
+        """Whether the product fills its buffer from the start in row-major order."""
+        cv = self.call[3]
+        return cv.offset == 0 and cv.is_contiguous()
+
+    def produce(self, out_raw, args, name=None, other=None, out_off=0):
+        """Launch into out_raw (from element `out_off` on), with the epilogue computing `name`
+        ('relu', or 'threshold_backward' with the ReLU output `other` as its mask) when
+        given."""
         device, dt, acc_t, cv, c_bst, a, b, M, N, K, bshape, wide, bias = self.call
         mask = None
         if name == "threshold_backward":
             mv = other[1].expand(cv.shape)
             mask = gemm.Operand(other[0].raw, mv.offset, *mv.strides[-2:])
             wide = wide or _wide([mv])
-        gemm.matmul(device, dt, acc_t, gemm.Operand(out_raw, cv.offset, *cv.strides[-2:], c_bst),
-                    a, b, M, N, K, bshape, wide, bias=bias, relu=name == "relu", mask=mask)
+        gemm.matmul(device, dt, acc_t, gemm.Operand(out_raw, cv.offset + out_off, *cv.strides[-2:],
+                                                 c_bst),
+                    a, b, M, N, K, bshape, wide,
+                    bias=bias, relu=name == "relu", mask=mask)
 
 
 def _pending_product(T, a, b, bias, batch, M, K, N, device):

@@ -6,7 +6,11 @@ from .base import copy_into
 
 def view_op(ctx, x, view: View, name: str, backward):
     """x seen through `view` (a forward for Tensor._apply): shares x's buffer and base."""
-    out = x._plain._make(x._buf, view, x.dtype)
+    lz = x._lazy
+    if lz is not None and lz.prod:
+        out = x._plain._pending_view(lz, view)      # a view of a pending product stays pending
+    else:
+        out = x._plain._make(x._buf, view, x.dtype)
     out._base = x._base if x._base is not None else x
     return out, name, backward
 

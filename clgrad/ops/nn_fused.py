@@ -6,7 +6,10 @@ import numpy as np
 
 from ..runtime import capture, codegen, faults
 from ..runtime.errors import DeviceIndexError
+from ..view import View
 from .base import Op, _check_devices, _need, ew
+
+_SCALAR = View.contiguous(())
 
 def _fused_guard(ctx, name):
     ctx.forbid_double_backward(name)
@@ -75,7 +78,8 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
         ctx.save_for_backward(x, lse)
         ctx.mark_non_differentiable(wrow)
         ctx.materialize_grads = False     # only the loss has a gradient
-        wsum = weight.detach().sum() if weight is not None else None
+        # the class weights' sum, which only label smoothing reads
+        wsum = weight.detach().sum() if weight is not None and smoothing else None
 
     def backward(ctx, g, _):
         _fused_guard(ctx, "cross_entropy")
@@ -85,15 +89,68 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
             g = dense(g)                # a row's gradient at row * 1
             gv = g._view
         dx = T._empty(xs.shape, xs.dtype, xs.device)
-        kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
-                               [None] * 5 + [I, I, None, I, None, "long", real, I, I, I])
+        kb = _ce_backward_kernel(xs.device, real)
         kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
                      g._buf.raw, gv.offset, int(any(st != 0 for st in gv.strides)),
-                     wbuf._buf.raw, int(weight is not None),
+                     xs._buf.raw, 0, wbuf._buf.raw, int(weight is not None),
                      (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
                      float(smoothing), N, C, S)
         return dx, None, None
     return (loss, wrow), "NllLossBackward0", backward
+
+
+def _ce_backward_kernel(dev, real):
+    I = "int"
+    return codegen.nn_kernel(dev, "loss", "clg_ce_backward", real,
+                             [None] * 5 + [I, I, None, I, None, I, None, "long", real, I, I, I])
+
+
+# the most elements (rows x classes) cross_entropy_reduced takes: one work-group reads them all
+CE_REDUCED_MAX = 1 << 16
+
+
+def cross_entropy_reduced(ctx, x, target, weight, ignore_index: int, smoothing: float,
+                          mean: bool):
+    """Cross entropy of logits x (N, C, S) contiguous against class indices target (N*S,) int64,
+    reduced to one value ('mean' over the kept rows' weights, or 'sum') in one launch of one
+    work-group; its gradient is one more launch. For N * C * S <= CE_REDUCED_MAX (the loss of
+    a classifier's batch), where the per-row kernel, two sums and a division took four launches
+    and the gradient two."""
+    T = x._plain
+    real = _nn_real(x)
+    N, C, S = x.shape
+    dev = _check_devices([x, target] + ([weight] if weight is not None else []))
+    out = T._empty((2,), x.dtype, dev)      # [loss, total row weight]
+    lse = T._empty((max(N * S, 1),), x.dtype, dev)
+    I = "int"
+    k = codegen.nn_kernel(dev, "loss", "clg_ce_reduce", real,
+                          [None] * 5 + [I, "long", real, I, I, I, I, None, I, None])
+    limit = max(1, min(k.max_group, dev.max_work_group_size,
+                       dev.local_mem_size // (2 * x.dtype.itemsize)))
+    # PoCL builds a work-group function per local size: there it stays fixed per kernel
+    L = min(limit, 256) if k.one_local else min(limit, 256, max(1, 1 << (N * S - 1).bit_length()))
+    wbuf = weight if weight is not None else x
+    k((L,), (L,), out._buf.raw, lse._buf.raw, x._buf.raw, target._buf.raw, wbuf._buf.raw,
+      int(weight is not None), int(ignore_index), float(smoothing), N, C, S, int(mean),
+      faults.flag(dev), _CE_TARGET, codegen.local_mem(2 * L * x.dtype.itemsize))
+    loss = T._make(out._buf, _SCALAR, x.dtype)
+    if ctx is not None:
+        ctx.save_for_backward(x, lse)
+
+    def backward(ctx, g):
+        _fused_guard(ctx, "cross_entropy")
+        xs, lse_ = ctx.saved_tensors
+        # the class weights' sum, which only label smoothing reads
+        wsum = weight.detach().sum() if weight is not None and smoothing else None
+        dx = T._empty(xs.shape, xs.dtype, xs.device)
+        kb = _ce_backward_kernel(xs.device, real)
+        kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
+                     g._buf.raw, g._view.offset, 0, out._buf.raw if mean else xs._buf.raw,
+                     int(mean), wbuf._buf.raw, int(weight is not None),
+                     (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
+                     float(smoothing), N, C, S)
+        return dx, None, None
+    return loss, "NllLossBackward0", backward
 
 
 def norm_rows(ctx, x, weight, bias, eps: float, per_row=False):

@@ -73,9 +73,14 @@ class _ReducePlan:
     def takes(self, name, other) -> bool:
         return False
 
-    def produce(self, out_raw, args, name=None, other=None):
+    def dense(self) -> bool:
+        """Its output fills its buffer from the start in row-major order (always)."""
+        return True
+
+    def produce(self, out_raw, args, name=None, other=None, out_off=0):
         launch = self.args.copy()
         launch[0] = out_raw
+        launch[1] += out_off            # a copy's target it writes into (array._absorb_copies)
         launch[self.in_pos] = args[0][0].raw
         self.kernel(self.gsize, self.lsize, *launch)
 

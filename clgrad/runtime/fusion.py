@@ -133,8 +133,8 @@ def chain_key(run):
             key.append(None if t is None else (t[1].shape, t[1].strides, t[1].offset,
                                                t[2].name))
         for x in seg.leaves:
-            if type(x) is not tuple:        # a stored node: fresh, contiguous
-                key.append((x.view.shape, x.dtype.name))
+            if type(x) is not tuple:        # a stored node (a view of a product: any view)
+                key.append((x.view.shape, x.view.strides, x.view.offset, x.dtype.name))
             else:
                 v = x[1]
                 key.append((v.shape, v.strides, v.offset, x[2].name))
@@ -211,3 +211,47 @@ def plan_chain(run) -> ChainPlan:
         plan.gsize, plan.lsize = k.sizes_1d(begin)
     plan.args, plan.bpos, plan.spos, plan.n_ops = args, tuple(bpos), tuple(spos), n_ops
     return plan
+
+
+def absorb_copies(nodes):
+    """In a flush of clgrad/array.py (`nodes`: its pending nodes, marked with what is used and
+    how many read each): a plain copy into an existing tensor (a .grad slot) whose source is
+    a product, or a view of one, that nothing else reads launches the product straight into
+    the copy's target instead (the copy and the product's own buffer disappear). Needs the
+    source's value laid out in its buffer as the target's in its own: both contiguous, same
+    shape."""
+    for n in nodes:
+        t = n.target
+        if not n.used or t is None or n.plan.fuse[1] != "x0" or len(n.args) != 1:
+            continue
+        d = n.args[0]
+        if not getattr(d, "prod", False) or not _unshared(d) or d.dtype is not t[2] or \
+                d.view.shape != t[1].shape or d.view.offset != 0 or \
+                not d.view.is_contiguous() or not t[1].is_contiguous():
+            continue
+        r = d.base if d.base is not None else d
+        dense = getattr(r.plan, "dense", None)      # products that can write anywhere
+        if (r is not d and not _unshared(r)) or dense is None or not dense() or \
+                t[1].offset + t[1].numel >= 1 << 31 or \
+                any(type(x) is tuple and x[0] is t[0] for x in r.args):
+            continue                # (nor into memory the product reads, nor past int32)
+        n.into = r
+        d.used = d.mat = r.used = r.mat = False
+
+
+def _unshared(x) -> bool:
+    """Pending, unheld, and read by one node of this flush."""
+    return x.buf is None and x.arr is None and x.grp == 1 and \
+        (x.keep is None or x.keep() is None)
+
+
+class ViewPlan:
+    """The plan of a pending view of a pending product (clgrad/array.py: Array._pending_view)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, root, view):
+        self.node = (root.device, view, root.dtype, root.compute)
+
+    def takes(self, name, other) -> bool:
+        return False

@@ -14,7 +14,8 @@ LOW, FP32 = "low", "fp32"
 # several ops (F.linear, F.conv2d, the losses, the norms) carry the same marks as decorators.
 POLICY = {
     ops.matmul_nd: LOW, ops.addmm_nd: LOW, ops.sdpa_fused: LOW,
-    ops.softmax: FP32, ops.cross_entropy_rows: FP32, ops.norm_rows: FP32, ops.NN_BCE: FP32,
+    ops.softmax: FP32, ops.cross_entropy_rows: FP32, ops.cross_entropy_reduced: FP32,
+    ops.norm_rows: FP32, ops.NN_BCE: FP32,
     ops.EXP: FP32, ops.LOG: FP32, ops.POW: FP32, ops.cumsum: FP32, ops.cumprod: FP32,
     ops.pnorm: FP32,
     # the fused recurrent cells are float32/float64 kernels: their gates come in as float32

@@ -35,6 +35,16 @@ def cross_entropy_rows(rows, target, weight, ignore_index: int, smoothing: float
     return rows._apply(ops.cross_entropy_rows, rows, target, weight, ignore_index, smoothing)
 
 
+def cross_entropy_reduced(rows, target, weight, ignore_index: int, smoothing: float, mean: bool):
+    """The same loss reduced to one value ('mean' or 'sum') by one kernel, for at most
+    CE_REDUCED_MAX elements."""
+    return rows._apply(ops.cross_entropy_reduced, rows, target, weight, ignore_index, smoothing,
+                       mean)
+
+
+CE_REDUCED_MAX = ops.CE_REDUCED_MAX
+
+
 def check_class_targets(target, n_classes: int, ignore_index: int) -> None:
     """Class indices outside [0, n_classes) other than ignore_index make the next sync raise
     PyTorch's 'Target t is out of bounds.' (a check kernel, no host read)."""

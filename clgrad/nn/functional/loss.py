@@ -225,6 +225,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     t = _dense(target.to(int64).reshape(-1))
     w = _dense(weight.to(x.dtype)) if weight is not None else None
     rows = _dense(x).reshape(N, C, S)
+    if red != "none" and 0 < N * C * S <= nn_ops.CE_REDUCED_MAX:
+        loss = nn_ops.cross_entropy_reduced(rows, t, w, ignore_index, label_smoothing,
+                                            red == "mean")
+        return loss.to(orig) if orig is not None else loss
     loss, wrow = nn_ops.cross_entropy_rows(rows, t, w, ignore_index, label_smoothing)
     if orig is not None:
         loss, wrow = loss.to(orig), wrow.to(orig)
