@@ -19,10 +19,11 @@ import clgrad
 import clgrad.nn      # noqa: F401 -- the models below reach nn and optim through `lib`
 import clgrad.optim   # noqa: F401
 from clgrad.bench_models import lstm_lm, vae
-from clgrad.runtime import clblast
+from clgrad import runtime
+from clgrad.runtime import Buffer, clblast, program
 
 SECTIONS = ("gemm", "conv", "elementwise", "launch", "train", "jit", "first_step")
-IMPLS = ("clgrad", "jit", "numpy", "torch", "clblast")
+IMPLS = ("clgrad", "jit", "numpy", "torch", "clblast", "pyopencl")
 UNITS = {"GFLOP/s": "higher", "GB/s": "higher", "µs": "lower", "ms": "lower", "s": "lower"}
 
 
@@ -214,8 +215,12 @@ def bench_launch(device, sizes: Sizes, repeat: int):
         for lib, kw in libs:
             fn = make(lib, lib.tensor(a, **kw), loop)
             fns[lib.__name__] = _synced(fn, device) if lib is clgrad else fn
+        if make is _add_loop:
+            fns["pyopencl"] = _raw_add_loop(device, n, loop)
         s = {k: v / loop for k, v in interleaved(fns, repeat, settle=sizes.settle).items()}
-        yield make_row(device, "launch", case, "µs", s, ratios=[("clgrad", "torch")])
+        yield make_row(device, "launch", case, "µs", s,
+                       ratios=[("clgrad", "torch"), ("clgrad", "pyopencl"),
+                               ("pyopencl", "torch")])
     small = replace(sizes, mlp=sizes.overhead_mlp, mlp_batch=sizes.overhead_batch)
     fns = {}
     for lib in [clgrad] + ([torch] if torch is not None else []):
@@ -236,6 +241,24 @@ def _add_loop(lib, x, loop):
     def run():
         for _ in range(loop):
             x + x
+    return run
+
+
+def _raw_add_loop(device, n, loop):
+    """The floor under clgrad's per-op time: the same add enqueued straight through pyopencl
+    (built once, preallocated buffers, none of clgrad's Python), then one wait."""
+    dev = runtime.get_device(device)
+    k = program.kernel(dev, "__kernel void clg_raw_add(__global float* o, __global const float* a,"
+                       " int n) { int i = get_global_id(0); if (i < n) o[i] = a[i] + a[i]; }",
+                       "clg_raw_add", [None, None, np.int32]).cl_kernel
+    a = Buffer(dev, 4 * n)
+    o = Buffer(dev, 4 * n)
+    q, glob, args = dev.queue, (n,), (o.raw, a.raw, np.int32(n))
+
+    def run():
+        for _ in range(loop):
+            k(q, glob, None, *args)
+        q.finish()
     return run
 
 

@@ -204,10 +204,10 @@ def _num(v) -> str:
 
 def _bench_table(result: dict) -> str:
     rows = result["rows"]
-    impls = ["clgrad"] + [k for k in ("jit", "numpy", "torch", "clblast")
+    impls = ["clgrad"] + [k for k in ("jit", "numpy", "torch", "clblast", "pyopencl")
                           if any(k in r["values"] for r in rows)]
     ratios = [k for k in ("clgrad/numpy", "clgrad/torch", "jit/torch", "clgrad/jit",
-                          "torch/numpy", "clblast/numpy")
+                          "torch/numpy", "clblast/numpy", "clgrad/pyopencl", "pyopencl/torch")
               if any(k in r["ratios"] for r in rows)]
     body = [[r["spec"], r["section"], r["case"], r["unit"]]
             + [_num(r["values"].get(k)) for k in impls]
