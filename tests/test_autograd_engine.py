@@ -580,3 +580,26 @@ def test_post_accumulate_grad_hook(fp64):
     with pytest.raises(RuntimeError, match="post accumulate grad hooks cannot be registered on "
                                            "non-leaf tensors"):
         (x * 2).register_post_accumulate_grad_hook(lambda t: None)
+
+
+def test_implicit_seed_is_never_shared_writable(device):
+    """backward() on a one-element output reads its implicit gradient 1 from a cached device
+    constant: a leaf's .grad is a copy of it, and a hook that writes into it in place changes
+    only its own backward (the next one gets a fresh 1)."""
+    x = clgrad.tensor(2.0, device=device, requires_grad=True)
+    x.backward()                            # the root is the leaf itself
+    x.grad.add_(10)                         # must not reach the cached 1
+    y = x * 3
+    y.backward()
+    assert x.grad.item() == 11.0 + 3.0
+    x.grad = None
+    y = x * 3
+    y.register_hook(lambda g: g.mul_(5))    # writes into the seed in place
+    y.backward()
+    assert x.grad.item() == 15.0
+    x.grad = None
+    (x * 3).backward()
+    assert x.grad.item() == 3.0
+    v = clgrad.tensor([4.0], device=device, requires_grad=True)
+    (v * 2).backward()                      # a one-element 1-D output
+    np.testing.assert_array_equal(v.grad.numpy(), [2.0])

@@ -335,7 +335,7 @@ def _make_grads(outputs, grad_outputs):
             if not t.dtype.is_floating:
                 raise RuntimeError(f"grad can be implicitly created only for real scalar "
                                    f"outputs but got {t.dtype}")
-            g = t._plain._full(t.shape, 1, t.dtype, t.device)
+            g = _seed(t)
         elif not isinstance(g, Array):
             g = t._plain._full(t.shape, g, t.dtype, t.device)
         elif g.shape != t.shape:
@@ -346,6 +346,22 @@ def _make_grads(outputs, grad_outputs):
                                    f"{g.shape!r} and output[{i}] has a shape of {t.shape!r}.")
         grads.append(g)
     return grads
+
+
+_seeds: dict = {}
+
+
+def _seed(t):
+    """The implicit gradient 1 of a one-element output, read from a cached device constant
+    (one fill per device, dtype and shape, not a launch per backward). Nothing writes into it:
+    the walk counts root gradients as owned (a leaf gets a copy of one), and a write into it
+    (a hook's, in place) bumps its buffer's version, after which a fresh one is made."""
+    key = (t.device, t.dtype, tuple(t.shape))
+    hit = _seeds.get(key)
+    if hit is None or hit[0].version != hit[1]:
+        one = t._plain._full(t.shape, 1, t.dtype, t.device)
+        hit = _seeds[key] = (one._buf, one._buf.version, one._view)
+    return t._plain._make(hit[0], hit[2], t.dtype)
 
 
 def _as_list(x):
