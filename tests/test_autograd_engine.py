@@ -603,3 +603,21 @@ def test_implicit_seed_is_never_shared_writable(device):
     v = clgrad.tensor([4.0], device=device, requires_grad=True)
     (v * 2).backward()                      # a one-element 1-D output
     np.testing.assert_array_equal(v.grad.numpy(), [2.0])
+
+
+def test_implicit_seed_under_jit_is_filled_by_each_replay(device):
+    """A captured step whose hook writes into the loss's implicit gradient in place: each replay
+    starts from 1 again (the fill is part of the capture), as each eager step does."""
+    w = clgrad.tensor([1.0, 2.0], device=device, requires_grad=True)
+
+    def step():
+        w.grad = None
+        loss = (w * w).sum()
+        loss.register_hook(lambda g: g.mul_(3))
+        loss.backward()
+        return w.grad
+
+    want = step().numpy()
+    fn = clgrad.jit(step)
+    for _ in range(4):
+        np.testing.assert_array_equal(fn().numpy(), want)
