@@ -6,7 +6,6 @@ import warnings
 
 from .grad_mode import _anomaly, _Switch, no_grad, set_grad_enabled
 from ..array import Array
-from ..runtime import capture
 from .graph import Node
 
 def _topo(roots):
@@ -356,11 +355,9 @@ def _seed(t):
     """The implicit gradient 1 of a one-element output, read from a cached device constant
     (one fill per device, dtype and shape, not a launch per backward). Nothing writes into it:
     the walk counts root gradients as owned (a leaf gets a copy of one), and a write into it
-    (a hook's, in place) bumps its buffer's version, after which a fresh one is made. While a
-    step is being captured (clgrad.jit) the fill is launched and recorded instead, so that each
-    replay starts from 1 whatever the step writes into it."""
-    if capture.recording():
-        return t._plain._full(t.shape, 1, t.dtype, t.device)
+    (a hook's, in place) bumps its buffer's version, after which a fresh one is made. Under
+    clgrad.jit, a step whose hook writes into it did so in the calls before the recorded one
+    too, so the recorded call makes a fresh one and its fill is replayed with the step."""
     key = (t.device, t.dtype, tuple(t.shape))
     hit = _seeds.get(key)
     if hit is None or hit[0].version != hit[1]:
