@@ -255,7 +255,33 @@ def judge_probs(judge, images, device, batch: int = 250) -> np.ndarray:
     return np.concatenate(probs)
 
 
-def judge_digits(judge, images, device, threshold: float = 0.9, classes=None):
+def mean_spread(images) -> float:
+    """The mean Euclidean distance between two different images of a set (N, 28, 28): how
+    varied the set is (0 for copies of one image); nan for fewer than two images."""
+    f = np.asarray(images, np.float64).reshape(len(images), -1)
+    if len(f) < 2:
+        return float("nan")
+    sq = (f * f).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * f @ f.T, 0))
+    return float(d[np.triu_indices(len(f), 1)].mean())
+
+
+def within_digit_spread(images, groups, real, real_labels) -> list:
+    """Per digit 0-9: the mean_spread of the images in `groups` == digit over that of the real
+    digits with that label (None where either side has fewer than two images). About 1 for a
+    generator as varied as real handwriting; 0 for one that draws one image per digit."""
+    out = []
+    for c in range(10):
+        mine, theirs = images[groups == c], real[real_labels == c]
+        ok = len(mine) >= 2 and len(theirs) >= 2
+        out.append(mean_spread(mine) / mean_spread(theirs) if ok else None)
+    return out
+
+
+MIN_SPREAD = 0.5    # within each digit, at least half as varied as real handwriting
+
+
+def judge_digits(judge, images, device, threshold: float = 0.9, classes=None, real=None):
     """Label images (float [0, 1], (N, 28, 28)) and apply the pass rule.
 
     With `classes` (N ints: the digit each image was asked to be, e.g. a conditional
@@ -264,7 +290,12 @@ def judge_digits(judge, images, device, threshold: float = 0.9, classes=None):
     Returns a dict: confident (the fraction that counts), histogram (how many of the N got each
     digit label; "not a digit" is not counted), classes_present (digits with >= 3% of N),
     largest (the most common digit's share), per_class (with `classes`: the fraction counted
-    among the images asked to be each digit) and passed."""
+    among the images asked to be each digit) and passed.
+    With `real` (real digits and their labels, e.g. the held-out ones) it also measures variety
+    within each digit (grouped by `classes`, or by the judge's labels without them):
+    spread (within_digit_spread per digit) and min_spread (the least varied digit's, 0 when
+    none can be measured); passing then also needs min_spread >= MIN_SPREAD, so a generator
+    that draws the same few images for each digit fails."""
     probs = judge_probs(judge, images, device)                        # (N, 11)
     n = len(probs)
     label = probs.argmax(1)
@@ -282,9 +313,16 @@ def judge_digits(judge, images, device, threshold: float = 0.9, classes=None):
     present = int((hist >= 0.03 * n).sum())
     largest = float(hist.max() / n)
     passed = confident >= 0.5 and present >= 8 and largest <= 0.3
+    spread = min_spread = None
+    if real is not None:
+        groups = classes if classes is not None else np.where(label < 10, label, -1)
+        spread = within_digit_spread(np.asarray(images), groups, *real)
+        measured = [v for v in spread if v is not None]
+        min_spread = float(min(measured)) if measured else 0.0
+        passed = passed and min_spread >= MIN_SPREAD
     return {"confident": confident, "histogram": hist.tolist(), "rejected": int(n - hist.sum()),
-            "classes_present": present, "per_class": per_class,
-            "largest": largest, "passed": passed}
+            "classes_present": present, "per_class": per_class, "spread": spread,
+            "min_spread": min_spread, "largest": largest, "passed": passed}
 
 
 def describe(result) -> str:
@@ -296,10 +334,17 @@ def describe(result) -> str:
         detail = ("; per digit asked for: " +
                   " ".join(f"{c}:{f:.0%}" for c, f in enumerate(result["per_class"])
                            if f is not None))
+    variety = ""
+    if result.get("min_spread") is not None:
+        variety = (f"; variety within a digit, against real ones: least {result['min_spread']:.2f} "
+                   f"(need >= {MIN_SPREAD:g}), " +
+                   " ".join(f"{c}:{v:.2f}" for c, v in enumerate(result["spread"])
+                            if v is not None))
     return (f"{result['confident']:.1%} {what} "
             f"(need >= 50%); {result['classes_present']} digits with >= 3% of the labels "
             f"(need >= 8), the most common has {result['largest']:.1%} (need <= 30%); "
-            f"labels 0-9: {result['histogram']}, not a digit: {result['rejected']}{detail} -> "
+            f"labels 0-9: {result['histogram']}, not a digit: {result['rejected']}{detail}"
+            f"{variety} -> "
             f"{'PASS' if result['passed'] else 'FAIL'}")
 
 
@@ -447,7 +492,7 @@ def main(argv=None):
             calibrate_batchnorm(G_ema, device, args.seed)
         result = judge_digits(judge, generate(sampler_G, 500, device, args.seed + 7,
                                               truncation=args.truncation), device,
-                              classes=asked)
+                              classes=asked, real=(held_x[:500], held_y[:500]))
         real = judge_digits(judge, held_x[:500], device,          # the judge's own yardstick
                             classes=held_y[:500] if classes else None)["confident"]
         print(f"quality check {tag} ({trunc_note}): {describe(result)} "
@@ -510,7 +555,8 @@ def main(argv=None):
                               classes=held_y[:500] if classes else None)
     if G_ema is not None:
         raw = judge_digits(judge, generate(G, 500, device, args.seed + 7,
-                                           truncation=args.truncation), device, classes=asked)
+                                           truncation=args.truncation), device, classes=asked,
+                           real=(held_x[:500], held_y[:500]))
         print(f"  (the generator's last weights instead of their average: {describe(raw)})")
     run.log.write(step=step, confident=result["confident"], time_s=run.elapsed())
     print(f"judge on {min(len(held_x), 500)} held-out real digits: {describe(real_check)}")

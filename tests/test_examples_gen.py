@@ -83,6 +83,43 @@ def test_class_conditional_check_fails_a_generator_that_ignores_the_class(judged
     assert not one["passed"] and one["confident"] <= 0.1, dcgan_digits.describe(one)
 
 
+def test_mean_spread_measures_variety():
+    a = np.zeros((3, 28, 28), np.float32)
+    assert dcgan_digits.mean_spread(a) == 0.0                 # copies of one image
+    a[1, 0, 0] = 3.0
+    a[2, 0, 1] = 4.0                                          # distances 3, 4 and 5
+    assert dcgan_digits.mean_spread(a) == pytest.approx(4.0)
+    assert math.isnan(dcgan_digits.mean_spread(a[:1]))
+
+
+def test_variety_rule_fails_one_image_per_digit(judged, device):
+    """Sharp real digits, each the one asked for, but only one image per digit repeated 50 times:
+    every label is right and sure, so only the within-digit variety rule can fail it."""
+    judge, held_x, held_y = judged(device)
+    train_x, train_y = _mnist.load(seed=0)[:2]
+    reference = (train_x[:1000], train_y[:1000])
+    asked = dcgan_digits.requested_classes(500, 10)
+    probs = dcgan_digits.judge_probs(judge, held_x, device)
+    picks = [np.flatnonzero((held_y == c) & (probs[:, c] > 0.95)) for c in range(10)]
+    sure, other = (np.array([p[i] for p in picks]) for i in (0, 1))   # two sure digits of each
+    copies = held_x[sure[asked]]
+    stale = dcgan_digits.judge_digits(judge, copies, device, classes=asked, real=reference)
+    assert stale["confident"] > 0.95 and stale["classes_present"] == 10
+    assert stale["min_spread"] == 0.0 and not stale["passed"], dcgan_digits.describe(stale)
+    assert "variety within a digit" in dcgan_digits.describe(stale)
+    # two images per digit: still far less varied than handwriting
+    two = held_x[np.where(np.arange(500) % 20 < 10, sure[asked], other[asked])]
+    pair = dcgan_digits.judge_digits(judge, two, device, classes=asked, real=reference)
+    assert pair["min_spread"] < dcgan_digits.MIN_SPREAD and not pair["passed"]
+    # real held-out digits against the training digits: as varied as they are
+    fine = dcgan_digits.judge_digits(judge, held_x[:500], device, classes=held_y[:500],
+                                     real=reference)
+    assert fine["passed"] and 0.9 < fine["min_spread"] < 1.1, dcgan_digits.describe(fine)
+    # without class labels the groups are the judge's labels: one image per digit fails too
+    plain = dcgan_digits.judge_digits(judge, copies, device, real=reference)
+    assert plain["min_spread"] == 0.0 and not plain["passed"]
+
+
 @pytest.mark.parametrize("classes", [0, 10])
 def test_quality_check_fails_on_an_untrained_generator(judged, device, classes):
     judge, _, _ = judged(device)
