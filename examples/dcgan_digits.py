@@ -35,11 +35,14 @@ every epoch.
 Quality check (printed at the end): a small CNN "judge" is trained on the 4,500 real training
 digits plus made-up non-digits (class 10), then labels 500 generated digits, 50 asked for as
 each digit. A generated digit counts only when the judge's label IS the digit it was asked for,
-with confidence > 0.9. The check passes when at least half of the 500 count and the labels are
-not collapsed (at least 8 of the 10 digits each make up >= 3% of the 500, none more than 30%).
-Noise, blobs, overlaid strokes, a generator stuck on one digit and one that draws sharp digits
-but ignores the digit asked for all fail. The line also gives the judge's score on 500 held-out
-real digits under the same rule (their true labels as the asked-for digits): the yardstick.
+with confidence > 0.9. The check passes when at least half of the 500 count, the labels are
+not collapsed (at least 8 of the 10 digits each make up >= 3% of the 500, none more than 30%),
+and each digit is varied: the mean distance between two of its 50 images is at least half that
+between two held-out real digits of that digit (a generator drawing one or two images per digit
+fails). Noise, blobs, overlaid strokes, a generator stuck on one digit and one that draws sharp
+digits but ignores the digit asked for all fail. The line also gives the judge's score on 500
+held-out real digits under the same rule (their true labels as the asked-for digits): the
+yardstick.
 --check-every N runs the check after every N epochs too (it does not change the training).
 --truncation T draws the checked and gridded digits' noise from a normal truncated at +-T (the
 truncation trick, BigGAN); off by default, because on the plain DCGAN it did not help.
