@@ -46,14 +46,90 @@ def test_quality_check_passes_on_real_digits(judged, device):
     assert result["classes_present"] == 10
 
 
-def test_quality_check_fails_on_an_untrained_generator(judged, device):
+def test_class_conditional_check_passes_real_digits_with_their_labels(judged, device):
+    judge, held_x, held_y = judged(device)
+    result = dcgan_digits.judge_digits(judge, held_x[:500], device, classes=held_y[:500])
+    assert result["passed"], dcgan_digits.describe(result)
+    assert result["confident"] >= 0.8 and min(result["per_class"]) >= 0.5
+    assert "as the digit asked for" in dcgan_digits.describe(result)
+
+
+def test_class_conditional_check_compares_labels_to_the_requested_classes(judged, device):
+    """The same sharp real digits, but asked for as the wrong digit (each label + 1): the judge
+    is sure of them, so the plain rule passes them, while the conditional rule counts none."""
+    judge, held_x, held_y = judged(device)
+    plain = dcgan_digits.judge_digits(judge, held_x[:500], device)
+    wrong = dcgan_digits.judge_digits(judge, held_x[:500], device, classes=(held_y[:500] + 1) % 10)
+    assert plain["passed"] and plain["confident"] >= 0.8, dcgan_digits.describe(plain)
+    assert not wrong["passed"] and wrong["confident"] < 0.02, dcgan_digits.describe(wrong)
+    assert wrong["histogram"] == plain["histogram"]      # the labels are the same; the asks differ
+    # half right, half asked for the wrong digit: only the right half counts
+    half = np.where(np.arange(500) % 2 == 0, held_y[:500], (held_y[:500] + 1) % 10)
+    part = dcgan_digits.judge_digits(judge, held_x[:500], device, classes=half)
+    assert abs(part["confident"] - plain["confident"] / 2) < 0.06, dcgan_digits.describe(part)
+    with pytest.raises(ValueError, match="one digit per image"):
+        dcgan_digits.judge_digits(judge, held_x[:10], device, classes=held_y[:9])
+
+
+def test_class_conditional_check_fails_a_generator_that_ignores_the_class(judged, device):
+    """A conditional generator collapsed onto one sharp real digit whatever it is asked for:
+    the judge is sure of every image, but at most a tenth are the digit asked for."""
+    judge, held_x, _ = judged(device)
+    sure = dcgan_digits.judge_probs(judge, held_x[:50], device)[:, :10].max(1).argmax()
+    asked = dcgan_digits.requested_classes(500, 10)
+    assert np.bincount(asked).tolist() == [50] * 10
+    one = dcgan_digits.judge_digits(judge, np.repeat(held_x[sure:sure + 1], 500, 0), device,
+                                    classes=asked)
+    assert not one["passed"] and one["confident"] <= 0.1, dcgan_digits.describe(one)
+
+
+def test_mean_spread_measures_variety():
+    a = np.zeros((3, 28, 28), np.float32)
+    assert dcgan_digits.mean_spread(a) == 0.0                 # copies of one image
+    a[1, 0, 0] = 3.0
+    a[2, 0, 1] = 4.0                                          # distances 3, 4 and 5
+    assert dcgan_digits.mean_spread(a) == pytest.approx(4.0)
+    assert math.isnan(dcgan_digits.mean_spread(a[:1]))
+
+
+def test_variety_rule_fails_one_image_per_digit(judged, device):
+    """Sharp real digits, each the one asked for, but only one image per digit repeated 50 times:
+    every label is right and sure, so only the within-digit variety rule can fail it."""
+    judge, held_x, held_y = judged(device)
+    train_x, train_y = _mnist.load(seed=0)[:2]
+    reference = (train_x[:1000], train_y[:1000])
+    asked = dcgan_digits.requested_classes(500, 10)
+    probs = dcgan_digits.judge_probs(judge, held_x, device)
+    picks = [np.flatnonzero((held_y == c) & (probs[:, c] > 0.95)) for c in range(10)]
+    sure, other = (np.array([p[i] for p in picks]) for i in (0, 1))   # two sure digits of each
+    copies = held_x[sure[asked]]
+    stale = dcgan_digits.judge_digits(judge, copies, device, classes=asked, real=reference)
+    assert stale["confident"] > 0.95 and stale["classes_present"] == 10
+    assert stale["min_spread"] == 0.0 and not stale["passed"], dcgan_digits.describe(stale)
+    assert "variety within a digit" in dcgan_digits.describe(stale)
+    # two images per digit: still far less varied than handwriting
+    two = held_x[np.where(np.arange(500) % 20 < 10, sure[asked], other[asked])]
+    pair = dcgan_digits.judge_digits(judge, two, device, classes=asked, real=reference)
+    assert pair["min_spread"] < dcgan_digits.MIN_SPREAD and not pair["passed"]
+    # real held-out digits against the training digits: as varied as they are
+    fine = dcgan_digits.judge_digits(judge, held_x[:500], device, classes=held_y[:500],
+                                     real=reference)
+    assert fine["passed"] and 0.9 < fine["min_spread"] < 1.1, dcgan_digits.describe(fine)
+    # without class labels the groups are the judge's labels: one image per digit fails too
+    plain = dcgan_digits.judge_digits(judge, copies, device, real=reference)
+    assert plain["min_spread"] == 0.0 and not plain["passed"]
+
+
+@pytest.mark.parametrize("classes", [0, 10])
+def test_quality_check_fails_on_an_untrained_generator(judged, device, classes):
     judge, _, _ = judged(device)
     clgrad.manual_seed(5)
-    G = dcgan_digits.Generator(dcgan_digits.NZ, 32, device)
+    G = dcgan_digits.Generator(dcgan_digits.NZ, 32, device, classes)
     dcgan_digits.dcgan_init(G)
     fake = dcgan_digits.generate(G, 500, device, seed=5)
     assert fake.shape == (500, 28, 28) and 0.0 <= fake.min() and fake.max() <= 1.0
-    result = dcgan_digits.judge_digits(judge, fake, device)
+    asked = dcgan_digits.requested_classes(500, classes) if classes else None
+    result = dcgan_digits.judge_digits(judge, fake, device, classes=asked)
     assert not result["passed"], dcgan_digits.describe(result)
     assert result["confident"] < 0.2
 
@@ -145,6 +221,61 @@ def test_generate_uses_the_truncated_noise(device):
     assert np.abs(plain - got).max() > 1e-3
 
 
+def test_conditional_generate_asks_for_each_digit_in_turn(device):
+    clgrad.manual_seed(6)
+    G = dcgan_digits.Generator(dcgan_digits.NZ, 4, device, classes=10)
+    dcgan_digits.dcgan_init(G)
+    got = dcgan_digits.generate(G, 30, device, seed=9)
+    z = clgrad.tensor(np.random.default_rng(9).standard_normal((30, dcgan_digits.NZ))
+                      .astype(np.float32), device=device)
+    G.eval()
+    with clgrad.no_grad():
+        want = (G(z, clgrad.tensor(np.arange(30) % 10, device=device)).numpy()[:, 0] + 1) / 2
+        other = G(z, clgrad.tensor((np.arange(30) + 3) % 10, device=device)).numpy()
+    other = (other[:, 0] + 1) / 2
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(other - got).max() > 1e-4                 # the class changes the image
+    with pytest.raises(ValueError, match="requested classes"):
+        G(z)
+
+
+def test_projection_discriminator_adds_the_class_embedding_term(device):
+    """D(x, y) = head(features(x)) + <embed[y], features(x)>: the logit of one image moves by
+    exactly the change in that inner product when its class changes."""
+    clgrad.manual_seed(7)
+    D = dcgan_digits.Discriminator(4, device, classes=10)
+    dcgan_digits.dcgan_init(D)
+    D.eval()
+    x = np.random.default_rng(1).uniform(-1, 1, (6, 1, 28, 28)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 4, 5])
+    with clgrad.no_grad():
+        xt = clgrad.tensor(x, device=device)
+        h = D.features(xt)
+        out = D(xt, clgrad.tensor(y, device=device)).numpy()
+        base = D.head(h).numpy().reshape(-1)
+        hf = h.numpy().reshape(6, -1)
+    emb = D.embed.weight.detach().numpy()
+    np.testing.assert_allclose(out, base + (emb[y] * hf).sum(1), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="classes"):
+        D(clgrad.tensor(x, device=device))
+
+
+@pytest.mark.parametrize("unconditional", [False, True])
+def test_dry_run_says_which_check_it_ran(device, capsys, tmp_path, unconditional):
+    """The default run is conditional and checks labels against the digits asked for;
+    --unconditional trains the plain DCGAN and counts any confident digit label."""
+    flags = ["--dry-run", "--device", device.spec, "--out", str(tmp_path), "--no-progress"]
+    dcgan_digits.main(flags + (["--unconditional"] if unconditional else []))
+    out = capsys.readouterr().out
+    check = re.search(r"quality check on 500 generated digits .*", out).group(0)
+    if unconditional:
+        assert "; unconditional;" in out and "asked for" not in check, out
+    else:
+        assert "; conditional on the digit;" in out, out
+        assert "labelled as the digit asked for" in check and "per digit asked for: 0:" in check
+    assert (tmp_path / "samples_epoch_01.png").exists()
+
+
 def test_ema_update_is_a_lerp(device):
     clgrad.manual_seed(1)
     a = dcgan_digits.Generator(dcgan_digits.NZ, 4, device)
@@ -152,8 +283,8 @@ def test_ema_update_is_a_lerp(device):
     before = [p.detach().numpy().copy() for p in a.parameters()]
     dcgan_digits.update_ema(a, b, 0.9)
     for pa, pb, old in zip(a.parameters(), b.parameters(), before):
-        np.testing.assert_allclose(pa.detach().numpy(), 0.9 * old + 0.1 * pb.detach().numpy(), rtol=1e-5,
-                                   atol=1e-7)
+        np.testing.assert_allclose(pa.detach().numpy(), 0.9 * old + 0.1 * pb.detach().numpy(),
+                                   rtol=1e-5, atol=1e-7)
 
 
 def test_calibrated_batchnorm_holds_the_generators_own_statistics(device):
