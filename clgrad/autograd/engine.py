@@ -159,7 +159,7 @@ class _Walk:
 
     def _into_slot(self, t, g) -> bool:
         """Whether leaf t's gradient g is a pending product (or a view of one) that its copy
-        into t's empty .grad slot can absorb (clgrad/array.py's _absorb_copies)."""
+        into t's empty .grad slot can absorb (runtime/fusion.absorb_copies)."""
         lz = g.__dict__.get("_lazy")
         return (lz is not None and lz.prod and self.capture is None and not self.create_graph
                 and t._grad is None and t._grad_slot is not None)
