@@ -104,11 +104,16 @@ class Array:
             if producer:
                 node.prod = True
                 node.leaves = 1             # a consumer reads it as one stored input
-            a = cls._make(None, node.view, node.dtype)
-            del a._buf                      # reading it now reaches __getattr__
-            a._lazy = node
-            node.ref = weakref.ref(a)
-            lazy.pending.append(weakref.ref(node))  # a chain nobody holds is simply dropped
+            return cls._holding(node)
+
+    @classmethod
+    def _holding(cls, node) -> "Array":
+        """The Array of pending node `node` (listed as pending; the lock held)."""
+        a = cls._make(None, node.view, node.dtype)
+        del a._buf                          # reading it now reaches __getattr__
+        a._lazy = node
+        node.ref = weakref.ref(a)
+        lazy.pending.append(weakref.ref(node))      # a chain nobody holds is simply dropped
         return a
 
     @classmethod
@@ -127,12 +132,7 @@ class Array:
             node.prod, node.leaves, node.deep = True, 1, True
             node.base = root
             node.args = [root]          # read like an input: the product launches first
-            a = cls._make(None, view, root.dtype)
-            del a._buf
-            a._lazy = node
-            node.ref = weakref.ref(a)
-            lazy.pending.append(weakref.ref(node))
-        return a
+            return cls._holding(node)
 
     def _write_pending(self, plan, args) -> "Array":
         """Write the result of the store plan `plan` (ops/base.py's _StorePlan: `fuse`,

@@ -73,13 +73,10 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
                 wbuf._buf.raw, int(weight is not None), int(ignore_index), float(smoothing),
                 N, C, S, faults.flag(dev), _CE_TARGET)
     wrow = wrow.detach()
-    wsum = None
     if ctx is not None:
         ctx.save_for_backward(x, lse)
         ctx.mark_non_differentiable(wrow)
         ctx.materialize_grads = False     # only the loss has a gradient
-        # the class weights' sum, which only label smoothing reads
-        wsum = weight.detach().sum() if weight is not None and smoothing else None
 
     def backward(ctx, g, _):
         _fused_guard(ctx, "cross_entropy")
@@ -88,21 +85,28 @@ def cross_entropy_rows(ctx, x, target, weight, ignore_index: int, smoothing: flo
         if any(st != 0 for st in gv.strides):
             g = dense(g)                # a row's gradient at row * 1
             gv = g._view
-        dx = T._empty(xs.shape, xs.dtype, xs.device)
-        kb = _ce_backward_kernel(xs.device, real)
-        kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
-                     g._buf.raw, gv.offset, int(any(st != 0 for st in gv.strides)),
-                     xs._buf.raw, 0, wbuf._buf.raw, int(weight is not None),
-                     (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
-                     float(smoothing), N, C, S)
-        return dx, None, None
+        step = int(any(st != 0 for st in gv.strides))
+        return _ce_backward(xs, lse_, target, g, step, None, weight, ignore_index, smoothing)
     return (loss, wrow), "NllLossBackward0", backward
 
 
-def _ce_backward_kernel(dev, real):
+def _ce_backward(xs, lse, target, g, g_step, div, weight, ignore_index, smoothing):
+    """(dx, None, None) of cross entropy: one clg_ce_backward launch. Row r's incoming gradient
+    is g[offset + r * g_step], divided by div[1] when `div` (clg_ce_reduce's output) is given."""
+    N, C, S = xs.shape
+    real = _nn_real(xs)
     I = "int"
-    return codegen.nn_kernel(dev, "loss", "clg_ce_backward", real,
-                             [None] * 5 + [I, I, None, I, None, I, None, "long", real, I, I, I])
+    kb = codegen.nn_kernel(xs.device, "loss", "clg_ce_backward", real,
+                           [None] * 5 + [I, I, None, I, None, I, None, "long", real, I, I, I])
+    # the class weights' sum, which only label smoothing reads
+    wsum = weight.detach().sum() if weight is not None and smoothing else None
+    dx = xs._plain._empty(xs.shape, xs.dtype, xs.device)
+    kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse._buf.raw, target._buf.raw,
+                 g._buf.raw, g._view.offset, g_step, (div if div is not None else xs)._buf.raw,
+                 int(div is not None), (weight if weight is not None else xs)._buf.raw,
+                 int(weight is not None), (wsum if wsum is not None else xs)._buf.raw,
+                 int(ignore_index), float(smoothing), N, C, S)
+    return dx, None, None
 
 
 # the most elements (rows x classes) cross_entropy_reduced takes: one work-group reads them all
@@ -140,16 +144,8 @@ def cross_entropy_reduced(ctx, x, target, weight, ignore_index: int, smoothing: 
     def backward(ctx, g):
         _fused_guard(ctx, "cross_entropy")
         xs, lse_ = ctx.saved_tensors
-        # the class weights' sum, which only label smoothing reads
-        wsum = weight.detach().sum() if weight is not None and smoothing else None
-        dx = T._empty(xs.shape, xs.dtype, xs.device)
-        kb = _ce_backward_kernel(xs.device, real)
-        kb.launch_1d(N * C * S, dx._buf.raw, xs._buf.raw, lse_._buf.raw, target._buf.raw,
-                     g._buf.raw, g._view.offset, 0, out._buf.raw if mean else xs._buf.raw,
-                     int(mean), wbuf._buf.raw, int(weight is not None),
-                     (wsum if wsum is not None else xs)._buf.raw, int(ignore_index),
-                     float(smoothing), N, C, S)
-        return dx, None, None
+        return _ce_backward(xs, lse_, target, g, 0, out if mean else None, weight,
+                            ignore_index, smoothing)
     return loss, "NllLossBackward0", backward
 
 
