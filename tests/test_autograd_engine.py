@@ -1,6 +1,5 @@
 """The backward walk: backward()/autograd.grad() semantics, accumulation, hooks, retain_grad,
 grad_fn graph, higher-order gradients, PyTorch's errors, deep graphs."""
-import time
 import warnings
 
 import numpy as np
@@ -531,17 +530,17 @@ def test_deep_chain_no_recursion_error(fp64):
     x = T([1.0, 2.0], fp64, True)
     y = x
     n = 6000
-    t0 = time.perf_counter()
+    clgrad.runtime.reset_stats()
     for _ in range(n // 2):
         y = y * 1.0001
         y = y + 0.0
-    t_fwd = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    fwd = clgrad.runtime.stats()["launches"]
+    clgrad.runtime.reset_stats()
     y.sum().backward()
-    t_bwd = time.perf_counter() - t0
+    bwd = clgrad.runtime.stats()["launches"]
     close(x.grad, np.full(2, 1.0001 ** (n // 2)), rtol=1e-9)
     # the walk costs about what the forward does (a few launches per node), not more
-    assert t_bwd < max(3 * t_fwd, 2.0), (t_fwd, t_bwd)
+    assert bwd <= 3 * fwd + 10, (fwd, bwd)
 
 
 def test_deep_chain_second_order(fp64):

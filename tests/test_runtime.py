@@ -506,6 +506,7 @@ def test_allocation_failure_empties_pool_then_raises(device, monkeypatch):
     p.empty()        # earlier tests may have parked a buffer of the size asked for below
     parked = memory.Buffer(device, 4096)
     del parked
+    p.reap()        # (alloc reaps too, but before it is patched below)
     assert p.pooled_bytes > 0
     calls = []
 
@@ -518,6 +519,54 @@ def test_allocation_failure_empties_pool_then_raises(device, monkeypatch):
         memory.Buffer(device, 1 << 20)
     assert len(calls) == 2 and p.pooled_bytes == 0          # retried once after emptying
     assert str(1 << 20) in str(e.value) and device.spec in str(e.value)
+
+
+def _python_calls_while(fn):
+    """The Python functions that run while fn() runs (C functions do not count)."""
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return [c for c in calls if c != "<lambda>"]
+
+
+def test_dropping_a_buffer_or_a_tensor_runs_no_python_code(device):
+    """A pending Ctrl-C is delivered when Python code starts; inside a __del__ it would be
+    printed as "Exception ignored" and lost. So the death of a Buffer, or of a tensor, runs
+    only C code, and the pool takes the memory back at its next allocation or reading."""
+    held = [memory.Buffer(device, 1000)]
+    assert _python_calls_while(lambda: held.clear()) == []
+    t = [clgrad.arange(300.0, device=device) * 2]
+    t[0].numpy()
+    assert _python_calls_while(lambda: t.clear()) == []
+    p = memory.pool(device)
+    before = runtime.memory_stats(device)["allocated_bytes"]
+    b = [memory.Buffer(device, 5000)]
+    assert runtime.memory_stats(device)["allocated_bytes"] == before + 5120
+    b.clear()
+    assert p.dead                                       # queued, not yet taken back
+    assert runtime.memory_stats(device)["allocated_bytes"] == before
+    again = memory.Buffer(device, 5000)                 # ... and handed out again
+    assert not p.dead and p.live
+
+
+def test_buffers_dying_on_many_threads_all_return(device):
+    p = memory.pool(device)
+    before = runtime.memory_stats(device)["allocated_bytes"]
+
+    def churn(k):
+        for i in range(200):
+            memory.Buffer(device, 256 * (1 + (i + k) % 5))
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(churn, range(8)))
+    assert runtime.memory_stats(device)["allocated_bytes"] == before
+    assert not p.dead
 
 
 def test_float64_needs_fp64(device, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -56,11 +57,22 @@ def _bucket(nbytes: int) -> int:
 
 
 class Pool:
-    """Parks freed device buffers by bucketed size and hands them out again."""
+    """Parks freed device buffers by bucketed size and hands them out again.
+
+    A Buffer has no `__del__`. Its death runs no Python code: a weak reference's callback, the
+    C method `dead.append`, queues that reference, and the pool takes the buffer back (`reap`)
+    before its next allocation or whenever its figures are read. A `__del__` is Python code, so
+    the interpreter may deliver a pending Ctrl-C inside it, where the KeyboardInterrupt is
+    printed as "Exception ignored" and lost: a training loop that drops a tensor at the wrong
+    moment would not stop (CI saw it once in test_dataloader_ctrl_c_exits_promptly).
+    """
 
     def __init__(self, device: Device):
         self.device = device
         self.free: dict[int, list] = defaultdict(list)
+        self.live: dict = {}            # weak reference to a live Buffer -> (raw, size)
+        self.dead: list = []            # weak references whose Buffer died, not yet reaped
+        self.on_death = self.dead.append
         self.pooled_bytes = 0
         self.allocated_bytes = 0
         self.peak_bytes = 0
@@ -76,7 +88,23 @@ class Pool:
         count("allocs")
         return cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, size)
 
+    def track(self, buf, raw, size: int) -> None:
+        self.live[weakref.ref(buf, self.on_death)] = (raw, size)
+
+    def reap(self) -> None:
+        """Take back the buffers of Buffers that died (list.pop and dict.pop are atomic)."""
+        dead, live = self.dead, self.live
+        while dead:
+            try:
+                ref = dead.pop()
+            except IndexError:      # another thread took the last one
+                return
+            raw, size = live.pop(ref)
+            self.release(raw, size)
+
     def alloc(self, nbytes: int):
+        if self.dead:
+            self.reap()
         size = _bucket(nbytes)
         if _reuse is not None:
             raw = _reuse(self, size)
@@ -127,6 +155,7 @@ class Pool:
             self.pooled_bytes += size
 
     def empty(self) -> None:
+        self.reap()
         for bucket in self.free.values():
             for raw in bucket:
                 raw.release()
@@ -152,12 +181,12 @@ _serials = itertools.count()
 
 
 class Buffer:
-    """A block of device memory owned by tensors; returns to the pool when the last one goes.
+    """A block of device memory owned by tensors; the pool takes it back after the last one goes.
 
     `version` is the storage's version counter shared by all views (autograd checks it).
     """
 
-    __slots__ = ("device", "nbytes", "raw", "_size", "version", "_pool", "serial", "__weakref__")
+    __slots__ = ("device", "nbytes", "raw", "version", "serial", "__weakref__")
 
     def __init__(self, device: Device, nbytes: int):
         self.serial = next(_serials)      # never reused, unlike id(): fusion's read set keys on it
@@ -166,18 +195,9 @@ class Buffer:
         p = _by_index.get(device.index)
         if p is None:
             p = pool(device)
-        self.raw, self._size = p.alloc(nbytes)
-        self._pool = p
+        self.raw, size = p.alloc(nbytes)
+        p.track(self, self.raw, size)
         self.version = 0
-
-    def __del__(self):
-        raw = getattr(self, "raw", None)
-        if raw is not None:
-            try:
-                self._pool.release(raw, self._size)
-            except Exception:  # interpreter shutdown
-                pass
-            self.raw = None
 
     # ---- transfers: the only ways data crosses between host and device ------------------
     def write(self, host: np.ndarray, byte_offset: int = 0) -> None:
@@ -247,6 +267,7 @@ emulator_copy_in = None
 
 def memory_stats(device: Device) -> dict:
     p = pool(device)
+    p.reap()
     return {"allocated_bytes": p.allocated_bytes,
             "reserved_bytes": p.allocated_bytes + p.pooled_bytes,
             "peak_allocated_bytes": p.peak_bytes}
@@ -254,6 +275,7 @@ def memory_stats(device: Device) -> dict:
 
 def reset_peak_memory_stats(device: Device) -> None:
     p = pool(device)
+    p.reap()
     p.peak_bytes = p.allocated_bytes
 
 
