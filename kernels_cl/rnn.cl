@@ -1,6 +1,9 @@
 /* Fused recurrent cells: one work-item per (batch row b, hidden unit j) computes the gate
  * nonlinearities and the state update of one time step; the matching backward kernel recomputes
- * the gates from the saved pre-activations instead of storing them. gi holds the input
+ * the gates from the saved pre-activations instead of storing them. The LSTM and GRU kernels
+ * run on a 2-D range (dim 0 the hidden unit, dim 1 the batch row): with a 1-D range each
+ * work-item divided its index by H, and Intel's runtime, which vectorises across work-items,
+ * has no vector division (the 2-D LSTM cell ran in 7-9 us instead of 15-17 us at B=20, H=128). gi holds the input
  * projection x W_ih^T + b_ih of this step, gh the recurrent projection h W_hh^T + b_hh, both
  * (B, G*H) row-major from element offset *_off. Gate orders follow PyTorch: LSTM i,f,g,o;
  * GRU r,z,n. */
@@ -16,11 +19,10 @@ __kernel void clg_lstm_fwd_${suffix}(__global clg_t* clg_h, __global clg_t* clg_
                                      __global const clg_t* clg_c0, long clg_c0_off,
                                      int clg_B, int clg_H)
 {
-    const long n = (long)clg_B * clg_H;
-    const long idx = get_global_id(0);
-    if (idx >= n)
+    const long j = get_global_id(0), b = get_global_id(1), H = clg_H;
+    if (j >= H || b >= clg_B)
         return;
-    const long b = idx / clg_H, j = idx % clg_H, H = clg_H;
+    const long idx = b * H + j;
     const long r = b * 4 * H + j;
     __global const clg_t* gi = clg_gi + clg_gi_off + r;
     __global const clg_t* gh = clg_gh + clg_gh_off + r;
@@ -43,11 +45,10 @@ __kernel void clg_lstm_bwd_${suffix}(__global clg_t* clg_dgates, __global clg_t*
                                      __global const clg_t* clg_c,
                                      int clg_B, int clg_H)
 {
-    const long n = (long)clg_B * clg_H;
-    const long idx = get_global_id(0);
-    if (idx >= n)
+    const long j = get_global_id(0), b = get_global_id(1), H = clg_H;
+    if (j >= H || b >= clg_B)
         return;
-    const long b = idx / clg_H, j = idx % clg_H, H = clg_H;
+    const long idx = b * H + j;
     const long r = b * 4 * H + j;
     __global const clg_t* gi = clg_gi + clg_gi_off + r;
     __global const clg_t* gh = clg_gh + clg_gh_off + r;
@@ -74,11 +75,10 @@ __kernel void clg_gru_fwd_${suffix}(__global clg_t* clg_h,
                                     __global const clg_t* clg_h0, long clg_h0_off,
                                     int clg_B, int clg_H)
 {
-    const long n = (long)clg_B * clg_H;
-    const long idx = get_global_id(0);
-    if (idx >= n)
+    const long j = get_global_id(0), b = get_global_id(1), H = clg_H;
+    if (j >= H || b >= clg_B)
         return;
-    const long b = idx / clg_H, j = idx % clg_H, H = clg_H;
+    const long idx = b * H + j;
     const long r = b * 3 * H + j;
     __global const clg_t* gi = clg_gi + clg_gi_off + r;
     __global const clg_t* gh = clg_gh + clg_gh_off + r;
@@ -96,11 +96,10 @@ __kernel void clg_gru_bwd_${suffix}(__global clg_t* clg_dgi, __global clg_t* clg
                                     __global const clg_t* clg_h0, long clg_h0_off,
                                     int clg_B, int clg_H)
 {
-    const long n = (long)clg_B * clg_H;
-    const long idx = get_global_id(0);
-    if (idx >= n)
+    const long j = get_global_id(0), b = get_global_id(1), H = clg_H;
+    if (j >= H || b >= clg_B)
         return;
-    const long b = idx / clg_H, j = idx % clg_H, H = clg_H;
+    const long idx = b * H + j;
     const long r = b * 3 * H + j;
     __global const clg_t* gi = clg_gi + clg_gi_off + r;
     __global const clg_t* gh = clg_gh + clg_gh_off + r;

@@ -32,6 +32,13 @@ def _k(t, name, args):
     return codegen.seq_kernel(t.device, "rnn", name, _real(t), args)
 
 
+def _cells(k, B, H, *args):
+    """Launch an LSTM or GRU cell kernel: one work-item per (hidden unit, batch row), a 2-D
+    range so that no work-item divides its index (see kernels_cl/rnn.cl)."""
+    if B * H > 0:
+        k(*k.fixed_group((H, B, 1), (64, 1, 1)), *args)
+
+
 def lstm_cell(ctx, gi, gh, c0):
     """(h, c) of one LSTM step from gi = x W_ih^T + b_ih (B, 4H), gh = h W_hh^T + b_hh (B, 4H)
     and the previous cell state c0 (B, H)."""
@@ -42,8 +49,8 @@ def lstm_cell(ctx, gi, gh, c0):
     c0, c0o = _flat(c0)
     h = T._empty((B, H), c0.dtype, c0.device)
     c = T._empty((B, H), c0.dtype, c0.device)
-    _k(c0, "clg_lstm_fwd", [None, None, None, _L, None, _L, None, _L, _I, _I]).launch_1d(
-        B * H, h._buf.raw, c._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, c0._buf.raw, c0o, B, H)
+    _cells(_k(c0, "clg_lstm_fwd", [None, None, None, _L, None, _L, None, _L, _I, _I]), B, H,
+           h._buf.raw, c._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, c0._buf.raw, c0o, B, H)
     if ctx is not None:
         ctx.save_for_backward(gi, gh, c0, c)
 
@@ -53,10 +60,9 @@ def lstm_cell(ctx, gi, gh, c0):
         dh, dc = _dense0(dh), _dense0(dc)
         dg = T._empty((B, 4 * H), sc.dtype, sc.device)
         dc0 = T._empty((B, H), sc.dtype, sc.device)
-        _k(sc, "clg_lstm_bwd", [None] * 4 + [None, _L, None, _L, None, _L, None, _I, _I]
-           ).launch_1d(B * H, dg._buf.raw, dc0._buf.raw, dh._buf.raw, dc._buf.raw,
-                       sgi._buf.raw, gio, sgh._buf.raw, gho, sc0._buf.raw, c0o, sc._buf.raw,
-                       B, H)
+        _cells(_k(sc, "clg_lstm_bwd", [None] * 4 + [None, _L, None, _L, None, _L, None, _I, _I]),
+               B, H, dg._buf.raw, dc0._buf.raw, dh._buf.raw, dc._buf.raw,
+               sgi._buf.raw, gio, sgh._buf.raw, gho, sc0._buf.raw, c0o, sc._buf.raw, B, H)
         n = ctx.needs_input_grad
         return (dg if n[0] else None, dg if n[1] else None, dc0 if n[2] else None)
     return (h, c), "LstmCellBackward0", backward
@@ -71,8 +77,8 @@ def gru_cell(ctx, gi, gh, h0):
     gh, gho = _flat(gh)
     h0, h0o = _flat(h0)
     h = T._empty((B, H), h0.dtype, h0.device)
-    _k(h0, "clg_gru_fwd", [None, None, _L, None, _L, None, _L, _I, _I]).launch_1d(
-        B * H, h._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, h0._buf.raw, h0o, B, H)
+    _cells(_k(h0, "clg_gru_fwd", [None, None, _L, None, _L, None, _L, _I, _I]), B, H,
+           h._buf.raw, gi._buf.raw, gio, gh._buf.raw, gho, h0._buf.raw, h0o, B, H)
     if ctx is not None:
         ctx.save_for_backward(gi, gh, h0)
 
@@ -83,9 +89,9 @@ def gru_cell(ctx, gi, gh, h0):
         dgi = T._empty((B, 3 * H), sh0.dtype, sh0.device)
         dgh = T._empty((B, 3 * H), sh0.dtype, sh0.device)
         dh0 = T._empty((B, H), sh0.dtype, sh0.device)
-        _k(sh0, "clg_gru_bwd", [None] * 4 + [None, _L, None, _L, None, _L, _I, _I]
-           ).launch_1d(B * H, dgi._buf.raw, dgh._buf.raw, dh0._buf.raw, dh._buf.raw,
-                       sgi._buf.raw, gio, sgh._buf.raw, gho, sh0._buf.raw, h0o, B, H)
+        _cells(_k(sh0, "clg_gru_bwd", [None] * 4 + [None, _L, None, _L, None, _L, _I, _I]),
+               B, H, dgi._buf.raw, dgh._buf.raw, dh0._buf.raw, dh._buf.raw,
+               sgi._buf.raw, gio, sgh._buf.raw, gho, sh0._buf.raw, h0o, B, H)
         n = ctx.needs_input_grad
         return (dgi if n[0] else None, dgh if n[1] else None, dh0 if n[2] else None)
     return h, "GruCellBackward0", backward
