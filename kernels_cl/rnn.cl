@@ -1,12 +1,14 @@
 /* Fused recurrent cells: one work-item per (batch row b, hidden unit j) computes the gate
  * nonlinearities and the state update of one time step; the matching backward kernel recomputes
- * the gates from the saved pre-activations instead of storing them. The LSTM and GRU kernels
- * run on a 2-D range (dim 0 the hidden unit, dim 1 the batch row): with a 1-D range each
- * work-item divided its index by H, and Intel's runtime, which vectorises across work-items,
- * has no vector division (the 2-D LSTM cell ran in 7-9 us instead of 15-17 us at B=20, H=128). gi holds the input
+ * the gates from the saved pre-activations instead of storing them. gi holds the input
  * projection x W_ih^T + b_ih of this step, gh the recurrent projection h W_hh^T + b_hh, both
  * (B, G*H) row-major from element offset *_off. Gate orders follow PyTorch: LSTM i,f,g,o;
- * GRU r,z,n. */
+ * GRU r,z,n.
+ *
+ * The LSTM and GRU kernels run on a 2-D range (dim 0 the hidden unit, dim 1 the batch row).
+ * On a 1-D range each work-item divided its index by H, and Intel's runtime, which vectorises
+ * across work-items, has no vector division: the 2-D LSTM cell runs in 7-9 us instead of
+ * 15-17 us at B=20, H=128. */
 ${extensions}
 typedef ${real} clg_t;
 
