@@ -260,5 +260,6 @@ def test_ctrl_c_is_not_lost_while_tensors_die(device):
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-        assert "not interrupted" not in out and "Exception ignored" not in err, (attempt, err)
+        # a dropped signal shows as the loop running to its end (and exiting 0)
+        assert "not interrupted" not in out, (attempt, err)
         assert p.returncode != 0 and "KeyboardInterrupt" in err, (attempt, err)
