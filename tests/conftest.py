@@ -1,5 +1,6 @@
 """Test configuration: devices come from CLGRAD_TEST_DEVICES (default: every device), and each
 test runs with the kernel cache and config in temporary folders unless it asks otherwise."""
+import gc
 import os
 from types import SimpleNamespace
 
@@ -7,6 +8,7 @@ import pytest
 
 import clgrad
 from clgrad import runtime
+from clgrad.runtime import lazy
 
 
 def _test_devices():
@@ -112,3 +114,15 @@ def fake_devices(monkeypatch):
     runtime.reset_default()
     yield devs
     runtime.reset_default()
+
+
+@pytest.fixture
+def no_gc():
+    """No garbage collection during the test, after settling what earlier tests left (pending
+    lazy work holds buffers until it is realized; a cycle collected mid-test would free its
+    buffers and move the allocated figure under the test)."""
+    lazy.flush()
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()

@@ -10,16 +10,6 @@ from clgrad import runtime
 from clgrad.runtime import lazy
 
 
-@pytest.fixture
-def no_gc():
-    # settle what earlier tests left: pending (lazy) work holds buffers until it is realized
-    lazy.flush()
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
-
-
 def allocated(device):
     # settled: pending (lazy) work holds its inputs until it runs or is dropped at the next flush
     lazy.flush()

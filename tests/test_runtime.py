@@ -1,6 +1,5 @@
 """Runtime: device selection rules and errors, the program cache, build errors, the buffer pool,
 memory limits, dtype support and the device probe."""
-import gc
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 import clgrad
 from clgrad import runtime
 from clgrad.runtime import device as devmod
-from clgrad.runtime import codegen, lazy, memory, program
+from clgrad.runtime import codegen, memory, program
 
 
 # ---- device selection ---------------------------------------------------------------------------
@@ -537,18 +536,7 @@ def _python_calls_while(fn):
     return [c for c in calls if c != "<lambda>"]
 
 
-@pytest.fixture
-def settled():
-    """No garbage collection mid-test: a cycle of an earlier test collected then would free its
-    buffers and move the allocated figure under the test."""
-    lazy.flush()
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
-
-
-def test_dropping_a_buffer_or_a_tensor_runs_no_python_code(device, settled):
+def test_dropping_a_buffer_or_a_tensor_runs_no_python_code(device, no_gc):
     """A pending Ctrl-C is delivered when Python code starts; inside a __del__ it would be
     printed as "Exception ignored" and lost. So the death of a Buffer, or of a tensor, runs
     only C code, and the pool takes the memory back at its next allocation or reading."""
@@ -568,7 +556,7 @@ def test_dropping_a_buffer_or_a_tensor_runs_no_python_code(device, settled):
     assert not p.dead and again.raw is not None
 
 
-def test_buffers_dying_on_many_threads_all_return(device, settled):
+def test_buffers_dying_on_many_threads_all_return(device, no_gc):
     p = memory.pool(device)
     before = runtime.memory_stats(device)["allocated_bytes"]
 

@@ -188,18 +188,43 @@ def test_dataloader_worker_error_reaches_the_caller_and_workers_stop():
     assert _settled(before)
 
 
-def test_dataloader_ctrl_c_exits_promptly(tmp_path):
+def _interrupt(body: str, wait: float = 0.0):
+    """Run `body` in a child Python (clgrad importable; it prints "looping" once its loop runs),
+    send it SIGINT `wait` seconds after that line, and return (exit code, stdout, stderr). A
+    child still running 60 s later fails the test with its thread stacks."""
+    code = textwrap.dedent(f"""
+        import faulthandler, signal, sys
+        faulthandler.register(signal.SIGUSR1, all_threads=True)   # stacks, should it hang
+        sys.path.insert(0, {os.getcwd()!r})
+    """) + textwrap.dedent(body)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "looping"
+        time.sleep(wait)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        p.kill()
+        _, err = p.communicate()
+        pytest.fail("the loop did not stop within 60 s of SIGINT; its threads:\n" + err[-6000:])
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    return p.returncode, out, err
+
+
+def test_dataloader_ctrl_c_exits_promptly():
     """A real SIGINT in the middle of a loop over a DataLoader with workers ends the process
     with KeyboardInterrupt: no hang on the workers. (Twice in full runs the loop did not stop:
     the signal had landed in Buffer.__del__, where Python prints a KeyboardInterrupt as
     "Exception ignored" and drops it. Buffers have no __del__ since: see runtime/memory.Pool and
-    test_runtime's test_dropping_a_buffer_or_a_tensor_runs_no_python_code. On a timeout the
-    child's thread stacks are printed.)"""
-    script = tmp_path / "loop.py"
-    script.write_text(textwrap.dedent(f"""
-        import faulthandler, signal, sys, time
-        faulthandler.register(signal.SIGUSR1, all_threads=True)   # stacks, should it hang
-        sys.path.insert(0, {os.getcwd()!r})
+    test_runtime's test_dropping_a_buffer_or_a_tensor_runs_no_python_code.)"""
+    rc, _, err = _interrupt("""
+        import time
         import numpy as np
         from clgrad.utils.data import DataLoader, Dataset
 
@@ -213,30 +238,16 @@ def test_dataloader_ctrl_c_exits_promptly(tmp_path):
         for k, b in enumerate(DataLoader(Slow(), batch_size=2, num_workers=3)):
             if k == 2:
                 print("looping", flush=True)
-    """))
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "looping"
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        p.kill()
-        _, err = p.communicate()
-        pytest.fail("the DataLoader loop did not stop within 60 s of SIGINT; its threads:\n"
-                    + err[-6000:])
-    assert p.returncode != 0 and "KeyboardInterrupt" in err, err
+    """)
+    assert rc != 0 and "KeyboardInterrupt" in err, err
 
 
 def test_ctrl_c_is_not_lost_while_tensors_die(device):
     """A SIGINT sent while a loop makes and drops tensors as fast as it can always stops it.
     While buffers had a Python __del__, 4 of 10 such signals landed in one and were dropped
     ("Exception ignored ... KeyboardInterrupt"), and the loop went on."""
-    code = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {os.getcwd()!r})
+    body = f"""
+        import time
         import clgrad
         x = clgrad.arange(16.0, device={device.spec!r})
         (x + x)._buf
@@ -247,19 +258,9 @@ def test_ctrl_c_is_not_lost_while_tensors_die(device):
                 clgrad.empty(4, device={device.spec!r})     # dies at once
                 (x + x)._buf
         print("not interrupted", flush=True)
-    """)
+    """
     for attempt in range(5):
-        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            assert p.stdout.readline().strip() == "looping"
-            time.sleep(0.2 + 0.1 * attempt)
-            p.send_signal(signal.SIGINT)
-            out, err = p.communicate(timeout=60)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+        rc, out, err = _interrupt(body, wait=0.2 + 0.1 * attempt)
         # a dropped signal shows as the loop running to its end (and exiting 0)
         assert "not interrupted" not in out, (attempt, err)
-        assert p.returncode != 0 and "KeyboardInterrupt" in err, (attempt, err)
+        assert rc != 0 and "KeyboardInterrupt" in err, (attempt, err)
